@@ -1,0 +1,95 @@
+/**
+ * getIdentity on a valid token (embedded, SQLite, 10,000 identities) against a baseline that reads
+ * the same row with a prepared statement and decrypts it directly. Both run in this process, in
+ * alternating rounds, so machine noise hits both alike. Prints both throughputs and `ratio: X`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { LocalBroker, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
+
+const IDENTITIES = Number(process.env.BENCH_IDENTITIES ?? 10_000);
+const READS_PER_ROUND = Number(process.env.BENCH_READS ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+const dir = mkdtempSync(join(tmpdir(), 'everyauth-bench-'));
+const path = join(dir, 'everyauth.db');
+try {
+  const vault = Vault.fromKeyRing(createKeyRing());
+  const store = await openSqliteStore({ path });
+  const broker = new LocalBroker({ store, vault, baseUrl: 'http://localhost:3000' });
+  await broker.putProvider({
+    id: 'bench-idp',
+    name: 'Bench IdP',
+    docs: 'https://idp.example/docs',
+    authorizationUrl: 'https://idp.example/authorize',
+    tokenUrl: 'https://idp.example/token',
+  });
+  await broker.putService({ id: 'github', providerId: 'bench-idp', clientId: 'bench-client', clientSecret: 'bench-secret' });
+
+  const now = Date.now();
+  const farFuture = now + 24 * 3600_000;
+  await store.db.transaction().execute(async (trx) => {
+    for (let i = 0; i < IDENTITIES; i++) {
+      const id = `idn_bench${String(i).padStart(8, '0')}`;
+      await trx
+        .insertInto('identities')
+        .values({
+          id,
+          service_id: 'github',
+          tenant_id: '',
+          user_id: `user-${i}`,
+          status: 'active',
+          tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
+          expires_at: farFuture,
+          scope: 'repo',
+          profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
+          tags: '{}',
+          version: 1,
+          lease_owner: null,
+          lease_until: null,
+          last_refresh_at: null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+    }
+  });
+
+  // The baseline: its own connection, one prepared statement, decrypt, parse.
+  const raw = new BetterSqlite3(path, { readonly: true });
+  const select = raw.prepare('SELECT * FROM identities WHERE service_id = ? AND user_id = ?');
+  const baseline = async (userId: string) => {
+    const row = select.get('github', userId) as { id: string; tokens: string };
+    return JSON.parse(vault.open(row.tokens, `identity:${row.id}`)).a as string;
+  };
+  const viaBroker = async (userId: string) => (await broker.getIdentity('github', userId))!.accessToken;
+
+  const users = Array.from({ length: READS_PER_ROUND }, () => `user-${Math.floor(Math.random() * IDENTITIES)}`);
+  const measure = async (read: (u: string) => Promise<string>) => {
+    const start = process.hrtime.bigint();
+    for (const u of users) await read(u);
+    return READS_PER_ROUND / (Number(process.hrtime.bigint() - start) / 1e9);
+  };
+
+  // Warm up both paths (JIT, page cache), then alternate rounds.
+  await measure(baseline);
+  await measure(viaBroker);
+  const results = { baseline: [] as number[], broker: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    results.baseline.push(await measure(baseline));
+    results.broker.push(await measure(viaBroker));
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const b = median(results.baseline);
+  const g = median(results.broker);
+  console.log(`identities: ${IDENTITIES}, reads per round: ${READS_PER_ROUND}, rounds: ${ROUNDS} (medians)`);
+  console.log(`baseline (prepared SELECT + decrypt): ${Math.round(b)} reads/s`);
+  console.log(`getIdentity (LocalBroker, SQLite):    ${Math.round(g)} reads/s`);
+  console.log(`ratio: ${(g / b).toFixed(2)}`);
+  raw.close();
+  await broker.close();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,188 @@
+import type { Provider, ProviderInput } from './catalog/schema.js';
+
+export type Tags = Record<string, string>;
+export type IdentityStatus = 'active' | 'needs_reauth' | 'revoked';
+
+/** A configured use of a provider. The client secret never leaves the broker; `hasClientSecret` says whether one is set. */
+export interface Service {
+  id: string;
+  providerId: string;
+  clientId: string;
+  hasClientSecret: boolean;
+  /** Scopes requested; the provider's defaults when empty. */
+  scopes: string[];
+  /** Extra authorization parameters, merged over the provider's. */
+  params: Record<string, string>;
+  /** Values for the provider's template variables (`subdomain`, `tenant`, …). */
+  variables: Record<string, string>;
+  /** The redirect URL to register at the provider. */
+  redirectUrl: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ServiceInput {
+  id: string;
+  providerId?: string;
+  clientId?: string;
+  /** `null` removes the secret; `undefined` keeps it. */
+  clientSecret?: string | null;
+  scopes?: string[];
+  params?: Record<string, string>;
+  variables?: Record<string, string>;
+}
+
+export interface Profile {
+  id?: string;
+  name?: string;
+  email?: string;
+  [claim: string]: unknown;
+}
+
+/** An identity without its tokens: what listings show. */
+export interface IdentitySummary {
+  id: string;
+  serviceId: string;
+  userId: string;
+  tenantId?: string;
+  tags: Tags;
+  status: IdentityStatus;
+  profile: Profile;
+  scope?: string;
+  /** ISO time the access token expires, if it does. */
+  expiresAt?: string;
+  lastRefreshAt?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What `getIdentity` hands back: a token fresh for at least the refresh margin. */
+export interface FreshIdentity {
+  accessToken: string;
+  expiresAt?: string;
+  identityId: string;
+  serviceId: string;
+  userId: string;
+  tenantId?: string;
+  tags: Tags;
+  profile: Profile;
+  /** The provider's token response without the refresh token: extra fields (Slack's team, Salesforce's instance_url) stay here. */
+  native: Record<string, unknown>;
+}
+
+/** Selects identities of one service. Every given field must match; tags match as a subset. */
+export interface IdentityFilter {
+  userId?: string;
+  tenantId?: string;
+  tags?: Tags;
+  status?: IdentityStatus;
+}
+
+/** Either an identity id (`idn_…`), a user id, or a filter. */
+export type IdentitySelector = string | IdentityFilter;
+
+export interface Page<T> {
+  items: T[];
+  /** Pass back as `next` to read the following page; absent on the last one. */
+  next?: string;
+}
+
+export interface PageRequest {
+  next?: string;
+  /** Items per page, 1–1000, default 100. */
+  count?: number;
+}
+
+export interface BeginAuthorization {
+  serviceId: string;
+  userId: string;
+  tenantId?: string;
+  tags?: Tags;
+  /** Where the user lands after the callback; a relative path or an allow-listed origin. */
+  finishedUrl?: string;
+  /**
+   * A secret the front end also sets as a cookie in the user's browser; the callback must present
+   * it again, which binds the flow to the browser that started it (RFC 9700 §4.7).
+   */
+  browserBinding?: string;
+}
+
+export interface AuthorizationStarted {
+  /** The provider's authorization URL to send the user to. */
+  url: string;
+  state: string;
+  expiresAt: string;
+}
+
+export interface AuthorizationCompleted {
+  identity: IdentitySummary;
+  /** `finishedUrl` with userId, tenantId and serviceId appended; undefined when the flow had none. */
+  finishedUrl?: string;
+}
+
+export type EventType =
+  | 'identity.created'
+  | 'identity.updated'
+  | 'identity.refreshed'
+  | 'identity.refresh_failed'
+  | 'identity.needs_reauth'
+  | 'identity.deleted';
+
+export interface BrokerEvent {
+  id: string;
+  type: EventType;
+  serviceId: string;
+  identityId: string;
+  userId: string;
+  tenantId?: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+export interface ProviderSummary {
+  id: string;
+  name: string;
+  custom: boolean;
+  docs: string;
+}
+
+/**
+ * The one interface every front end speaks: LocalBroker (over a store) and RemoteBroker (over HTTP).
+ * Every method is async so either can stand behind it.
+ */
+export interface Broker {
+  listProviders(options?: { search?: string }): Promise<ProviderSummary[]>;
+  getProvider(id: string): Promise<Provider>;
+  /** Adds or replaces a custom provider, validated against the catalog schema. */
+  putProvider(input: ProviderInput): Promise<Provider>;
+  /** Adds a custom provider from an issuer URL by OpenID Connect / RFC 8414 discovery. */
+  discoverProvider(id: string, issuer: string, options?: { name?: string }): Promise<Provider>;
+  deleteProvider(id: string): Promise<boolean>;
+
+  putService(input: ServiceInput): Promise<Service>;
+  getService(id: string): Promise<Service>;
+  listServices(): Promise<Service[]>;
+  deleteService(id: string): Promise<boolean>;
+
+  beginAuthorization(input: BeginAuthorization): Promise<AuthorizationStarted>;
+  /** Takes the callback's query string. Throws AuthorizationFailed (with `finishedUrl` when known); stores nothing then. */
+  completeAuthorization(
+    serviceId: string,
+    query: URLSearchParams | Record<string, unknown>,
+    options?: { browserBinding?: string },
+  ): Promise<AuthorizationCompleted>;
+
+  /** One identity without tokens; undefined when none matches, AmbiguousIdentity when several do. */
+  findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined>;
+  listIdentities(serviceId: string | undefined, filter?: IdentityFilter, page?: PageRequest): Promise<Page<IdentitySummary>>;
+  deleteIdentity(identityId: string, options?: { revoke?: boolean }): Promise<boolean>;
+  /** Deletes every identity of the service matching the filter; `null` means all of them (an empty filter is refused). */
+  deleteIdentities(serviceId: string, filter: IdentityFilter | null, options?: { revoke?: boolean }): Promise<number>;
+
+  /** A fresh access token: refreshed first when it expires within the margin, or when `force` is set. */
+  getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;
+
+  listEvents(options?: { after?: string; count?: number; identityId?: string }): Promise<BrokerEvent[]>;
+
+  close(): Promise<void>;
+}

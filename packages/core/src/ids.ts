@@ -1,0 +1,39 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
+
+/**
+ * A time-ordered id (48-bit millisecond time, 80 random bits, Crockford base32): sorting by id
+ * sorts by creation, which makes ids usable as paging cursors.
+ */
+export function sortableId(prefix: string, now = Date.now()): string {
+  let time = '';
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  const bytes = randomBytes(10);
+  let rand = '';
+  for (let i = 0; i < 16; i++) {
+    // 5 bits from the 80 random bits, in order.
+    const bit = i * 5;
+    const byte = bit >> 3;
+    const word = ((bytes[byte] ?? 0) << 8) | (bytes[byte + 1] ?? 0);
+    rand += CROCKFORD[(word >> (11 - (bit & 7))) & 31];
+  }
+  return `${prefix}${time}${rand}`;
+}
+
+/** Identity ids carry this prefix; user ids may not start with it, so the two are never confused. */
+export const IDENTITY_ID_PREFIX = 'idn_';
+export const EVENT_ID_PREFIX = 'evt_';
+
+export const newIdentityId = (now?: number) => sortableId(IDENTITY_ID_PREFIX, now);
+export const newEventId = (now?: number) => sortableId(EVENT_ID_PREFIX, now);
+export const isIdentityId = (value: string) => value.startsWith(IDENTITY_ID_PREFIX);
+
+/** 256 random bits, base64url: `state`, PKCE verifiers, nonces, browser bindings. */
+export const randomToken = () => randomBytes(32).toString('base64url');
+
+export const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');

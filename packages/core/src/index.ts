@@ -1,0 +1,13 @@
+export * from './broker.js';
+export * from './errors.js';
+export type { Provider, ProviderInput } from './catalog/schema.js';
+export { ProviderSchema } from './catalog/schema.js';
+export { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+export { discoverProvider } from './catalog/discovery.js';
+export { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
+export { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from './refresh.js';
+export { openStore, Store } from './store/index.js';
+export { openSqliteStore } from './store/sqlite.js';
+export * from './vault.js';
+export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256 } from './ids.js';
+export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';

@@ -1,0 +1,179 @@
+import type { Logger } from 'pino';
+import { NotFound, ProviderUnavailable, ReauthorizationRequired } from './errors.js';
+import { randomToken } from './ids.js';
+import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
+import type { TokenSet } from './oauth/token-set.js';
+import type { IdentityRow, Store } from './store/store.js';
+
+export interface RefreshPolicy {
+  /** Refresh when the token expires within this many ms. */
+  marginMs: number;
+  /** How long a lease on an identity row lasts before another process may take over. */
+  leaseMs: number;
+  /** Attempts at the provider on 5xx, 429 and network errors, the first included. */
+  attempts: number;
+  /** First backoff delay; doubles each attempt, with jitter, capped at maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
+  marginMs: 5 * 60_000,
+  leaseMs: 30_000,
+  attempts: 3,
+  baseDelayMs: 200,
+  maxDelayMs: 5_000,
+};
+
+export interface RefreshHooks {
+  context: (row: IdentityRow) => Promise<ClientContext>;
+  openTokens: (row: IdentityRow) => TokenSet;
+  sealTokens: (identityId: string, tokens: TokenSet) => string;
+  onRefreshed: (row: IdentityRow) => Promise<void>;
+  onFailed: (row: IdentityRow, error: Error, needsReauth: boolean) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Refreshes identities so that, however many callers ask at once, one token request per identity
+ * reaches the provider: callers in this process share one promise; processes and replicas contend
+ * for a lease on the row (a conditional UPDATE) and the loser waits for the winner's write, which
+ * is fenced by the row's version.
+ */
+export class Refresher {
+  private readonly inflight = new Map<string, Promise<IdentityRow>>();
+  /** Names this process as a lease holder. */
+  private readonly owner = randomToken().slice(0, 16);
+
+  constructor(
+    private readonly store: Store,
+    private readonly policy: RefreshPolicy,
+    private readonly hooks: RefreshHooks,
+    private readonly now: () => number,
+    private readonly logger: Logger,
+  ) {}
+
+  needsRefresh(row: Pick<IdentityRow, 'expires_at'>): boolean {
+    return row.expires_at !== null && row.expires_at - this.now() <= this.policy.marginMs;
+  }
+
+  /** The row after a refresh, or the row as it is when another caller refreshed it meanwhile. */
+  refresh(row: IdentityRow, force = false): Promise<IdentityRow> {
+    const pending = this.inflight.get(row.id);
+    if (pending) return pending;
+    const run = this.refreshShared(row, force).finally(() => this.inflight.delete(row.id));
+    this.inflight.set(row.id, run);
+    return run;
+  }
+
+  private async refreshShared(start: IdentityRow, force: boolean): Promise<IdentityRow> {
+    const giveUpAt = this.now() + this.policy.leaseMs * 2 + this.policy.maxDelayMs;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
+      const row = await this.store.getIdentity(start.id);
+      if (!row) throw new NotFound('identity', start.id);
+      if (row.status !== 'active') throw reauthError(row);
+      // Someone else wrote new tokens since we looked: theirs are as fresh as ours would be.
+      if (row.version !== start.version) return row;
+      if (!force && !this.needsRefresh(row)) return row;
+      const now = this.now();
+      if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
+        return this.refreshHoldingLease(row);
+      }
+      if (this.now() > giveUpAt) {
+        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
+      }
+      await sleep(wait / 2 + Math.random() * wait);
+    }
+  }
+
+  private async refreshHoldingLease(row: IdentityRow): Promise<IdentityRow> {
+    let tokens: TokenSet;
+    let ctx: ClientContext;
+    try {
+      tokens = this.hooks.openTokens(row);
+      ctx = await this.hooks.context(row);
+    } catch (err) {
+      await this.store.releaseLease(row.id, this.owner, this.now());
+      throw err;
+    }
+    if (!tokens.refreshToken) {
+      await this.store.releaseLease(row.id, this.owner, this.now());
+      if (row.expires_at === null || row.expires_at > this.now()) return row;
+      await this.fail(row, new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row)), true);
+    }
+
+    for (let attempt = 1; ; attempt++) {
+      let fresh: TokenSet;
+      try {
+        fresh = await refreshTokenGrant(ctx, tokens.refreshToken!, this.now);
+      } catch (err) {
+        const failure = err instanceof RefreshFailure ? err.failure : undefined;
+        if (failure?.kind === 'retryable' && attempt < this.policy.attempts) {
+          const delay = Math.min(failure.retryAfterMs ?? this.backoff(attempt), this.policy.maxDelayMs);
+          this.logger.warn({ identityId: row.id, serviceId: row.service_id, attempt, delay, reason: failure.detail }, 'refresh failed, retrying');
+          await sleep(delay);
+          // Keep the lease ours for the next attempt.
+          const now = this.now();
+          if (!(await this.store.extendLease(row.id, this.owner, now + this.policy.leaseMs))) {
+            throw new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed during retries');
+          }
+          continue;
+        }
+        const error = failure
+          ? toBrokerError(ctx, failure, { serviceId: row.service_id, id: row.id, userId: row.user_id, tenantId: tenantOf(row) })
+          : (err as Error);
+        const needsReauth = failure?.kind === 'invalid_grant';
+        await this.store.releaseLease(row.id, this.owner, this.now(), needsReauth ? 'needs_reauth' : undefined);
+        // A provider outage is not the caller's problem while the token it has still works.
+        if (!needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
+          this.logger.warn({ identityId: row.id, serviceId: row.service_id, error: error.message }, 'refresh failed, current token still valid');
+          await this.hooks.onFailed(row, error, false);
+          return row;
+        }
+        return this.fail(row, error, needsReauth);
+      }
+
+      // A provider that does not rotate keeps the old refresh token; one that does replaces it in this same write.
+      const merged: TokenSet = {
+        ...fresh,
+        refreshToken: fresh.refreshToken ?? tokens.refreshToken,
+        idToken: fresh.idToken ?? tokens.idToken,
+        scope: fresh.scope ?? tokens.scope,
+      };
+      const now = this.now();
+      const written = await this.store.completeRefresh(
+        row.id,
+        row.version,
+        this.owner,
+        { tokens: this.hooks.sealTokens(row.id, merged), expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
+        now,
+      );
+      if (!written) {
+        this.logger.error({ identityId: row.id, serviceId: row.service_id }, 'refresh lease lost before the write; the new tokens were discarded');
+        throw new ProviderUnavailable(ctx.provider.id, 'the refresh lease was lost before its result could be stored');
+      }
+      const updated = (await this.store.getIdentity(row.id))!;
+      await this.hooks.onRefreshed(updated);
+      return updated;
+    }
+  }
+
+  private async fail(row: IdentityRow, error: Error, needsReauth: boolean): Promise<never> {
+    if (needsReauth) await this.store.setStatus(row.id, 'needs_reauth', this.now());
+    await this.hooks.onFailed(row, error, needsReauth);
+    throw error;
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.policy.baseDelayMs * 2 ** (attempt - 1);
+    return base / 2 + Math.random() * base;
+  }
+}
+
+export const tenantOf = (row: Pick<IdentityRow, 'tenant_id'>) => (row.tenant_id === '' ? undefined : row.tenant_id);
+
+export function reauthError(row: IdentityRow): ReauthorizationRequired {
+  return new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row));
+}
