@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalBroker, Vault, createKeyRing, openSqliteStore, type KeyRing, type LocalBrokerOptions } from '@everyauth/core';
+import pg from 'pg';
+import { LocalBroker, Vault, createKeyRing, openSqliteStore, openStore, type KeyRing, type LocalBrokerOptions, type Store } from '@everyauth/core';
 import type { AuthServer } from './auth-server.js';
 
 /** Where the broker says the provider redirects back to; tests hand the callback's query to the broker directly. */
@@ -10,9 +11,35 @@ export const CLIENT_ID = 'everyauth-test';
 export const CLIENT_SECRET = 'test-client-secret-0123456789abcdef';
 export const redirectUriFor = (serviceId: string) => `${TEST_BASE_URL}/${serviceId}/callback`;
 
+/** The stores every core test runs against. */
+export const STORES = ['sqlite', 'postgres'] as const;
+export type StoreKind = (typeof STORES)[number];
+
+const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A PostgreSQL database of its own for one test file, dropped by `drop()`. */
+export async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `everyauth_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return {
+    url: `postgres://postgres@127.0.0.1:5432/${name}`,
+    async drop() {
+      const client = new pg.Client({ connectionString: PG_ADMIN });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
 export interface TestBroker {
   broker: LocalBroker;
+  kind: StoreKind;
   dir: string;
+  /** The SQLite file, or the PostgreSQL URL. */
   dbPath: string;
   ring: KeyRing;
   close(): Promise<void>;
@@ -24,12 +51,14 @@ export interface TestBroker {
  */
 export async function startTestBroker(
   server: AuthServer,
-  options: Partial<Omit<LocalBrokerOptions, 'store' | 'vault'>> & { extraServices?: string[]; dbPath?: string; ring?: KeyRing } = {},
+  options: Partial<Omit<LocalBrokerOptions, 'store' | 'vault'>> & { extraServices?: string[]; dbPath?: string; ring?: KeyRing; kind?: StoreKind } = {},
 ): Promise<TestBroker> {
+  const kind = options.kind ?? 'sqlite';
   const dir = mkdtempSync(join(tmpdir(), 'everyauth-test-'));
-  const dbPath = options.dbPath ?? join(dir, 'everyauth.db');
+  const database = kind === 'postgres' && !options.dbPath ? await createTestDatabase() : undefined;
+  const dbPath = options.dbPath ?? database?.url ?? join(dir, 'everyauth.db');
   const ring = options.ring ?? createKeyRing();
-  const store = await openSqliteStore({ path: dbPath });
+  const store: Store = kind === 'postgres' ? await openStore(dbPath) : await openSqliteStore({ path: dbPath });
   const broker = new LocalBroker({ baseUrl: TEST_BASE_URL, ...options, store, vault: Vault.fromKeyRing(ring) });
   await broker.discoverProvider('local-idp', server.issuer).catch(async (err) => {
     // Several brokers on one file: the provider is already there.
@@ -40,11 +69,13 @@ export async function startTestBroker(
   }
   return {
     broker,
+    kind,
     dir,
     dbPath,
     ring,
     async close() {
       await broker.close();
+      await database?.drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
