@@ -11,3 +11,18 @@ export { openSqliteStore } from './store/sqlite.js';
 export * from './vault.js';
 export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256 } from './ids.js';
 export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';
+export {
+  ConfigFile,
+  DEFAULT_DIR,
+  openBroker,
+  readConfigFile,
+  resolveConfig,
+  Profile as ConfigProfile,
+  type ResolveOptions,
+  type ResolvedConfig,
+  type ResolvedEmbedded,
+  type ResolvedRemote,
+} from './config.js';
+export * from './rekey.js';
+export * from './bundle.js';
+export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';

@@ -76,6 +76,11 @@ export class Refresher {
       // Someone else wrote new tokens since we looked: theirs are as fresh as ours would be.
       if (row.version !== start.version) return row;
       if (!force && !this.needsRefresh(row)) return row;
+      // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
+      if (!this.hooks.openTokens(row).refreshToken) {
+        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        return this.fail(row, reauthError(row), true);
+      }
       const now = this.now();
       if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
         return this.refreshHoldingLease(row);
@@ -98,12 +103,6 @@ export class Refresher {
       await this.store.releaseLease(row.id, this.owner, this.now());
       throw err;
     }
-    if (!tokens.refreshToken) {
-      await this.store.releaseLease(row.id, this.owner, this.now());
-      if (row.expires_at === null || row.expires_at > this.now()) return row;
-      await this.fail(row, new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row)), true);
-    }
-
     for (let attempt = 1; ; attempt++) {
       let fresh: TokenSet;
       try {
@@ -138,6 +137,8 @@ export class Refresher {
       // A provider that does not rotate keeps the old refresh token; one that does replaces it in this same write.
       const merged: TokenSet = {
         ...fresh,
+        // Fields only the first response carried (Slack's team, Salesforce's instance_url) stay.
+        native: { ...tokens.native, ...fresh.native },
         refreshToken: fresh.refreshToken ?? tokens.refreshToken,
         idToken: fresh.idToken ?? tokens.idToken,
         scope: fresh.scope ?? tokens.scope,

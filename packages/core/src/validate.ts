@@ -82,7 +82,10 @@ export function finishedUrl(value: unknown, allowedOrigins: readonly string[]): 
     throw new InvalidInput('finishedUrl must be a relative path or an allow-listed absolute URL without spaces, backslashes or control characters.', 'finishedUrl');
   }
   if (value.startsWith('/')) {
-    if (value.startsWith('//')) throw new InvalidInput('finishedUrl may not be protocol-relative ("//host"): use a path or an allow-listed origin.', 'finishedUrl');
+    // Dot segments collapse when the URL is parsed (`/.//evil` becomes `//evil`), so the parsed path is checked too.
+    if (value.startsWith('//') || new URL(value, 'http://relative.invalid').pathname.startsWith('//')) {
+      throw new InvalidInput('finishedUrl may not be protocol-relative ("//host"), also not after dot segments: use a path or an allow-listed origin.', 'finishedUrl');
+    }
     return value;
   }
   let url: URL;

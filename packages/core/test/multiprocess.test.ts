@@ -88,7 +88,7 @@ describe('refresh across processes on one SQLite file', () => {
     await expire('kim');
     server.resetCounters();
     // Hold the first token request at the provider long enough to kill the process that sent it.
-    server.failNextTokenRequests(1, { delayMs: 3000 });
+    server.failNextTokenRequests(1, { delayMs: 15_000 });
     const holder = startWorker('kim', { LEASE_MS: '1500' });
     await holder.ready;
     holder.child.stdin.write('go\n');

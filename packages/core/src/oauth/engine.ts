@@ -58,6 +58,8 @@ export interface AuthorizationRequest {
 export async function buildAuthorizationUrl(ctx: ClientContext, request: AuthorizationRequest): Promise<URL> {
   const { provider } = ctx;
   const url = new URL(provider.authorizationUrl);
+  // Extra parameters first, so none of them can replace a protocol parameter set below.
+  for (const [k, v] of Object.entries({ ...provider.authorizationParams, ...request.params })) url.searchParams.set(k, v);
   url.searchParams.set('response_type', 'code');
   url.searchParams.set('client_id', ctx.client.client_id);
   url.searchParams.set('redirect_uri', request.redirectUri);
@@ -68,7 +70,6 @@ export async function buildAuthorizationUrl(ctx: ClientContext, request: Authori
     url.searchParams.set('code_challenge_method', 'S256');
   }
   if (request.nonce) url.searchParams.set('nonce', request.nonce);
-  for (const [k, v] of Object.entries({ ...provider.authorizationParams, ...request.params })) url.searchParams.set(k, v);
   return url;
 }
 

@@ -19,6 +19,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
+  // A restart or failover kills idle connections; the pool drops them and opens new ones on demand.
+  // Without a listener the 'error' event would crash the process.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const store = new Store(db, 'postgres');
   await store.migrate();

@@ -1,0 +1,296 @@
+import type {
+  AuthorizationCompleted,
+  AuthorizationStarted,
+  BeginAuthorization,
+  Broker,
+  BrokerEvent,
+  FreshIdentity,
+  IdentityFilter,
+  IdentitySelector,
+  IdentitySummary,
+  Page,
+  PageRequest,
+  ProviderSummary,
+  Service,
+  ServiceInput,
+} from './broker.js';
+import type { Provider, ProviderInput } from './catalog/schema.js';
+import {
+  AmbiguousIdentity,
+  AuthorizationFailed,
+  ConfigurationError,
+  Conflict,
+  DecryptionFailed,
+  EveryAuthError,
+  InvalidInput,
+  NotFound,
+  ProviderError,
+  ProviderUnavailable,
+  ReauthorizationRequired,
+} from './errors.js';
+import { isIdentityId } from './ids.js';
+
+export interface RemoteBrokerOptions {
+  /** The server's base URL, e.g. `https://everyauth.internal:4000`. */
+  server: string;
+  /** An API key (`ea_<id>_<secret>`); `tokens:read` for applications, `admin` for management. */
+  apiKey: string;
+  /** Timeout of each request (default 30 s: a token request may wait for a refresh at the provider). */
+  timeoutMs?: number;
+}
+
+type Query = Record<string, string | string[] | number | boolean | undefined>;
+
+/**
+ * The Broker over the EveryAuth server's REST API (/v1). Errors come back as the same typed errors
+ * LocalBroker throws, with the same codes and messages, so callers cannot tell the two apart.
+ * Plain fetch; no state besides the base URL and key.
+ */
+export class RemoteBroker implements Broker {
+  private readonly base: string;
+  private readonly auth: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: RemoteBrokerOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.server);
+    } catch {
+      throw new ConfigurationError(`The server URL "${options.server}" is not an absolute URL.`);
+    }
+    if (!options.apiKey) throw new ConfigurationError('RemoteBroker needs an API key (EVERYAUTH_API_KEY).');
+    this.base = url.href.replace(/\/+$/, '');
+    this.auth = `Bearer ${options.apiKey}`;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  // ---- providers ----
+
+  listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
+    return this.call('GET', '/v1/providers', { query: { search: options.search } });
+  }
+
+  getProvider(id: string): Promise<Provider> {
+    return this.call('GET', `/v1/providers/${seg(id)}`);
+  }
+
+  putProvider(input: ProviderInput): Promise<Provider> {
+    const id = (input as { id?: unknown }).id;
+    if (typeof id !== 'string' || id.length === 0) throw new InvalidInput('The provider definition needs an id.', 'id');
+    return this.call('PUT', `/v1/providers/${seg(id)}`, { body: input });
+  }
+
+  discoverProvider(id: string, issuer: string, options: { name?: string } = {}): Promise<Provider> {
+    return this.call('POST', '/v1/providers/discover', { body: { id, issuer, name: options.name } });
+  }
+
+  deleteProvider(id: string): Promise<boolean> {
+    return this.deleted(`/v1/providers/${seg(id)}`);
+  }
+
+  // ---- services ----
+
+  putService(input: ServiceInput): Promise<Service> {
+    const { id, ...rest } = input;
+    return this.call('PUT', `/v1/services/${seg(id)}`, { body: rest });
+  }
+
+  getService(id: string): Promise<Service> {
+    return this.call('GET', `/v1/services/${seg(id)}`);
+  }
+
+  listServices(): Promise<Service[]> {
+    return this.call('GET', '/v1/services');
+  }
+
+  deleteService(id: string): Promise<boolean> {
+    return this.deleted(`/v1/services/${seg(id)}`);
+  }
+
+  // ---- authorization ----
+
+  beginAuthorization(input: BeginAuthorization): Promise<AuthorizationStarted> {
+    return this.call('POST', '/v1/authorizations', { body: input });
+  }
+
+  completeAuthorization(
+    serviceId: string,
+    query: URLSearchParams | Record<string, unknown>,
+    options: { browserBinding?: string } = {},
+  ): Promise<AuthorizationCompleted> {
+    const params = query instanceof URLSearchParams ? query : toSearchParams(query);
+    return this.call('POST', '/v1/authorizations/complete', { body: { serviceId, query: params.toString(), browserBinding: options.browserBinding } });
+  }
+
+  /**
+   * Server only: a hosted authorization. The link leads to the server, which binds the flow to the
+   * user's browser, sends it to the provider and, after the callback, to `finishedUrl`.
+   */
+  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<{ url: string; expiresAt: string }> {
+    return this.call('POST', '/v1/sessions', { body: input });
+  }
+
+  // ---- identities ----
+
+  async findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined> {
+    try {
+      if (typeof selector === 'string' && isIdentityId(selector)) {
+        const found = await this.call<IdentitySummary>('GET', `/v1/identities/${seg(selector)}`);
+        return found.serviceId === serviceId ? found : undefined;
+      }
+      return await this.call<IdentitySummary>('GET', `/v1/services/${seg(serviceId)}/identity`, { query: filterQuery(selector) });
+    } catch (err) {
+      if (err instanceof NotFound && err.kind === 'identity') return undefined;
+      throw err;
+    }
+  }
+
+  listIdentities(serviceId: string | undefined, filter: IdentityFilter = {}, page: PageRequest = {}): Promise<Page<IdentitySummary>> {
+    return this.call('GET', '/v1/identities', { query: { serviceId, ...filterQuery(filter), next: page.next, count: page.count } });
+  }
+
+  deleteIdentity(identityId: string, options: { revoke?: boolean } = {}): Promise<boolean> {
+    return this.deleted(`/v1/identities/${seg(identityId)}`, { revoke: options.revoke });
+  }
+
+  async deleteIdentities(serviceId: string, filter: IdentityFilter | null, options: { revoke?: boolean } = {}): Promise<number> {
+    // The server refuses an empty filter, as LocalBroker does; null says "all" explicitly.
+    const query = filter === null ? { all: true } : filterQuery(filter);
+    const r = await this.call<{ deleted: number }>('DELETE', `/v1/services/${seg(serviceId)}/identities`, { query: { ...query, revoke: options.revoke } });
+    return r.deleted;
+  }
+
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+    const force = options.force ? true : undefined;
+    try {
+      if (typeof selector === 'string' && isIdentityId(selector)) {
+        return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, { query: { force } });
+      }
+      return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } });
+    } catch (err) {
+      if (err instanceof NotFound && err.kind === 'identity') return undefined;
+      throw err;
+    }
+  }
+
+  listEvents(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {
+    return this.call('GET', '/v1/events', { query: options });
+  }
+
+  async close(): Promise<void> {}
+
+  // ---- HTTP ----
+
+  private async deleted(path: string, query: Query = {}): Promise<boolean> {
+    try {
+      await this.call('DELETE', path, { query });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFound) return false;
+      throw err;
+    }
+  }
+
+  private async call<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+    const url = new URL(this.base + path);
+    for (const [k, v] of Object.entries(options.query ?? {})) {
+      if (v === undefined) continue;
+      for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, String(item));
+    }
+    const headers: Record<string, string> = { authorization: this.auth, accept: 'application/json' };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+      });
+    } catch (err) {
+      const timedOut = (err as Error).name === 'TimeoutError';
+      throw new EveryAuthError('server_unavailable', `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`, {
+        status: 503,
+        retryable: true,
+        cause: err,
+      });
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (response.ok) return body as T;
+    throw toTypedError(response.status, body, this.base);
+  }
+}
+
+/** Rebuilds the server's error JSON into the typed error LocalBroker would have thrown. */
+export function toTypedError(status: number, body: unknown, server = 'the server'): EveryAuthError {
+  const e = (body && typeof body === 'object' ? body : {}) as Record<string, any>;
+  const code = typeof e.error === 'string' ? e.error : `http_${status}`;
+  const message = typeof e.message === 'string' ? e.message : `The EveryAuth server at ${server} answered HTTP ${status}.`;
+  let error: EveryAuthError;
+  switch (e.type) {
+    case 'InvalidInput':
+      error = new InvalidInput(message, e.field);
+      break;
+    case 'ConfigurationError':
+      error = new ConfigurationError(message);
+      break;
+    case 'NotFound':
+      error = new NotFound(e.kind, e.id);
+      break;
+    case 'Conflict':
+      error = new Conflict(message);
+      break;
+    case 'AmbiguousIdentity':
+      error = new AmbiguousIdentity(e.serviceId, e.count);
+      break;
+    case 'DecryptionFailed':
+      error = new DecryptionFailed(message);
+      break;
+    case 'AuthorizationFailed':
+      error = new AuthorizationFailed(code, e.description ?? message, e.context ?? {});
+      break;
+    case 'ReauthorizationRequired':
+      error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined);
+      break;
+    case 'ProviderUnavailable':
+      error = new ProviderUnavailable(e.providerId, '');
+      break;
+    case 'ProviderError':
+      error = new ProviderError(e.providerId, e.providerError, '');
+      break;
+    default:
+      error = new EveryAuthError(code, message, { status, retryable: e.retryable === true || status === 429 || status === 503 });
+  }
+  // The server's wording, exactly: the typed constructors rebuild most messages but not every detail.
+  error.message = message;
+  return error;
+}
+
+const seg = (value: string) => encodeURIComponent(value);
+
+function filterQuery(selector: IdentitySelector): Query {
+  const filter: IdentityFilter = typeof selector === 'string' ? { userId: selector } : selector;
+  return {
+    userId: filter.userId,
+    tenantId: filter.tenantId,
+    status: filter.status,
+    tag: Object.entries(filter.tags ?? {}).map(([k, v]) => `${k}=${v}`),
+  };
+}
+
+function toSearchParams(query: Record<string, unknown>): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (typeof v === 'string') params.append(k, v);
+    else if (Array.isArray(v)) for (const item of v) params.append(k, String(item));
+  }
+  return params;
+}
