@@ -425,8 +425,10 @@ export class LocalBroker implements Broker {
 
   private async findRow(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
     validate.serviceId(serviceId);
-    // The token-read path: a plain id is only ever a bound parameter, so it needs no more checks.
+    // The token-read path: a plain id is only ever a bound parameter, so it needs no more than the
+    // text check (NUL breaks PostgreSQL; a lone surrogate would match another user's U+FFFD).
     if (typeof selector === 'string' && selector.length > 0) {
+      validate.lookupId(selector);
       if (isIdentityId(selector)) {
         const row = await this.store.getIdentity(selector);
         return row?.service_id === serviceId ? row : undefined;

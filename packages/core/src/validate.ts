@@ -2,9 +2,10 @@ import { InvalidInput } from './errors.js';
 import { IDENTITY_ID_PREFIX } from './ids.js';
 import type { IdentityFilter, IdentityStatus, Tags } from './broker.js';
 
-// Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: never valid in an id.
+// Control characters (C0, DEL, C1), the Unicode line/paragraph separators, and lone surrogates
+// (both databases store them as U+FFFD, so two different ids would become one): never valid in an id.
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|\p{Cs}/u;
 
 export const SERVICE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const TAG_KEY = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -24,6 +25,9 @@ function text(value: unknown, field: string, max = MAX_ID): string {
   }
   return value;
 }
+
+/** A user id or identity id to look up: the token-read path checks only what the database cannot hold faithfully. */
+export const lookupId = (value: unknown): string => text(value, 'userId');
 
 export function userId(value: unknown): string {
   const id = text(value, 'userId');

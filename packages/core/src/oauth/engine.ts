@@ -126,7 +126,11 @@ function tokenCall(ctx: ClientContext): TokenCall {
     [oauth.customFetch]: async (url, init) => {
       const response = await fetch(url, init);
       if (!(response.headers.get('content-type') ?? '').includes('json')) return response;
-      const body = (await response.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+      const text = await readAtMost(response, MAX_TOKEN_RESPONSE_BYTES);
+      if (text === undefined) {
+        return new Response(`a token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, { status: response.status, headers: { 'content-type': 'text/plain' } });
+      }
+      const body = parseJson(text) as Record<string, unknown> | undefined;
       if (!body || typeof body !== 'object' || Array.isArray(body)) {
         return new Response('not a JSON object', { status: response.status, headers: { 'content-type': 'text/plain' } });
       }
@@ -136,6 +140,36 @@ function tokenCall(ctx: ClientContext): TokenCall {
     },
   };
   return { options, raw: () => raw };
+}
+
+/**
+ * Token responses are a few kilobytes. The raw response is kept with the tokens and decrypted on
+ * every token read, so a provider answering megabytes is refused rather than stored.
+ */
+const MAX_TOKEN_RESPONSE_BYTES = 256 * 1024;
+
+/** The body as text, or undefined (and the rest left unread) once it passes `max` bytes. */
+async function readAtMost(response: Response, max: number): Promise<string | undefined> {
+  if (Number(response.headers.get('content-length') ?? 0) > max) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength;
+    if (size > max) return undefined; // leaving the loop early cancels the stream
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function normaliseTokenBody(provider: Provider, status: number, body: Record<string, unknown>) {

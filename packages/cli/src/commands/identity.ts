@@ -1,0 +1,200 @@
+import { Option, type Command } from 'commander';
+import { NotFound, type Broker, type FreshIdentity, type IdentityFilter, type IdentitySelector, type IdentitySummary } from '@everyauth/core';
+import { collectPair, pairsOf, positiveInt } from '../args.js';
+import { contextOf, type CliIo, type Context } from '../context.js';
+import { UsageError, withHint } from '../errors.js';
+import { pairs, relativeTime } from '../output.js';
+
+interface SelectOptions {
+  userId?: string;
+  tenantId?: string;
+  tag?: string[];
+}
+
+interface ListOptions extends SelectOptions {
+  status?: IdentityFilter['status'];
+  limit: number;
+  next?: string;
+  all?: boolean;
+}
+
+/** The selector flags shared by get, refresh and rm. */
+function withSelector(command: Command): Command {
+  return command
+    .argument('<service>', 'service id')
+    .argument('[identity]', 'identity id (idn_…) or user id')
+    .option('--user-id <id>', 'your application\'s user id')
+    .option('--tenant-id <id>', 'your application\'s tenant id')
+    .option('--tag <key=value>', 'tag that must match (repeatable)', collectPair);
+}
+
+export function registerIdentity(program: Command, io: CliIo): void {
+  const identity = program.command('identity').description('identities: users\' grants on a service (tokens are never listed)');
+
+  identity
+    .command('ls')
+    .description('list identities of a service, optionally filtered')
+    .argument('[service]', 'service id (all services when omitted)')
+    .option('--user-id <id>', 'only this user')
+    .option('--tenant-id <id>', 'only this tenant')
+    .option('--tag <key=value>', 'only identities with this tag (repeatable)', collectPair)
+    .addOption(new Option('--status <status>', 'only identities in this status').choices(['active', 'needs_reauth', 'revoked']))
+    .option('--limit <n>', 'identities per page (1–1000)', positiveInt, 100)
+    .option('--next <cursor>', 'the cursor a previous page printed')
+    .option('--all', 'every page, not just the first')
+    .action(async (service: string | undefined, options: ListOptions, command: Command) => {
+      const ctx = contextOf(io, command);
+      const filter: IdentityFilter = { userId: options.userId, tenantId: options.tenantId, tags: pairsOf(options.tag, '--tag'), status: options.status };
+      const { items, next } = await ctx.withBroker(async (b) => {
+        if (service !== undefined) await b.getService(service); // a typo in the service is an error, not an empty list
+        const all: IdentitySummary[] = [];
+        let cursor = options.next;
+        do {
+          const page = await b.listIdentities(service, filter, { count: options.limit, next: cursor });
+          all.push(...page.items);
+          cursor = page.next;
+        } while (options.all && cursor !== undefined);
+        return { items: all, next: cursor };
+      });
+      ctx.out.list(
+        items,
+        [
+          { header: 'id', value: (i) => i.id },
+          ...(service === undefined ? [{ header: 'service', value: (i: IdentitySummary) => i.serviceId }] : []),
+          { header: 'user', value: (i) => i.userId },
+          { header: 'tenant', value: (i) => i.tenantId },
+          { header: 'status', value: (i) => statusText(ctx, i.status) },
+          { header: 'account', value: (i) => accountOf(i) },
+          { header: 'expires', value: (i) => relativeTime(i.expiresAt) },
+          { header: 'tags', value: (i) => pairs(i.tags) },
+        ],
+        { empty: 'No identities match.', jsonValue: next === undefined ? { items } : { items, next } },
+      );
+      if (!ctx.out.json && next !== undefined) ctx.out.note(`More identities: add --next ${next} (or --all).`);
+    });
+
+  withSelector(identity.command('get'))
+    .description('show one identity; --show-token prints a fresh access token (refreshing it first if needed)')
+    .option('--show-token', 'print the access token')
+    .action(async (service: string, id: string | undefined, options: SelectOptions & { showToken?: boolean }, command: Command) => {
+      const ctx = contextOf(io, command);
+      const selector = selectorOf(id, options, 'identity get');
+      await ctx.withBroker(async (b) => {
+        const summary = await findOrFail(b, service, selector);
+        if (!options.showToken) return showSummary(ctx, summary);
+        const fresh = await b.getIdentity(service, summary.id);
+        if (!fresh) throw new NotFound('identity', summary.id);
+        showFresh(ctx, summary, fresh);
+      });
+    });
+
+  withSelector(identity.command('refresh'))
+    .description('refresh the access token now, at the provider')
+    .option('--show-token', 'print the new access token')
+    .action(async (service: string, id: string | undefined, options: SelectOptions & { showToken?: boolean }, command: Command) => {
+      const ctx = contextOf(io, command);
+      const selector = selectorOf(id, options, 'identity refresh');
+      await ctx.withBroker(async (b) => {
+        const summary = await findOrFail(b, service, selector);
+        const fresh = await b.getIdentity(service, summary.id, { force: true });
+        if (!fresh) throw new NotFound('identity', summary.id);
+        if (options.showToken || ctx.out.json) return showFresh(ctx, summary, fresh, options.showToken === true);
+        ctx.out.line(`Refreshed ${fresh.identityId} (user ${fresh.userId}); the access token expires ${fresh.expiresAt ? `at ${fresh.expiresAt}` : 'never'}.`);
+      });
+    });
+
+  withSelector(identity.command('rm'))
+    .description('delete an identity (or, with --all, every identity matching the filter)')
+    .option('--revoke', 'also revoke the grant at the provider (RFC 7009)')
+    .option('--all', 'delete every matching identity; without a filter, every identity of the service')
+    .action(async (service: string, id: string | undefined, options: SelectOptions & { revoke?: boolean; all?: boolean }, command: Command) => {
+      const ctx = contextOf(io, command);
+      if (options.all) {
+        if (id !== undefined) throw new UsageError('--all deletes by filter; do not name an identity as well.', 'identity rm');
+        const filter = filterOf(options);
+        const count = await ctx.withBroker((b) => b.deleteIdentities(service, isEmpty(filter) ? null : filter, { revoke: options.revoke }));
+        if (ctx.out.json) return ctx.out.data({ deleted: count });
+        return ctx.out.line(`Deleted ${count} identit${count === 1 ? 'y' : 'ies'} of service "${service}"${options.revoke ? ', revoked at the provider' : ''}.`);
+      }
+      const selector = selectorOf(id, options, 'identity rm');
+      const deleted = await ctx.withBroker(async (b) => {
+        const summary = await findOrFail(b, service, selector);
+        if (!(await b.deleteIdentity(summary.id, { revoke: options.revoke }))) throw new NotFound('identity', summary.id);
+        return summary;
+      });
+      if (ctx.out.json) return ctx.out.data({ id: deleted.id, deleted: true, revoked: options.revoke === true });
+      ctx.out.line(`Deleted identity ${deleted.id} (user ${deleted.userId})${options.revoke ? ' and revoked its grant at the provider' : ''}.`);
+    });
+}
+
+function filterOf(options: SelectOptions): IdentityFilter {
+  const filter: IdentityFilter = {};
+  if (options.userId !== undefined) filter.userId = options.userId;
+  if (options.tenantId !== undefined) filter.tenantId = options.tenantId;
+  const tags = pairsOf(options.tag, '--tag');
+  if (tags !== undefined) filter.tags = tags;
+  return filter;
+}
+
+const isEmpty = (filter: IdentityFilter) => Object.keys(filter).length === 0;
+
+function selectorOf(id: string | undefined, options: SelectOptions, command: string): IdentitySelector {
+  const filter = filterOf(options);
+  if (id !== undefined && !isEmpty(filter)) throw new UsageError('Name the identity either by id or with --user-id/--tenant-id/--tag, not both.', command);
+  if (id !== undefined) return id;
+  if (isEmpty(filter)) throw new UsageError('Name the identity: an identity id (idn_…), or --user-id (with --tenant-id or --tag when a user has several).', command);
+  return filter;
+}
+
+async function findOrFail(broker: Broker, service: string, selector: IdentitySelector): Promise<IdentitySummary> {
+  // An unknown service is its own error, so a typo in it is not reported as a missing identity.
+  await broker.getService(service);
+  const found = await broker.findIdentity(service, selector);
+  if (!found) {
+    throw withHint(new NotFound('identity', typeof selector === 'string' ? selector : describeFilter(selector)), `List the identities of this service with \`everyauth identity ls ${service}\`.`);
+  }
+  return found;
+}
+
+function describeFilter(filter: IdentityFilter): string {
+  return [filter.userId && `user ${filter.userId}`, filter.tenantId && `tenant ${filter.tenantId}`, filter.tags && pairs(filter.tags)].filter(Boolean).join(', ');
+}
+
+function accountOf(i: IdentitySummary): string | undefined {
+  return i.profile.email ?? i.profile.name ?? i.profile.id;
+}
+
+function statusText(ctx: Context, status: IdentitySummary['status']): string {
+  if (status === 'active') return ctx.out.color.green(status);
+  return status === 'needs_reauth' ? ctx.out.color.yellow(status) : ctx.out.color.red(status);
+}
+
+function summaryFields(ctx: Context, i: IdentitySummary): [string, string | undefined][] {
+  return [
+    ['id', i.id],
+    ['service', i.serviceId],
+    ['user', i.userId],
+    ['tenant', i.tenantId],
+    ['status', statusText(ctx, i.status)],
+    ['account', [i.profile.name, i.profile.email && `<${i.profile.email}>`, i.profile.id && `(id ${i.profile.id})`].filter(Boolean).join(' ')],
+    ['tags', pairs(i.tags)],
+    ['scope', i.scope],
+    ['expires', i.expiresAt && `${i.expiresAt} (${relativeTime(i.expiresAt)})`],
+    ['last refresh', i.lastRefreshAt],
+    ['created', i.createdAt],
+    ['updated', i.updatedAt],
+  ];
+}
+
+function showSummary(ctx: Context, i: IdentitySummary): void {
+  ctx.out.record(i, summaryFields(ctx, i));
+  if (!ctx.out.json && i.status === 'needs_reauth') ctx.out.note('The grant is no longer valid: the user must authorize again.');
+}
+
+function showFresh(ctx: Context, summary: IdentitySummary, fresh: FreshIdentity, withToken = true): void {
+  if (ctx.out.json) {
+    const { accessToken: _hidden, ...rest } = fresh;
+    return ctx.out.data(withToken ? fresh : rest);
+  }
+  ctx.out.record(fresh, [...summaryFields(ctx, summary).map(([k, v]): [string, string | undefined] => (k === 'expires' ? [k, fresh.expiresAt] : [k, v])), ['access token', fresh.accessToken]]);
+}

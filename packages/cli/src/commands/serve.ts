@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { portNumber } from '../args.js';
+import { contextOf, type CliIo } from '../context.js';
+import { UsageError } from '../errors.js';
+
+interface ServeOptions {
+  port?: number;
+  host?: string;
+  store?: string;
+  baseUrl?: string;
+  logLevel?: string;
+}
+
+export function registerServe(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .description('run the EveryAuth server (REST API, hosted authorization flow, console) on this profile\'s store')
+    .option('--port <port>', 'port to listen on (default EVERYAUTH_PORT, then 4000; 0 picks a free one)', portNumber)
+    .option('--host <host>', 'address to listen on (default EVERYAUTH_HOST, then 127.0.0.1)')
+    .option('--store <path|url>', 'SQLite file or postgres:// URL (default: the profile\'s store)')
+    .option('--base-url <url>', 'public URL providers redirect back to (default: the profile\'s, then http://<host>:<port>)')
+    .option('--log-level <level>', 'trace, debug, info, warn or error (default EVERYAUTH_LOG_LEVEL, then info)')
+    .action(async (options: ServeOptions, command: Command) => {
+      const ctx = contextOf(io, command);
+      const config = await ctx.config();
+      if (config.mode !== 'embedded') {
+        throw new UsageError(`This profile uses the server ${config.server}; \`everyauth serve\` runs a server on a local store. Choose a local profile with --profile, or give --store.`, 'serve');
+      }
+      const { startServer } = await import('@everyauth/server'); // Fastify loads only for this command
+      const server = await startServer({
+        port: options.port,
+        host: options.host,
+        store: options.store ?? config.store,
+        // The profile's base URL is only a default for embedded mode; the server's own origin fits better unless set.
+        baseUrl: options.baseUrl ?? ctx.env.EVERYAUTH_BASE_URL,
+        env: ctx.env,
+        keyFile: config.keyFile,
+        logLevel: options.logLevel,
+        handleSignals: true,
+      });
+      ctx.out.note(`EveryAuth server listening on ${server.url} (Ctrl-C to stop).`);
+      // Resolves never: the process ends on SIGINT/SIGTERM, after startServer has closed gracefully.
+      await new Promise<never>(() => undefined);
+    });
+}

@@ -1,0 +1,103 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { InvalidInput, NotFound, type Store } from '@everyauth/core';
+import { serverDb } from './tables.js';
+
+/** `admin` may do everything; `tokens:read` may read tokens and look identities, services and providers up. */
+export const SCOPES = ['admin', 'tokens:read'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKeySummary {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  createdAt: string;
+}
+
+export interface VerifiedKey {
+  id: string;
+  scopes: Scope[];
+}
+
+const KEY_FORMAT = /^ea_([a-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
+
+const hashOf = (key: string) => createHash('sha256').update(key).digest();
+
+function checkScopes(scopes: unknown): Scope[] {
+  if (!Array.isArray(scopes) || scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s))) {
+    throw new InvalidInput(`scopes must be a non-empty list of ${SCOPES.join(', ')}.`, 'scopes');
+  }
+  return [...new Set(scopes as Scope[])];
+}
+
+/** Makes a key `ea_<id>_<secret>`; only its SHA-256 is stored, so the key is shown once, here. */
+export async function createApiKey(store: Store, input: { name: string; scopes: Scope[] }): Promise<{ id: string; key: string; summary: ApiKeySummary }> {
+  if (typeof input.name !== 'string' || input.name.length === 0 || input.name.length > 100) {
+    throw new InvalidInput('name must be 1–100 characters.', 'name');
+  }
+  const scopes = checkScopes(input.scopes);
+  const id = randomBytes(8).toString('hex');
+  const key = `ea_${id}_${randomBytes(32).toString('base64url')}`;
+  const now = Date.now();
+  await serverDb(store)
+    .insertInto('api_keys')
+    .values({ id, name: input.name, hash: hashOf(key).toString('hex'), scopes: JSON.stringify(scopes), created_at: now })
+    .execute();
+  return { id, key, summary: { id, name: input.name, scopes, createdAt: new Date(now).toISOString() } };
+}
+
+export async function listApiKeys(store: Store): Promise<ApiKeySummary[]> {
+  const rows = await serverDb(store).selectFrom('api_keys').select(['id', 'name', 'scopes', 'created_at']).orderBy('created_at').execute();
+  return rows.map((r) => ({ id: r.id, name: r.name, scopes: JSON.parse(r.scopes), createdAt: new Date(r.created_at).toISOString() }));
+}
+
+export async function deleteApiKey(store: Store, id: string): Promise<boolean> {
+  const r = await serverDb(store).deleteFrom('api_keys').where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) > 0;
+}
+
+export async function getApiKey(store: Store, id: string): Promise<ApiKeySummary> {
+  const found = (await listApiKeys(store)).find((k) => k.id === id);
+  if (!found) throw new NotFound('api_key', id);
+  return found;
+}
+
+interface CachedKey {
+  hash: Buffer;
+  scopes: Scope[];
+}
+
+/**
+ * Checks presented keys. Rows are cached for `cacheMs` (a deleted key stops working on every
+ * replica within that time); the hash comparison runs on every request, in constant time.
+ */
+export class ApiKeyVerifier {
+  private readonly cache = new Map<string, { row: CachedKey | null; until: number }>();
+
+  constructor(private readonly store: Store, private readonly cacheMs = 5_000) {}
+
+  async verify(key: string): Promise<VerifiedKey | undefined> {
+    const match = KEY_FORMAT.exec(key);
+    if (!match) return undefined;
+    const id = match[1]!;
+    const row = await this.row(id);
+    if (!row) return undefined;
+    return timingSafeEqual(hashOf(key), row.hash) ? { id, scopes: row.scopes } : undefined;
+  }
+
+  /** Forgets a key at once on this replica (after a delete through this replica's API). */
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+
+  private async row(id: string): Promise<CachedKey | null> {
+    const now = Date.now();
+    const cached = this.cache.get(id);
+    if (cached && cached.until > now) return cached.row;
+    const found = await serverDb(this.store).selectFrom('api_keys').select(['hash', 'scopes']).where('id', '=', id).executeTakeFirst();
+    const row = found ? { hash: Buffer.from(found.hash, 'hex'), scopes: JSON.parse(found.scopes) as Scope[] } : null;
+    // Unknown ids are cached too, so guessing ids does not become database load; the map stays bounded.
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(id, { row, until: now + this.cacheMs });
+    return row;
+  }
+}

@@ -1,0 +1,5 @@
+export { buildServer, serverLogger, type BuildServerOptions, type EventListener } from './server.js';
+export { startServer, type RunningServer, type StartServerOptions } from './start.js';
+export { createApiKey, listApiKeys, deleteApiKey, SCOPES, type ApiKeySummary, type Scope } from './api-keys.js';
+export { signWebhook, verifyWebhookSignature, SIGNATURE_HEADER, WEBHOOK_EVENTS, type Webhook, type WebhookDelivery, type WebhookOptions } from './webhooks.js';
+export type { BackgroundRefreshOptions } from './background-refresh.js';

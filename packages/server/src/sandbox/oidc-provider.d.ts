@@ -1,0 +1,39 @@
+/**
+ * The part of oidc-provider 9 the sandbox uses (the package ships no types, and
+ * @types/oidc-provider describes an older major).
+ */
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  interface Interaction {
+    uid: string;
+    prompt: { name: string; details: Record<string, unknown> };
+    params: Record<string, unknown>;
+    session?: { accountId?: string };
+    grantId?: string;
+  }
+
+  interface Grant {
+    addOIDCScope(scope: string): void;
+    addOIDCClaims(claims: string[]): void;
+    addResourceScope(indicator: string, scope: string): void;
+    save(): Promise<string>;
+  }
+
+  export default class Provider {
+    constructor(issuer: string, configuration: Record<string, unknown>);
+    proxy: boolean;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    urlFor(name: string, options?: Record<string, unknown>): string;
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
+    interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
+    Client: {
+      validate(metadata: Record<string, unknown>): Promise<void>;
+      find(id: string): Promise<{ clientName?: string } | undefined>;
+    };
+    Grant: {
+      new (properties: { accountId?: string; clientId: string }): Grant;
+      find(id: string): Promise<Grant | undefined>;
+    };
+  }
+}

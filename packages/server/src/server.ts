@@ -1,0 +1,186 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { pino, type Logger } from 'pino';
+import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
+import { ApiKeyVerifier } from './api-keys.js';
+import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
+import type { Access, ServerContext } from './context.js';
+import { handleError } from './errors.js';
+import { Metrics } from './metrics.js';
+import { adminRoutes } from './routes/admin.js';
+import { apiRoutes } from './routes/api.js';
+import { hostedRoutes } from './routes/hosted.js';
+import { errorSchema } from './schemas.js';
+import { Webhooks, type WebhookOptions } from './webhooks.js';
+
+export type EventListener = (event: BrokerEvent) => Promise<void>;
+
+export interface BuildServerOptions {
+  /**
+   * The broker to serve, or a factory given the server's event listener (pass it as the
+   * LocalBroker's `onEvent`): webhooks and the refresh metrics are fed by broker events, so a
+   * broker built without it serves everything except those.
+   */
+  broker: LocalBroker | ((onEvent: EventListener) => LocalBroker);
+  /** Default: the broker's store. */
+  store?: Store;
+  /** Seals webhook secrets and hosted-flow links; default: the broker's vault. */
+  vault?: Vault;
+  /** A pino logger; default one at `logLevel` that never logs query strings, cookies or API keys. */
+  logger?: Logger;
+  logLevel?: string;
+  /** Requests per key per window; `false` turns the limit off (default 6,000 per minute). */
+  apiKeyRateLimit?: { max: number; timeWindowMs: number } | false;
+  /** Refresh ahead of expiry (default every 30 s, 10 min ahead); `false` turns it off. */
+  backgroundRefresh?: BackgroundRefreshOptions | false;
+  /** Webhook delivery settings; `false` stops this replica from sending (deliveries still get recorded). */
+  webhooks?: WebhookOptions | false;
+  /** Largest request body in bytes (default 64 KiB). */
+  bodyLimit?: number;
+  /** How long a verified API key's row is cached (default 5 s). */
+  apiKeyCacheMs?: number;
+  /** Add Node process metrics (memory, event loop) to /metrics. */
+  processMetrics?: boolean;
+}
+
+/** A pino logger whose request lines carry the path only: query strings hold `code`, `state` and sealed links. */
+export function serverLogger(level = 'info', destination?: NodeJS.WritableStream): Logger {
+  const options = {
+    name: 'everyauth-server',
+    level,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method?: string; url?: string; id?: string }) => ({ id: req.id, method: req.method, path: (req.url ?? '').split('?')[0] }),
+      res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+      err: pino.stdSerializers.err,
+    },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** The Broker over HTTP: REST API under /v1, hosted flow, health and metrics. Not yet listening. */
+export async function buildServer(options: BuildServerOptions): Promise<FastifyInstance> {
+  const logger = options.logger ?? serverLogger(options.logLevel);
+  const metrics = new Metrics({ processMetrics: options.processMetrics });
+  // Called only after the broker is made, by which time `webhooks` below exists.
+  const onEvent: EventListener = async (event) => {
+    metrics.observeEvent(event);
+    await webhooks.enqueue(event);
+  };
+  const broker = typeof options.broker === 'function' ? options.broker(onEvent) : options.broker;
+  const store = options.store ?? broker.store;
+  const vault = options.vault ?? broker.vault;
+  const webhooks = new Webhooks(store, vault, logger, metrics, options.webhooks || {});
+  const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
+  const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit ?? 64 * 1024,
+    // Unknown properties fail validation instead of being silently dropped, so a typo gets a clear 400.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    routerOptions: { maxParamLength: 256 },
+  });
+  app.decorate('everyauth', ctx);
+  app.decorateRequest('apiKey', undefined);
+  app.addSchema(errorSchema);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.`, retryable: false }),
+  );
+
+  app.addHook('onRequest', (request, reply, done) => {
+    authenticate(ctx, request, reply).then(() => done(), done);
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
+    metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    done();
+  });
+
+  const limit = options.apiKeyRateLimit ?? { max: 6_000, timeWindowMs: 60_000 };
+  if (limit) {
+    await app.register(rateLimit, {
+      hook: 'preHandler',
+      max: limit.max,
+      timeWindow: limit.timeWindowMs,
+      keyGenerator: (request) => request.apiKey?.id ?? request.ip,
+      errorResponseBuilder: (_request, context) =>
+        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, { status: 429, retryable: true }),
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'EveryAuth server', version: '1', description: 'The EveryAuth broker over HTTP. Send `Authorization: Bearer <API key>`.' },
+      servers: [{ url: publicUrl }],
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  hostedRoutes(app, ctx);
+  apiRoutes(app, ctx);
+  adminRoutes(app, ctx);
+
+  app.get('/v1/openapi.json', { config: { access: 'tokens:read' }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/health', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, (request, reply) => health(store, reply));
+  app.get('/metrics', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, async (_request, reply) =>
+    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  // Responses finished while closing ask the client to drop the connection; otherwise a kept-alive
+  // socket would hold close() open until its keep-alive timeout.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
+
+  const background = options.backgroundRefresh === false ? undefined : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
+  app.addHook('onReady', async () => {
+    background?.start();
+    if (options.webhooks !== false) webhooks.start();
+  });
+  // After the listener closed and in-flight requests finished: let background refreshes and deliveries finish too.
+  app.addHook('onClose', async () => {
+    await background?.stop();
+    await webhooks.stop();
+  });
+  return app;
+}
+
+async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const access: Access = request.routeOptions.config?.access ?? 'admin';
+  if (access === 'public') return;
+  const header = request.headers.authorization;
+  const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  if (!key) {
+    reply.header('www-authenticate', 'Bearer realm="everyauth"');
+    throw new EveryAuthError('unauthorized', 'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth keys create`).', { status: 401 });
+  }
+  const verified = await ctx.keys.verify(key);
+  if (!verified) {
+    reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
+    throw new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
+  }
+  request.apiKey = verified;
+  if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
+    throw new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
+  }
+}
+
+async function health(store: Store, reply: FastifyReply): Promise<FastifyReply> {
+  try {
+    await Promise.race([store.db.selectFrom('services').select('id').limit(1).execute(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000).unref())]);
+    return reply.send({ status: 'ok', store: store.dialect });
+  } catch {
+    return reply.code(503).send({ status: 'unavailable', store: store.dialect, message: 'The store does not answer.' });
+  }
+}

@@ -1,0 +1,47 @@
+import type { Kysely } from 'kysely';
+import type { Store } from '@everyauth/core';
+
+/** The server's own tables (migration 0002_server in core), typed for Kysely next to core's. */
+export type ApiKeyTable = {
+  id: string;
+  name: string;
+  hash: string;
+  scopes: string; // JSON array
+  created_at: number;
+};
+
+export type WebhookTable = {
+  id: string;
+  url: string;
+  secret: string;
+  events: string; // JSON array
+  created_at: number;
+};
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export type WebhookDeliveryTable = {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  response_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+};
+
+export type ServerTables = {
+  api_keys: ApiKeyTable;
+  webhooks: WebhookTable;
+  webhook_deliveries: WebhookDeliveryTable;
+};
+
+/** The store's connection, seeing the server's tables too. */
+export const serverDb = (store: Store): Kysely<ServerTables> => store.db.withTables<ServerTables>() as unknown as Kysely<ServerTables>;

@@ -1,0 +1,179 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serverLogger, verifyWebhookSignature } from '@everyauth/server';
+import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
+
+let as: AuthServer;
+const servers: TestServer[] = [];
+
+beforeAll(async () => {
+  as = await startAuthServer({ accessTokenTtl: 3600 });
+});
+afterAll(async () => {
+  for (const s of servers) await s.close().catch(() => undefined);
+  await as?.close();
+});
+
+async function server(options: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
+  const s = await startTestServer(as, options);
+  servers.push(s);
+  return s;
+}
+
+const json = async (r: Response) => (await r.json()) as any;
+
+async function waitFor<T>(check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A webhook receiver answering with the given statuses in turn (200 once they run out). */
+async function receiver(statuses: number[]): Promise<{ url: string; received: { headers: IncomingMessage['headers']; body: string }[]; close(): Promise<void> }> {
+  const received: { headers: IncomingMessage['headers']; body: string }[] = [];
+  const http: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(statuses.shift() ?? 200).end();
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/hook`,
+    received,
+    close: () => new Promise((r) => http.close(() => r())),
+  };
+}
+
+describe('rate limit', () => {
+  it('limits each API key on its own and answers 429 with a clear error', async () => {
+    const t = await server({ server: { apiKeyRateLimit: { max: 5, timeWindowMs: 60_000 } } });
+    for (let i = 0; i < 5; i++) expect((await t.request('/v1/services', { key: t.readerKey })).status).toBe(200);
+    const limited = await t.request('/v1/services', { key: t.readerKey });
+    expect(limited.status).toBe(429);
+    expect(await json(limited)).toMatchObject({ error: 'rate_limited', retryable: true });
+    expect((await t.request('/v1/services', { key: t.adminKey })).status).toBe(200);
+    expect((await t.request('/health', { key: null })).status).toBe(200);
+  });
+});
+
+describe('webhooks', () => {
+  it('POSTs signed events, retries with backoff after a failure, and shows the deliveries', async () => {
+    const t = await server({ server: { webhooks: { pollMs: 50, baseDelayMs: 100 } } });
+    const hook = await receiver([500]);
+    try {
+      const created = await t.request('/v1/webhooks', { method: 'POST', json: { url: hook.url, events: ['identity.created', 'identity.refreshed', 'identity.deleted'] } });
+      expect(created.status).toBe(201);
+      const { id, secret } = await json(created);
+      expect(secret).toMatch(/^whsec_/);
+      expect(JSON.stringify(await json(await t.request('/v1/webhooks')))).not.toContain(secret);
+
+      await hostedFlow(t, as, { userId: 'hook-user' });
+      await t.request('/v1/services/local/token?userId=hook-user&force=true');
+      const deliveries = await waitFor(async () => {
+        const list = await json(await t.request(`/v1/webhooks/${id}/deliveries`));
+        return list.length === 2 && list.every((d: any) => d.status === 'delivered') && list;
+      });
+      expect(deliveries.map((d: any) => d.eventType)).toEqual(['identity.created', 'identity.refreshed']);
+      expect(deliveries[0]).toMatchObject({ attempts: 2, responseStatus: 200 });
+      expect(deliveries[1]).toMatchObject({ attempts: 1 });
+
+      expect(hook.received).toHaveLength(3); // created (500), created again, refreshed
+      for (const r of hook.received) {
+        expect(verifyWebhookSignature(secret, String(r.headers['everyauth-signature']), r.body)).toBe(true);
+        expect(verifyWebhookSignature(secret, String(r.headers['everyauth-signature']), `${r.body} `)).toBe(false);
+        expect(r.body).not.toMatch(/accessToken|refresh_token/);
+      }
+      const event = JSON.parse(hook.received[0]!.body);
+      expect(event).toMatchObject({ type: 'identity.created', userId: 'hook-user', serviceId: 'local' });
+      const metrics = await (await t.request('/metrics', { key: null })).text();
+      expect(metrics).toMatch(/everyauth_refreshes_total\{outcome="refreshed"\} 1/);
+      expect(metrics).toMatch(/everyauth_webhook_deliveries_total\{outcome="retry"\} 1/);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('marks a delivery failed after the last attempt', async () => {
+    const t = await server({ server: { webhooks: { pollMs: 50, baseDelayMs: 20, maxAttempts: 2 } } });
+    const hook = await receiver([500, 503, 500]);
+    try {
+      const { id } = await json(await t.request('/v1/webhooks', { method: 'POST', json: { url: hook.url, events: ['identity.created'] } }));
+      await hostedFlow(t, as, { userId: 'fail-user' });
+      const [d] = await waitFor(async () => {
+        const list = await json(await t.request(`/v1/webhooks/${id}/deliveries`));
+        return list[0]?.status === 'failed' && list;
+      });
+      expect(d).toMatchObject({ attempts: 2, responseStatus: 503, lastError: 'HTTP 503' });
+    } finally {
+      await hook.close();
+    }
+  });
+});
+
+describe('background refresh', () => {
+  it('refreshes tokens ahead of expiry without a request', async () => {
+    const short = await startAuthServer({ accessTokenTtl: 4 });
+    const t = await startTestServer(short, { server: { backgroundRefresh: { intervalMs: 100, aheadMs: 3_000 } } });
+    try {
+      await hostedFlow(t, short, { userId: 'idle' });
+      const before = short.tokenRequests.byGrant.refresh_token ?? 0;
+      const refreshed = await waitFor(async () => {
+        const list = await json(await t.request('/v1/identities?userId=idle'));
+        return list.items[0]?.lastRefreshAt && list.items[0];
+      });
+      expect(refreshed.status).toBe('active');
+      expect((short.tokenRequests.byGrant.refresh_token ?? 0) - before).toBeGreaterThanOrEqual(1);
+      const metrics = await (await t.request('/metrics', { key: null })).text();
+      expect(metrics).toMatch(/everyauth_background_refreshes_total\{outcome="done"\} [1-9]/);
+    } finally {
+      await t.close();
+      await short.close();
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('lets an in-flight refresh finish and store its tokens before closing', async () => {
+    const t = await startTestServer(as);
+    await hostedFlow(t, as, { userId: 'closing' });
+    as.failNextTokenRequests(1, { delayMs: 700 });
+    const before = as.tokenRequests.byGrant.refresh_token ?? 0;
+    const pending = t.request('/v1/services/local/token?userId=closing&force=true');
+    await waitFor(async () => (as.tokenRequests.byGrant.refresh_token ?? 0) > before && true);
+    const closed = t.app.close();
+    const r = await pending;
+    await closed;
+    expect(r.status).toBe(200);
+    const fresh = await json(r);
+    const row = await t.store.getIdentity(fresh.identityId);
+    expect(row?.last_refresh_at).toBeTypeOf('number');
+    expect(row?.lease_owner).toBeNull();
+    await t.store.close();
+  });
+});
+
+describe('logs', () => {
+  it('never carry tokens, API keys, codes, state or cookies', async () => {
+    let logs = '';
+    const sink = new Writable({ write: (chunk, _enc, done) => void ((logs += chunk), done()) });
+    const t = await server({ server: { logger: serverLogger('debug', sink) } });
+    await hostedFlow(t, as, { userId: 'logged', finishedUrl: '/done' });
+    const fresh = await json(await t.request('/v1/services/local/token?userId=logged&force=true'));
+    await t.request('/v1/services', { key: `${t.adminKey}x` });
+    await t.request('/v1/services/local/callback?code=secret-code-123&state=secret-state-456');
+    expect(logs).toContain('"path":"/v1/services/local/token"');
+    for (const secret of [fresh.accessToken, t.adminKey, t.readerKey, 'secret-code-123', 'secret-state-456', 'everyauth_flow_', 'ea1.']) {
+      expect(logs, secret).not.toContain(secret);
+    }
+  });
+});
