@@ -13,7 +13,10 @@ export function colorsFor(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): C
 
 export interface Column<T> {
   header: string;
+  /** Plain text; control characters are blanked out. */
   value: (row: T) => string | undefined;
+  /** Colour for the cell, applied after padding so escape codes do not count toward the width. */
+  style?: (text: string, row: T) => string;
 }
 
 /**
@@ -79,13 +82,18 @@ export class Output {
 export function renderTable<T>(rows: T[], columns: Column<T>[], color: Colors): string {
   const cells = rows.map((row) => columns.map((c) => clean(c.value(row) ?? '')));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((r) => r[i]!.length)));
-  const pad = (values: string[]) =>
+  const last = columns.length - 1;
+  const line = (values: string[], row?: T) =>
     values
-      .map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i]!)))
+      .map((v, i) => {
+        const padded = i === last ? v : v.padEnd(widths[i]!);
+        const style = columns[i]!.style;
+        return row !== undefined && style && v !== '' ? style(padded, row) : padded;
+      })
       .join('  ')
       .trimEnd();
-  const header = color.bold(pad(columns.map((c) => c.header.toUpperCase())));
-  return [header, ...cells.map(pad)].join('\n');
+  const header = color.bold(line(columns.map((c) => c.header.toUpperCase())));
+  return [header, ...cells.map((values, r) => line(values, rows[r]))].join('\n');
 }
 
 /** Keeps a cell on one line: control characters from stored values could break or spoof the table. */

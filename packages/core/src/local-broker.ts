@@ -385,7 +385,7 @@ export class LocalBroker implements Broker {
   }
 
   async deleteIdentity(identityId: string, options: { revoke?: boolean } = {}): Promise<boolean> {
-    const row = await this.store.getIdentity(identityId);
+    const row = await this.store.getIdentity(validate.lookupId(identityId));
     if (!row) return false;
     if (options.revoke) await this.revoke(row);
     const deleted = await this.store.deleteIdentity(row.id);

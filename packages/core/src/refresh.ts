@@ -144,12 +144,15 @@ export class Refresher {
         scope: fresh.scope ?? tokens.scope,
       };
       const now = this.now();
-      const written = await this.store.completeRefresh(
-        row.id,
-        row.version,
-        this.owner,
-        { tokens: this.hooks.sealTokens(row.id, merged), expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
-        now,
+      const sealed = this.hooks.sealTokens(row.id, merged);
+      const written = await this.retryStoreErrors(row, () =>
+        this.store.completeRefresh(
+          row.id,
+          row.version,
+          this.owner,
+          { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
+          now,
+        ),
       );
       if (!written) {
         this.logger.error({ identityId: row.id, serviceId: row.service_id }, 'refresh lease lost before the write; the new tokens were discarded');
@@ -158,6 +161,24 @@ export class Refresher {
       const updated = (await this.store.getIdentity(row.id))!;
       await this.hooks.onRefreshed(updated);
       return updated;
+    }
+  }
+
+  /**
+   * The new tokens exist only in memory until this write lands, and a rotated refresh token lost
+   * here ends the grant at the next refresh. So a failing store (a database restart) is retried for
+   * up to two lease lengths; the write stays fenced by lease owner and version, so retrying is safe.
+   */
+  private async retryStoreErrors(row: IdentityRow, write: () => Promise<boolean>): Promise<boolean> {
+    const until = this.now() + this.policy.leaseMs * 2;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 1_000)) {
+      try {
+        return await write();
+      } catch (err) {
+        if (this.now() + wait > until) throw err;
+        this.logger.warn({ identityId: row.id, serviceId: row.service_id, reason: (err as Error).message }, 'storing refreshed tokens failed, retrying');
+        await sleep(wait);
+      }
     }
   }
 

@@ -192,6 +192,9 @@ async function completeCallback(
   const callback = new URL((await broker.getService(serviceId).catch(() => undefined))?.redirectUrl ?? 'http://invalid/');
   // Only the exact redirect URL the broker sent to the provider is a callback.
   if (!callbackIsHere(broker) || callback.pathname !== pathname) return next();
+  // The callback URL holds the code and state: no page reached from it may see it in a Referer
+  // (RFC 9700 §4.2.4), and no cache may keep it.
+  res.set({ 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' });
 
   const binding = readCookie(req, bindingCookieName(serviceId));
   clearBindingCookie(res, serviceId, callback.pathname, callback.protocol === 'https:');

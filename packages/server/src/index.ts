@@ -3,3 +3,4 @@ export { startServer, type RunningServer, type StartServerOptions } from './star
 export { createApiKey, listApiKeys, deleteApiKey, SCOPES, type ApiKeySummary, type Scope } from './api-keys.js';
 export { signWebhook, verifyWebhookSignature, SIGNATURE_HEADER, WEBHOOK_EVENTS, type Webhook, type WebhookDelivery, type WebhookOptions } from './webhooks.js';
 export type { BackgroundRefreshOptions } from './background-refresh.js';
+export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';

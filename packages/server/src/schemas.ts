@@ -4,7 +4,8 @@
  * Shapes mirror packages/core/src/broker.ts.
  */
 const str = { type: 'string' } as const;
-const id = { type: 'string', minLength: 1, maxLength: 256 } as const;
+// No control characters: PostgreSQL cannot hold NUL, and ids are never meant to carry them.
+const id = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f\\u007f-\\u009f]+$' } as const;
 const serviceId = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$', description: 'Service id' } as const;
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 const freeObject = { type: 'object', additionalProperties: true } as const;

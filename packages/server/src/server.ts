@@ -13,6 +13,8 @@ import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
+import { consoleRoutes } from './console/index.js';
+import { enableSandbox, type Sandbox } from './sandbox/index.js';
 
 export type EventListener = (event: BrokerEvent) => Promise<void>;
 
@@ -42,6 +44,10 @@ export interface BuildServerOptions {
   apiKeyCacheMs?: number;
   /** Add Node process metrics (memory, event loop) to /metrics. */
   processMetrics?: boolean;
+  /** Serve the web console at /console/ (default true). */
+  console?: boolean;
+  /** The built-in sandbox authorization server to mount at its issuer's path, as provider and service `sandbox`. */
+  sandbox?: Sandbox;
 }
 
 /** A pino logger whose request lines carry the path only: query strings hold `code`, `state` and sealed links. */
@@ -124,6 +130,8 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  if (options.console !== false) await app.register(consoleRoutes);
+  if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
   app.get('/v1/openapi.json', { config: { access: 'tokens:read' }, schema: { hide: true } }, async () => app.swagger());
   app.get('/health', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, (request, reply) => health(store, reply));

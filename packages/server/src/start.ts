@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { LocalBroker, loadVault, openStore, type LocalBrokerOptions } from '@everyauth/core';
 import { buildServer, serverLogger, type BuildServerOptions } from './server.js';
+import { sandboxWanted, serverSandbox } from './sandbox/index.js';
 
 export interface StartServerOptions {
   /** Default: env EVERYAUTH_PORT, then 4000; 0 picks a free port. */
@@ -19,8 +20,10 @@ export interface StartServerOptions {
   handleSignals?: boolean;
   /** Passed through to the LocalBroker. */
   broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs'>;
+  /** Run the sandbox authorization server (default: env EVERYAUTH_SANDBOX, else on for SQLite, off for PostgreSQL). */
+  sandbox?: boolean;
   /** Passed through to buildServer. */
-  server?: Omit<BuildServerOptions, 'broker' | 'store' | 'vault' | 'logger' | 'logLevel'>;
+  server?: Omit<BuildServerOptions, 'broker' | 'store' | 'vault' | 'logger' | 'logLevel' | 'sandbox'>;
 }
 
 export interface RunningServer {
@@ -55,6 +58,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       vault,
       logger,
       apiKeyRateLimit: options.server?.apiKeyRateLimit ?? (rate === undefined ? undefined : rate > 0 ? { max: rate, timeWindowMs: 60_000 } : false),
+      sandbox: sandboxWanted(options.store, env, options.sandbox) ? await serverSandbox(baseUrl, options.store) : undefined,
       broker: (onEvent) =>
         new LocalBroker({ ...options.broker, store, vault, baseUrl, allowedRedirectOrigins: list(env.EVERYAUTH_ALLOWED_ORIGINS), logger, onEvent }),
     });

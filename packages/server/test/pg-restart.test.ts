@@ -128,4 +128,26 @@ describe('PostgreSQL restarted under load', () => {
       expect((await as.userinfo(body.accessToken)).status).not.toBe(401);
     }
   });
+
+  it('keeps refreshed tokens that arrive while PostgreSQL is down: the fenced write is retried once it is back', async () => {
+    const before = as.tokenRequests.total;
+    as.failNextTokenRequests(1, { delayMs: 1_500 }); // the provider answers while the database is down
+    const pending = call(replicas[0]!, '/v1/services/local/token?userId=user-0&force=true');
+    const deadline = Date.now() + 10_000;
+    while (as.tokenRequests.total === before) {
+      if (Date.now() > deadline) throw new Error('the refresh did not reach the provider');
+      await sleep(20);
+    }
+    await pg.stop();
+    await sleep(2_000);
+    await pg.start();
+    const r = await pending;
+    const body = (await r.json()) as any;
+    expect(r.status, JSON.stringify(body)).toBe(200);
+    // The rotated refresh token was stored: the next refresh, on the other replica, works.
+    const next = await call(replicas[1]!, '/v1/services/local/token?userId=user-0&force=true');
+    const nextBody = (await next.json()) as any;
+    expect(next.status, JSON.stringify(nextBody)).toBe(200);
+    expect(nextBody.accessToken).not.toBe(body.accessToken);
+  });
 });

@@ -3,13 +3,13 @@
  * pages, by the broker (code flow, refresh, revocation) and by hand (rotation, reuse detection).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AuthorizationFailed, LocalBroker, ReauthorizationRequired, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
-import { createSandbox, registerSandboxService, sandboxRoutes, startSandbox, SANDBOX_PATH, type Sandbox } from '../src/sandbox/index.js';
+import { createSandbox, registerSandboxService, sandboxRoutes, sandboxWanted, serverSandbox, startSandbox, SANDBOX_PATH, type Sandbox } from '../src/sandbox/index.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
@@ -144,6 +144,7 @@ describe('sandbox on its own port, with a LocalBroker', () => {
   it('an unknown interaction gets a readable page, not a stack trace', async () => {
     const response = await fetch(`${sandbox.issuer}/interaction/nope`);
     expect(response.status).toBe(400);
+    expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     const html = await response.text();
     expect(html).toContain('The sign-in could not continue');
     expect(html).not.toMatch(/at \w+ \(/);
@@ -229,7 +230,7 @@ describe('sandbox mounted in a Fastify app, next to /{serviceId}/callback', () =
       return { identityId: identity.id };
     });
     baseUrl = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('[::1]', '127.0.0.1');
-    current = createSandbox({ issuer: `${baseUrl}${SANDBOX_PATH}`, stateFile });
+    current = await createSandbox({ issuer: `${baseUrl}${SANDBOX_PATH}`, stateFile });
     sandbox = proxy;
     broker = await openBroker(baseUrl);
     await registerSandboxService(broker, sandbox);
@@ -259,11 +260,37 @@ describe('sandbox mounted in a Fastify app, next to /{serviceId}/callback', () =
 
     // A new sandbox on the same state file, as after `everyauth serve` restarts: the refresh token still works.
     await sandbox.close();
-    const restarted = createSandbox({ issuer: `${baseUrl}${SANDBOX_PATH}`, stateFile });
+    const restarted = await createSandbox({ issuer: `${baseUrl}${SANDBOX_PATH}`, stateFile });
     current = restarted;
     await registerSandboxService(broker, sandbox);
     const fresh = await broker.getIdentity('sandbox', 'mounted', { force: true });
     expect(fresh!.accessToken).toEqual(expect.any(String));
     await restarted.close();
+  });
+});
+
+describe('when a server runs the sandbox', () => {
+  it('is on for a SQLite store, off for PostgreSQL, and EVERYAUTH_SANDBOX or an explicit choice overrides both', () => {
+    expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', {})).toBe(true);
+    expect(sandboxWanted('postgres://db.internal/everyauth', {})).toBe(false);
+    expect(sandboxWanted('postgresql://db.internal/everyauth', {})).toBe(false);
+    expect(sandboxWanted('postgres://db.internal/everyauth', { EVERYAUTH_SANDBOX: '1' })).toBe(true);
+    expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { EVERYAUTH_SANDBOX: 'false' })).toBe(false);
+    expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { EVERYAUTH_SANDBOX: '1' }, false)).toBe(false);
+  });
+
+  it('mounts under /_sandbox of the public URL, with its state next to a SQLite store and in memory otherwise', async () => {
+    const dir = tempDir();
+    const onSqlite = await serverSandbox('http://127.0.0.1:4000/', join(dir, 'everyauth.db'));
+    expect(onSqlite).toMatchObject({ issuer: 'http://127.0.0.1:4000/_sandbox', basePath: '/_sandbox' });
+    await onSqlite.ensureClient('c', 's', ['http://127.0.0.1:4000/sandbox/callback']);
+    await onSqlite.close();
+    expect(existsSync(join(dir, 'sandbox.json'))).toBe(true);
+    expect(statSync(join(dir, 'sandbox.json')).mode & 0o777).toBe(0o600);
+
+    const onPostgres = await serverSandbox('https://auth.example.com', 'postgres://db.internal/everyauth');
+    expect(onPostgres.issuer).toBe('https://auth.example.com/_sandbox');
+    expect(onPostgres.providerDefinition()).toMatchObject({ tokenUrl: 'https://auth.example.com/_sandbox/token', authorizationUrl: 'https://auth.example.com/_sandbox/auth' });
+    await onPostgres.close();
   });
 });

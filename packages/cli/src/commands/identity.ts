@@ -63,7 +63,7 @@ export function registerIdentity(program: Command, io: CliIo): void {
           ...(service === undefined ? [{ header: 'service', value: (i: IdentitySummary) => i.serviceId }] : []),
           { header: 'user', value: (i) => i.userId },
           { header: 'tenant', value: (i) => i.tenantId },
-          { header: 'status', value: (i) => statusText(ctx, i.status) },
+          { header: 'status', value: (i) => i.status, style: (text, i) => statusText(ctx, i.status, text) },
           { header: 'account', value: (i) => accountOf(i) },
           { header: 'expires', value: (i) => relativeTime(i.expiresAt) },
           { header: 'tags', value: (i) => pairs(i.tags) },
@@ -164,9 +164,9 @@ function accountOf(i: IdentitySummary): string | undefined {
   return i.profile.email ?? i.profile.name ?? i.profile.id;
 }
 
-function statusText(ctx: Context, status: IdentitySummary['status']): string {
-  if (status === 'active') return ctx.out.color.green(status);
-  return status === 'needs_reauth' ? ctx.out.color.yellow(status) : ctx.out.color.red(status);
+function statusText(ctx: Context, status: IdentitySummary['status'], text: string = status): string {
+  if (status === 'active') return ctx.out.color.green(text);
+  return status === 'needs_reauth' ? ctx.out.color.yellow(text) : ctx.out.color.red(text);
 }
 
 function summaryFields(ctx: Context, i: IdentitySummary): [string, string | undefined][] {

@@ -109,7 +109,7 @@ export function registerKeys(program: Command, io: CliIo): void {
           rows,
           [
             { header: 'key', value: (r) => r.id },
-            { header: 'current', value: (r) => (r.current ? ctx.out.color.green('yes') : '') },
+            { header: 'current', value: (r) => (r.current ? 'yes' : ''), style: (text) => ctx.out.color.green(text) },
             { header: 'created', value: (r) => r.createdAt },
             { header: 'values', value: (r) => String(r.values) },
           ],

@@ -20,7 +20,7 @@ export function registerProvider(program: Command, io: CliIo): void {
         [
           { header: 'id', value: (p) => p.id },
           { header: 'name', value: (p) => p.name },
-          { header: 'kind', value: (p) => (p.custom ? ctx.out.color.cyan('custom') : 'built-in') },
+          { header: 'kind', value: (p) => (p.custom ? 'custom' : 'built-in'), style: (text, p) => (p.custom ? ctx.out.color.cyan(text) : text) },
           { header: 'docs', value: (p) => p.docs },
         ],
         { empty: options.search ? `No provider matches "${options.search}".` : 'No providers.' },

@@ -31,8 +31,8 @@ export function registerService(program: Command, io: CliIo): void {
           { header: 'id', value: (s) => s.id },
           { header: 'provider', value: (s) => s.providerId },
           { header: 'client id', value: (s) => s.clientId },
-          { header: 'secret', value: (s) => (s.hasClientSecret ? 'set' : ctx.out.color.dim('none')) },
-          { header: 'scopes', value: (s) => s.scopes.join(' ') || ctx.out.color.dim('(provider defaults)') },
+          { header: 'secret', value: (s) => (s.hasClientSecret ? 'set' : 'none') },
+          { header: 'scopes', value: (s) => s.scopes.join(' ') || '(provider defaults)' },
         ],
         { empty: 'No services yet. Create one with `everyauth service set <id> --provider <provider> --client-id <id> --client-secret -`.' },
       );

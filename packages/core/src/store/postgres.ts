@@ -19,9 +19,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // A restart or failover kills idle connections; the pool drops them and opens new ones on demand.
-  // Without a listener the 'error' event would crash the process.
+  // A restart or failover kills connections. An idle one the pool drops (reporting it here); one in
+  // use fails its query, and pg also emits 'error' on the client, which the pool does not listen to
+  // while the client is checked out: without these listeners either event would crash the process.
+  // A client that failed is not queryable any more, so the pool discards it on release.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const store = new Store(db, 'postgres');
   await store.migrate();

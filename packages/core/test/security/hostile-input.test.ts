@@ -90,6 +90,7 @@ describe.each(STORES)('on %s', (kind) => {
         ['listIdentities userId filter', () => broker.listIdentities('local', { userId: bad })],
         ['listIdentities serviceId', () => broker.listIdentities(bad)],
         ['deleteIdentities', () => broker.deleteIdentities('local', { userId: bad })],
+        ['deleteIdentity', () => broker.deleteIdentity(bad)],
       ];
       for (const [what, call] of calls) {
         const err = await failureOf(call());

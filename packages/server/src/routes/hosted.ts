@@ -155,6 +155,8 @@ async function completeHosted(ctx: ServerContext, request: FastifyRequest<{ Para
     reply.header('set-cookie', `${name}=; Path=${path}; Max-Age=0; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`);
   }
   reply.header('cache-control', 'no-store');
+  // The callback URL holds the code and state: no page reached from it may see it in a Referer (RFC 9700 §4.2.4).
+  reply.header('referrer-policy', 'no-referrer');
   try {
     const done = await ctx.broker.completeAuthorization(request.params.serviceId, query, {
       browserBinding: name ? readCookie(request.headers.cookie, name) : undefined,

@@ -74,7 +74,7 @@ export function sandboxWanted(store: string, env: NodeJS.ProcessEnv = process.en
  * grants kept in `sandbox.json` next to a SQLite store (in memory for PostgreSQL, whose replicas
  * could not share a file anyway).
  */
-export function serverSandbox(baseUrl: string, store: string, options: Omit<SandboxOptions, 'issuer' | 'stateFile'> = {}): Sandbox {
+export function serverSandbox(baseUrl: string, store: string, options: Omit<SandboxOptions, 'issuer' | 'stateFile'> = {}): Promise<Sandbox> {
   const sqliteFile = !/^[a-z]+:\/\//i.test(store) && store !== ':memory:' ? store : undefined;
   return createSandbox({
     ...options,

@@ -17,7 +17,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ProviderInput } from '@everyauth/core';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
 import { consentPage, errorPage, loginPage } from './pages.js';
 import { SandboxState } from './state.js';
 
@@ -54,12 +54,33 @@ export interface Sandbox {
 export const SANDBOX_PROVIDER_ID = 'sandbox';
 export const SANDBOX_SCOPES = ['openid', 'profile', 'email'];
 
-export function createSandbox(options: SandboxOptions): Sandbox {
+let providerClass: Promise<typeof Provider> | undefined;
+
+/**
+ * oidc-provider, loaded on first use: every program importing @everyauth/server (the CLI's
+ * commands included) would otherwise load it, and print its import-time "Unsupported runtime"
+ * notice on Node 20, which it runs on fine; that one notice is dropped here.
+ */
+function loadProvider(): Promise<typeof Provider> {
+  providerClass ??= (async () => {
+    const { warn } = console;
+    console.warn = (...args: unknown[]) => void (String(args[0]).startsWith('oidc-provider WARNING: Unsupported runtime') || warn(...args));
+    try {
+      return (await import('oidc-provider')).default;
+    } finally {
+      console.warn = warn;
+    }
+  })();
+  return providerClass;
+}
+
+export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   const issuerUrl = new URL(options.issuer);
   if (issuerUrl.search || issuerUrl.hash) throw new TypeError('The sandbox issuer must not have a query or fragment (RFC 8414 §2).');
   const issuer = issuerUrl.href.replace(/\/+$/, '');
   const basePath = issuerUrl.pathname.replace(/\/+$/, '');
   const state = new SandboxState(options.stateFile);
+  const Provider = await loadProvider();
   const provider = new Provider(issuer, configuration(options, state, basePath));
   // Behind a TLS-terminating proxy, X-Forwarded-Proto tells oidc-provider the URLs it advertises are https.
   provider.proxy = true;
@@ -132,7 +153,10 @@ export async function startSandbox(options: Omit<SandboxOptions, 'issuer'> & { p
   const target: { sandbox?: Sandbox } = {};
   const server = createServer((req, res) => (target.sandbox ? target.sandbox.handle(req, res) : res.end()));
   const port = await listen(server, options.port ?? 0);
-  const mounted = createSandbox({ ...options, issuer: `http://127.0.0.1:${port}` });
+  const mounted = await createSandbox({ ...options, issuer: `http://127.0.0.1:${port}` }).catch(async (err: unknown) => {
+    await closeServer(server);
+    throw err;
+  });
   target.sandbox = mounted;
   return {
     ...mounted,
@@ -284,7 +308,13 @@ function isUnder(url: string, basePath: string): boolean {
 }
 
 function sendHtml(res: ServerResponse, status: number, html: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    // No script at all, and never in a frame: a consent page that can be framed can be clickjacked.
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
+    'x-frame-options': 'DENY',
+  });
   res.end(html);
 }
 

@@ -107,7 +107,14 @@ export class SandboxState {
   #changed(): void {
     if (!this.#file || this.#writeScheduled) return;
     this.#writeScheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        // Best effort: the sandbox keeps working from memory, it only forgets its grants on restart.
+        process.emitWarning(`The sandbox could not save its state to ${this.#file}: ${(err as Error).message}`);
+      }
+    });
   }
 
   #load(file: string): void {

@@ -6,6 +6,7 @@ import { ago, countdown, h, message, time, toast } from './dom.js';
 
 const viewRoot = document.getElementById('view');
 const nav = document.getElementById('nav');
+const signOut = document.getElementById('sign-out');
 
 const state = {
   /** Bumped on every route change, so a slow load never paints over the next view. */
@@ -42,6 +43,7 @@ function route() {
   if (!storedKey()) return signInView();
   const { name, rest } = currentRoute();
   nav.hidden = false;
+  signOut.hidden = false;
   for (const link of nav.querySelectorAll('a[data-route]')) link.classList.toggle('active', link.dataset.route === name);
   VIEWS[name](generation, ...rest).catch((error) => failed(generation, error));
 }
@@ -92,6 +94,7 @@ async function act(button, action) {
 
 function signInView() {
   nav.hidden = true;
+  signOut.hidden = true;
   const input = h('input', { id: 'api-key', name: 'api-key', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'ea_…' });
   const status = h('div', { id: 'sign-in-status' });
   const button = h('button', { type: 'submit', id: 'sign-in' }, 'Sign in');
@@ -129,7 +132,7 @@ function signInView() {
   input.focus();
 }
 
-document.getElementById('sign-out').addEventListener('click', () => {
+signOut.addEventListener('click', () => {
   forgetKey();
   state.notice = 'You signed out.';
   navigate('#/identities');
@@ -146,7 +149,7 @@ async function identitiesView(generation) {
       'aria-label': 'Service',
       onchange: () => {
         state.identityService = select.value;
-        void reload();
+        reload().catch((error) => failed(generation, error));
       },
     },
     h('option', { value: '' }, 'All services'),
@@ -213,6 +216,14 @@ function identityRow(identity, reload) {
   const revoke = h('button', { class: 'small danger', 'data-action': 'revoke' }, 'Revoke');
   const remove = h('button', { class: 'small danger', 'data-action': 'delete' }, 'Delete');
   const label = `${identity.userId} on ${identity.serviceId}`;
+  // A grant that needs re-authorization cannot be refreshed; the way out is the flow again, same user and tenant.
+  const reconnect =
+    identity.status !== 'active' &&
+    h('button', {
+      class: 'small',
+      'data-action': 'reconnect',
+      onclick: () => navigate(`#/connect/${[identity.serviceId, identity.userId, identity.tenantId ?? ''].map(encodeURIComponent).join('/')}`),
+    }, 'Reconnect');
   refresh.addEventListener('click', () =>
     act(refresh, async () => {
       try {
@@ -249,7 +260,7 @@ function identityRow(identity, reload) {
     h('td', { 'data-label': 'Token expires' }, h('span', { dataset: { expires: identity.expiresAt ?? '' } })),
     h('td', { 'data-label': 'Last refresh' }, h('span', { dataset: { ago: identity.lastRefreshAt ?? '' }, title: identity.lastRefreshAt ?? '' })),
     h('td', { 'data-label': 'Tags' }, Object.keys(identity.tags).length ? Object.entries(identity.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`)) : h('span', { class: 'muted' }, '—')),
-    h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, refresh, revoke, remove)),
+    h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, reconnect || refresh, revoke, remove)),
   );
 }
 
@@ -426,13 +437,14 @@ function serviceForm(generation, { provider, service }) {
 
 // ---- connect ----------------------------------------------------------------------------------
 
-async function connectView(generation, preselected) {
+async function connectView(generation, preselected, presetUser, presetTenant) {
   const services = await api('GET', 'services');
   const result = state.flowResult;
   state.flowResult = undefined;
   const chosen = preselected ?? result?.serviceId ?? (services.some((s) => s.id === 'sandbox') ? 'sandbox' : services[0]?.id);
   const select = h('select', { id: 'connect-service', required: true }, services.map((s) => h('option', { value: s.id, selected: s.id === chosen }, `${s.id} (${s.providerId})`)));
-  const userId = h('input', { id: 'connect-user', required: true, maxlength: 256, value: result?.userId ?? 'test-user', autocomplete: 'off' });
+  const userId = h('input', { id: 'connect-user', required: true, maxlength: 256, value: presetUser ?? result?.userId ?? 'test-user', autocomplete: 'off' });
+  const tenantId = h('input', { id: 'connect-tenant', maxlength: 256, value: presetTenant ?? '', autocomplete: 'off' });
   const tags = h('input', { id: 'connect-tags', placeholder: 'plan=trial, team=ops', autocomplete: 'off' });
   const status = h('div');
   const go = h('button', { type: 'submit', id: 'connect' }, 'Connect');
@@ -456,6 +468,7 @@ async function connectView(generation, preselected) {
             const session = await api('POST', 'sessions', {
               serviceId: select.value,
               userId: userId.value.trim(),
+              ...(tenantId.value.trim() ? { tenantId: tenantId.value.trim() } : {}),
               ...(parsedTags ? { tags: parsedTags } : {}),
               // Back to this page; the server appends the outcome (userId, serviceId, or error) to the query.
               finishedUrl: `${window.location.pathname}?flow=done#/connect`,
@@ -473,6 +486,8 @@ async function connectView(generation, preselected) {
     select,
     h('label', { for: 'connect-user' }, 'User id ', h('span', { class: 'hint' }, '— your application’s id for this user')),
     userId,
+    h('label', { for: 'connect-tenant' }, 'Tenant id ', h('span', { class: 'hint' }, '— optional')),
+    tenantId,
     h('label', { for: 'connect-tags' }, 'Tags ', h('span', { class: 'hint' }, '— optional, key=value, comma-separated')),
     tags,
     status,

@@ -1,0 +1,171 @@
+/**
+ * Token requests through the EveryAuth server (GET /v1/services/{id}/token?userId=…, API key,
+ * store read, decrypt, JSON) against a bare Fastify route returning a constant, in the same run,
+ * on SQLite and on PostgreSQL. Load comes from autocannon in a second process, so the server's
+ * process does nothing else. Rounds alternate between the two targets; medians are reported.
+ * Each store's section ends in `ratio: X` (server req/s ÷ bare req/s); targets 0.5 (SQLite), 0.35 (PostgreSQL).
+ *
+ *   npm run bench:server-token        # BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_IDENTITIES, BENCH_STORES=sqlite,postgres
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
+import pg from 'pg';
+import { pino } from 'pino';
+import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
+import { buildServer, createApiKey } from '@everyauth/server';
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+// Pipelining keeps one load process able to saturate the server, so the figures are the server's, not the load generator's.
+const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 4);
+const IDENTITIES = Number(process.env.BENCH_IDENTITIES ?? 1_000);
+const STORES = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',');
+const PG_ADMIN = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+if (process.argv[2] === '--load') await loadProcess();
+else await main();
+
+/** The second process: autocannon on the URL(s) given, printing its figures as one JSON line. */
+async function loadProcess(): Promise<void> {
+  // autocannon ships no types; its options and result are used as documented.
+  const { default: autocannon } = (await import('autocannon' as string)) as { default: (options: Record<string, unknown>) => Promise<any> };
+  const config = JSON.parse(process.argv[3]!) as { urls: string[]; headers: Record<string, string>; seconds: number; connections: number; pipelining: number };
+  const paths = config.urls.map((u) => new URL(u).pathname + new URL(u).search);
+  let i = 0;
+  const result = await autocannon({
+    url: config.urls[0]!,
+    connections: config.connections,
+    pipelining: config.pipelining,
+    duration: config.seconds,
+    headers: config.headers,
+    // Each request asks for another user, so the figures are not one hot row's.
+    requests: [{ setupRequest: (req: any) => Object.assign(req, { path: paths[i++ % paths.length] }) }],
+  });
+  const out: LoadResult = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+  console.log(JSON.stringify(out));
+}
+
+function load(urls: string[], headers: Record<string, string>, seconds = SECONDS): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@everyauth/source', fileURLToPath(import.meta.url), '--load', JSON.stringify({ urls, headers, seconds, connections: CONNECTIONS, pipelining: PIPELINING })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line));
+      else reject(new Error(`load process exited ${code} without a result`));
+    });
+  });
+}
+
+async function seed(store: Store, vault: Vault): Promise<void> {
+  const now = Date.now();
+  const farFuture = now + 24 * 3600_000;
+  const rows = Array.from({ length: IDENTITIES }, (_, i) => {
+    const id = `idn_bench${String(i).padStart(8, '0')}`;
+    return {
+      id,
+      service_id: 'github',
+      tenant_id: '',
+      user_id: `user-${i}`,
+      status: 'active' as const,
+      tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
+      expires_at: farFuture,
+      scope: 'repo',
+      profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
+      tags: '{}',
+      version: 1,
+      lease_owner: null,
+      lease_until: null,
+      last_refresh_at: null,
+      created_at: now,
+      updated_at: now,
+    };
+  });
+  for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('identities').values(rows.slice(i, i + 500)).execute();
+}
+
+async function benchStore(kind: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'everyauth-bench-'));
+  const dbName = `everyauth_bench_${Date.now().toString(36)}`;
+  let url = join(dir, 'everyauth.db');
+  if (kind === 'postgres') {
+    const admin = new pg.Client({ connectionString: PG_ADMIN });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    await admin.end();
+    url = PG_ADMIN.replace(/\/[^/]*$/, `/${dbName}`);
+  }
+  const store = await openStore(url);
+  const vault = Vault.fromKeyRing(createKeyRing());
+  const app = await buildServer({
+    logLevel: 'warn',
+    apiKeyRateLimit: false,
+    backgroundRefresh: false,
+    webhooks: false,
+    broker: (onEvent) => new LocalBroker({ store, vault, baseUrl: 'http://127.0.0.1:1', onEvent, logger: pino({ level: 'warn' }) }),
+  });
+  const bare = Fastify();
+  const constant = { accessToken: `gho_0_${'x'.repeat(36)}`, expiresAt: new Date().toISOString(), identityId: 'idn_bench00000000', serviceId: 'github', userId: 'user-0', tags: {}, profile: { id: '0', name: 'User 0' }, native: { scope: 'repo', token_type: 'bearer' } };
+  bare.get('/v1/services/:serviceId/token', async () => constant);
+  try {
+    await app.everyauth.broker.putProvider({ id: 'bench-idp', name: 'Bench IdP', docs: 'https://idp.example/docs', authorizationUrl: 'https://idp.example/authorize', tokenUrl: 'https://idp.example/token' });
+    await app.everyauth.broker.putService({ id: 'github', providerId: 'bench-idp', clientId: 'bench-client', clientSecret: 'bench-secret' });
+    await seed(store, vault);
+    const { key } = await createApiKey(store, { name: 'bench', scopes: ['tokens:read'] });
+    const serverUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+    const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
+    const users = Array.from({ length: Math.min(IDENTITIES, 500) }, (_, i) => `/v1/services/github/token?userId=user-${Math.floor((i * IDENTITIES) / Math.min(IDENTITIES, 500))}`);
+    const headers = { authorization: `Bearer ${key}` };
+
+    const check = await fetch(serverUrl + users[1], { headers });
+    if (check.status !== 200) throw new Error(`token route answered ${check.status}: ${await check.text()}`);
+
+    // Warm-up, then alternating rounds.
+    await load(users.map((u) => bareUrl + u), {}, 2);
+    await load(users.map((u) => serverUrl + u), headers, 2);
+    const results = { bare: [] as LoadResult[], server: [] as LoadResult[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      results.bare.push(await load(users.map((u) => bareUrl + u), {}));
+      results.server.push(await load(users.map((u) => serverUrl + u), headers));
+    }
+    const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)]!;
+    const b = median(results.bare);
+    const s = median(results.server);
+    const bad = results.server.reduce((n, x) => n + x.errors + x.non2xx, 0);
+    console.log(`\n== ${kind} (${IDENTITIES} identities, ${CONNECTIONS} connections × ${PIPELINING} pipelined, ${ROUNDS} × ${SECONDS} s rounds, medians)`);
+    console.log(`bare Fastify constant route: ${Math.round(b.rps)} req/s, p50 ${b.p50} ms, p99 ${b.p99} ms`);
+    console.log(`EveryAuth token route:       ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms${bad ? ` (${bad} errors or non-2xx!)` : ''}`);
+    console.log(`ratio: ${(s.rps / b.rps).toFixed(2)}`);
+  } finally {
+    await bare.close();
+    await app.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    if (kind === 'postgres') {
+      const admin = new pg.Client({ connectionString: PG_ADMIN });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  for (const kind of STORES) await benchStore(kind);
+}

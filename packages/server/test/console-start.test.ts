@@ -1,0 +1,131 @@
+/**
+ * From the start command to a sandbox identity refreshed and revoked, all through the console:
+ * the real `everyauth` CLI (from source) in a fresh folder — `init`, `apikey create`, `serve` —
+ * then headless Chromium signs in with the printed key and does the rest on the pages.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const SCREENSHOTS = join(ROOT, 'artifacts/screenshots');
+const CLI = [`--import=${join(ROOT, 'node_modules/tsx/dist/esm/index.mjs')}`, '--conditions=@everyauth/source', join(ROOT, 'packages/cli/src/bin.ts')];
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+
+let dir: string;
+let serve: ChildProcess | undefined;
+let browser: Browser | undefined;
+
+/** Environment without anything that would point the CLI at another store, key or server. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('EVERYAUTH_')) delete env[name];
+  return env;
+}
+
+async function everyauth(...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [...CLI, ...args], { cwd: dir, env: cleanEnv(), timeout: 30_000 });
+  return stdout;
+}
+
+/** Starts `everyauth serve` and resolves with the URL it prints once it listens. */
+function startServe(): Promise<string> {
+  serve = spawn(process.execPath, [...CLI, 'serve', '--port', '0', '--log-level', 'warn'], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`everyauth serve did not start within 30 s:\n${output}`)), 30_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+      if (url) {
+        clearTimeout(timer);
+        resolve(url);
+      }
+    };
+    serve!.stdout!.on('data', read);
+    serve!.stderr!.on('data', read);
+    serve!.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`everyauth serve exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'everyauth-start-'));
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (serve && serve.exitCode === null) {
+    const exited = new Promise((resolve) => serve!.once('exit', resolve));
+    serve.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('everyauth init, apikey create, serve → sign in, connect the sandbox, refresh and revoke in the console', async () => {
+  await everyauth('init');
+  const key = /ea_[a-z0-9]{16}_[A-Za-z0-9_-]{43}/.exec(await everyauth('apikey', 'create', '--name', 'console', '--scope', 'admin'))?.[0];
+  expect(key).toBeDefined();
+  const url = await startServe();
+
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('console', (msg) => void (msg.type() === 'error' && errors.push(msg.text())));
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('dialog', (dialog) => void dialog.accept());
+
+  // The server's root leads to the console.
+  await page.goto(url);
+  await page.waitForSelector('#sign-in-form');
+  expect(page.url()).toBe(`${url}/console/`);
+  await page.fill('#api-key', key!);
+  await page.click('#sign-in');
+  await page.waitForSelector('#no-identities');
+
+  // The sandbox service is there with no configuration; connect a user through its pages.
+  await page.click('a[data-route="connect"]');
+  await page.waitForSelector('#connect-form');
+  expect(await page.inputValue('#connect-service')).toBe('sandbox');
+  await page.fill('#connect-user', 'first-user');
+  await page.click('#connect');
+  await page.waitForSelector('#login');
+  await page.fill('#login', 'newcomer');
+  await page.click('#sign-in');
+  await page.click('#allow');
+  await page.waitForSelector('#flow-result .message.ok');
+
+  await page.click('a[data-route="identities"]');
+  const row = page.locator('tr[data-user="first-user"]');
+  await row.waitFor();
+  expect(await row.locator('[data-status]').textContent()).toBe('active');
+  await row.locator('[data-action="refresh"]').click();
+  await page.waitForFunction(() => document.querySelector('tr[data-user="first-user"] [data-ago]')?.textContent === 'just now');
+  await shot('start-refreshed');
+
+  await row.locator('[data-action="revoke"]').click();
+  await page.waitForSelector('#no-identities');
+  await page.click('a[data-route="events"]');
+  await page.waitForSelector('#events tr[data-event="identity.deleted"]');
+  expect(await page.locator('#events tr[data-event="identity.refreshed"]').count()).toBeGreaterThanOrEqual(1);
+  await shot('start-events');
+  expect(errors).toEqual([]);
+  await context.close();
+
+  // The sandbox keeps its grants next to the SQLite store, so a restart keeps identities refreshable.
+  expect(existsSync(join(dir, '.everyauth', 'sandbox.json'))).toBe(true);
+
+  async function shot(name: string) {
+    await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+  }
+});
