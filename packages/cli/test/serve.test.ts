@@ -1,4 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
 
@@ -73,4 +75,48 @@ describe('serve, apikey and a remote profile', () => {
     running.child.kill('SIGTERM');
     expect(await exit).toBe(0);
   }, 120_000);
+
+  it('on a fresh folder sets up the embedded default, prints an admin key once and the console URL', async () => {
+    const fresh = newProject();
+    try {
+      const child = fresh.spawn(['serve', '--port', '0', '--log-level', 'warn']);
+      child.stdin!.end();
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const deadline = Date.now() + 60_000;
+      while (!/Admin API key/.test(stdout) || !/Console: /.test(stderr)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const key = /Admin API key[^:]*: (ea_\S+)/.exec(stdout)![1]!;
+      const consoleUrl = /Console: (http:\/\/\S+)/.exec(stderr)![1]!;
+      expect(statSync(join(fresh.dir, '.everyauth', 'master.key')).mode & 0o777).toBe(0o600);
+      const services = await fetch(new URL('/v1/services', consoleUrl), { headers: { authorization: `Bearer ${key}` } });
+      expect(services.status).toBe(200);
+      expect((await fetch(consoleUrl)).status).toBe(200);
+      const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+
+      // A second start keeps the key and prints no new one.
+      const again = fresh.spawn(['serve', '--port', '0', '--log-level', 'warn']);
+      again.stdin!.end();
+      let out2 = '';
+      let err2 = '';
+      again.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out2 += chunk));
+      again.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err2 += chunk));
+      while (!/Console: /.test(err2)) {
+        if (Date.now() > deadline + 60_000 || again.exitCode !== null) throw new Error(`serve did not start again: ${err2}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(out2).not.toContain('Admin API key');
+      const exit2 = new Promise<number | null>((resolve) => again.on('exit', (code) => resolve(code)));
+      again.kill('SIGTERM');
+      expect(await exit2).toBe(0);
+    } finally {
+      fresh.remove();
+    }
+  }, 150_000);
 });

@@ -54,8 +54,14 @@ export class Refresher {
     private readonly logger: Logger,
   ) {}
 
-  needsRefresh(row: Pick<IdentityRow, 'expires_at'>): boolean {
-    return row.expires_at !== null && row.expires_at - this.now() <= this.policy.marginMs;
+  /**
+   * Whether the token expires within the margin. A token whose whole lifetime is shorter than the
+   * margin is refreshed at half its life instead, or every read would refresh it.
+   */
+  needsRefresh(row: Pick<IdentityRow, 'expires_at' | 'updated_at'>, marginMs = this.policy.marginMs): boolean {
+    if (row.expires_at === null) return false;
+    const margin = Math.min(marginMs, Math.max(0, (row.expires_at - row.updated_at) / 2));
+    return row.expires_at - this.now() <= margin;
   }
 
   /** The row after a refresh, or the row as it is when another caller refreshed it meanwhile. */

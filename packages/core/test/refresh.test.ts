@@ -159,7 +159,7 @@ describe.each(STORES)('on %s', (kind) => {
       const current = await broker.getIdentity('local', 'xia');
       // Inside the refresh margin but not yet expired.
       const summary = await broker.findIdentity('local', 'xia');
-      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 300 }).where('id', '=', summary!.id).execute();
+      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 300, updated_at: Date.now() - 60_000 }).where('id', '=', summary!.id).execute();
       server.failNextTokenRequests(3, { status: 502 });
       const during = await broker.getIdentity('local', 'xia');
       expect(during!.accessToken).toBe(current!.accessToken);

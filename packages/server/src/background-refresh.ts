@@ -69,7 +69,7 @@ export class BackgroundRefresher {
       if (this.stopped) break;
       const row = await store.getIdentity(id);
       // Re-read: another replica may have refreshed it since the list was made; the Refresher is fenced on this version.
-      if (!row || row.status !== 'active' || row.expires_at === null || row.expires_at > Date.now() + this.options.aheadMs) continue;
+      if (!row || row.status !== 'active' || !this.broker.refresher.needsRefresh(row, this.options.aheadMs)) continue;
       started++;
       const run = this.broker.refresher
         .refresh(row, true)

@@ -171,7 +171,7 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
   const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new EveryAuthError('unauthorized', 'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth keys create`).', { status: 401 });
+    throw new EveryAuthError('unauthorized', 'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).', { status: 401 });
   }
   const verified = await ctx.keys.verify(key);
   if (!verified) {

@@ -20,7 +20,7 @@ export interface StartServerOptions {
   handleSignals?: boolean;
   /** Passed through to the LocalBroker. */
   broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs'>;
-  /** Run the sandbox authorization server (default: env EVERYAUTH_SANDBOX, else on for SQLite, off for PostgreSQL). */
+  /** Run the sandbox authorization server (default: env EVERYAUTH_SANDBOX, else on for SQLite, off for PostgreSQL or NODE_ENV=production). */
   sandbox?: boolean;
   /** Passed through to buildServer. */
   server?: Omit<BuildServerOptions, 'broker' | 'store' | 'vault' | 'logger' | 'logLevel' | 'sandbox'>;

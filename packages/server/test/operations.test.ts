@@ -2,7 +2,11 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serverLogger, verifyWebhookSignature } from '@everyauth/server';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKeyRing, openStore } from '@everyauth/core';
+import { createApiKey, serverLogger, startServer, verifyWebhookSignature } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
@@ -175,5 +179,36 @@ describe('logs', () => {
     for (const secret of [fresh.accessToken, t.adminKey, t.readerKey, 'secret-code-123', 'secret-state-456', 'everyauth_flow_', 'ea1.']) {
       expect(logs, secret).not.toContain(secret);
     }
+  });
+});
+
+describe('startServer', () => {
+  it('takes the master key, allowed origins and rate limit from the environment, and closes cleanly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'everyauth-start-'));
+    const path = join(dir, 'everyauth.db');
+    const env = { EVERYAUTH_MASTER_KEY: JSON.stringify(createKeyRing()), EVERYAUTH_ALLOWED_ORIGINS: 'https://app.example, https://other.example', EVERYAUTH_RATE_LIMIT: '5' };
+    const seed = await openStore(path);
+    const { key } = await createApiKey(seed, { name: 'start', scopes: ['admin'] });
+    await seed.close();
+    const running = await startServer({ port: 0, store: path, env, logLevel: 'silent', sandbox: false });
+    try {
+      const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+      const post = (finishedUrl: string) =>
+        fetch(`${running.url}/v1/sessions`, { method: 'POST', headers, body: JSON.stringify({ serviceId: 'svc', userId: 'u', finishedUrl }) });
+      const service = await fetch(`${running.url}/v1/services/svc`, { method: 'PUT', headers, body: JSON.stringify({ providerId: 'github', clientId: 'c', clientSecret: 's' }) });
+      expect(service.status).toBe(200);
+      expect((await service.json()) as any).toMatchObject({ redirectUrl: `${running.url}/svc/callback` });
+      expect((await post('https://app.example/done')).status).toBe(201);
+      expect((await post('https://other.example/done')).status).toBe(201);
+      const evil = await post('https://evil.example/done');
+      expect(evil.status).toBe(400);
+      expect((await evil.json()) as any).toMatchObject({ field: 'finishedUrl' });
+      expect((await fetch(`${running.url}/v1/services`, { headers })).status).toBe(200);
+      expect((await fetch(`${running.url}/v1/services`, { headers })).status).toBe(429); // the 6th request in a minute
+    } finally {
+      await running.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await expect(fetch(`${running.url}/health`)).rejects.toThrow();
   });
 });

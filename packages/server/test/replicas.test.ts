@@ -136,7 +136,7 @@ describe('three replicas on one PostgreSQL database', () => {
     const versions = new Map<string, number>();
     for (const u of users) versions.set(u, (await identityOf(u)).version);
     as.resetCounters();
-    await store.db.updateTable('identities').set({ expires_at: Date.now() + 30_000 }).where('user_id', 'like', 'bg-%').execute();
+    await store.db.updateTable('identities').set({ expires_at: Date.now() + 30_000, updated_at: Date.now() - 3_600_000 }).where('user_id', 'like', 'bg-%').execute();
     await waitFor(async () => {
       const rows = await store.db.selectFrom('identities').select(['user_id', 'version']).where('user_id', 'like', 'bg-%').execute();
       return rows.every((r) => r.version > versions.get(r.user_id)!);

@@ -270,10 +270,12 @@ describe('sandbox mounted in a Fastify app, next to /{serviceId}/callback', () =
 });
 
 describe('when a server runs the sandbox', () => {
-  it('is on for a SQLite store, off for PostgreSQL, and EVERYAUTH_SANDBOX or an explicit choice overrides both', () => {
+  it('is on for a SQLite store, off for PostgreSQL or NODE_ENV=production; EVERYAUTH_SANDBOX or an explicit choice overrides', () => {
     expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', {})).toBe(true);
     expect(sandboxWanted('postgres://db.internal/everyauth', {})).toBe(false);
     expect(sandboxWanted('postgresql://db.internal/everyauth', {})).toBe(false);
+    expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { NODE_ENV: 'production' })).toBe(false);
+    expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { NODE_ENV: 'production', EVERYAUTH_SANDBOX: 'true' })).toBe(true);
     expect(sandboxWanted('postgres://db.internal/everyauth', { EVERYAUTH_SANDBOX: '1' })).toBe(true);
     expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { EVERYAUTH_SANDBOX: 'false' })).toBe(false);
     expect(sandboxWanted('/srv/app/.everyauth/everyauth.db', { EVERYAUTH_SANDBOX: '1' }, false)).toBe(false);

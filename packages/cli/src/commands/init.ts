@@ -58,6 +58,30 @@ async function initRemote(ctx: Context, options: InitOptions): Promise<void> {
   ctx.out.note('Next: `everyauth service ls` to check the connection.');
 }
 
+/**
+ * What `everyauth serve` does on a fresh checkout: the embedded default profile, its master key and
+ * store, made only where missing. Returns whether anything was made.
+ */
+export async function ensureEmbeddedDefaults(ctx: Context): Promise<boolean> {
+  const file = await readConfigFile(ctx.dir);
+  const name = ctx.globals.profile ?? file?.active ?? 'default';
+  let made = false;
+  if (!file?.profiles[name]) {
+    await mkdir(ctx.dir, { recursive: true, mode: 0o700 });
+    await saveProfile(ctx, name, { mode: 'embedded' }, false);
+    await ignoreFolderInGit(ctx.dir);
+    made = true;
+  }
+  const config = await resolveConfig({ dir: ctx.dir, profile: name, env: ctx.env });
+  if (config.mode !== 'embedded') return made;
+  const key = await ensureKey(ctx, config.keyFile, false);
+  if (key.status === 'created') {
+    ctx.out.note(`Created the master key ${shown(config.keyFile)} (key id ${key.id}, mode 0600). Back it up: without it the stored tokens cannot be decrypted.`);
+    made = true;
+  }
+  return made;
+}
+
 async function initEmbedded(ctx: Context, options: InitOptions): Promise<void> {
   const name = ctx.globals.profile ?? 'default';
   if (options.baseUrl !== undefined) checkedUrl(options.baseUrl, '--base-url');

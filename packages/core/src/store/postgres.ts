@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
-import { Store } from './store.js';
+import { Store, type IdentityListFilter, type IdentityRow } from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -26,7 +26,40 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on('error', () => undefined);
   pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const store = new Store(db, 'postgres');
+  const store = new PostgresStore(db, 'postgres', async () => db.destroy(), pool);
   await store.migrate();
   return store;
+}
+
+/**
+ * The token-read lookups as named prepared statements: PostgreSQL parses and plans them once per
+ * connection instead of on every request. Everything else goes through Kysely as usual.
+ */
+class PostgresStore extends Store {
+  constructor(db: Kysely<Database>, dialect: 'postgres', onClose: () => Promise<void>, private readonly pool: pg.Pool) {
+    super(db, dialect, onClose);
+  }
+
+  override async getIdentity(id: string): Promise<IdentityRow | undefined> {
+    const r = await this.pool.query<IdentityRow>({ name: 'everyauth_identity_by_id', text: 'SELECT * FROM identities WHERE id = $1', values: [id] });
+    return r.rows[0];
+  }
+
+  override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
+    const byUserOnly = filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
+    if (!byUserOnly || limit > 2) return super.findIdentities(filter, limit);
+    const r =
+      filter.tenantId === undefined
+        ? await this.pool.query<IdentityRow>({
+            name: 'everyauth_identities_by_user',
+            text: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 LIMIT 2',
+            values: [filter.serviceId, filter.userId],
+          })
+        : await this.pool.query<IdentityRow>({
+            name: 'everyauth_identities_by_tenant_user',
+            text: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2',
+            values: [filter.serviceId, filter.userId, filter.tenantId],
+          });
+    return r.rows.slice(0, limit);
+  }
 }

@@ -349,7 +349,7 @@ describe.each(STORES)('on %s', (kind) => {
     it('a 5xx burst while the token is still valid: the current token is served, the row unchanged, a refresh_failed event', async () => {
       const { id, tokens } = await authorized('burst-valid');
       // Inside the refresh margin, not yet expired.
-      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 800 }).where('id', '=', id).execute();
+      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 800, updated_at: Date.now() - 3_600_000 }).where('id', '=', id).execute();
       const before = await rowWithoutLease(id);
       server.resetCounters();
       server.failNextTokenRequests(3, { status: 500 });

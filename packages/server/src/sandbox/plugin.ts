@@ -59,13 +59,14 @@ export async function registerSandboxService(broker: Broker, sandbox: Sandbox, o
 /**
  * Whether a server runs the sandbox: the explicit choice, else EVERYAUTH_SANDBOX (`1`/`true` or
  * `0`/`false`), else on for a SQLite store (the local default of `npm start`) and off for
- * PostgreSQL (a production deployment turns it on explicitly, if ever).
+ * PostgreSQL or with NODE_ENV=production (a production deployment turns it on explicitly, if ever).
  */
 export function sandboxWanted(store: string, env: NodeJS.ProcessEnv = process.env, explicit?: boolean): boolean {
   if (explicit !== undefined) return explicit;
   const flag = env.EVERYAUTH_SANDBOX?.trim().toLowerCase();
   if (flag === '1' || flag === 'true') return true;
   if (flag === '0' || flag === 'false') return false;
+  if (env.NODE_ENV === 'production') return false;
   return !/^postgres(ql)?:\/\//i.test(store);
 }
 

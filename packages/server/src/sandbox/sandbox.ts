@@ -194,7 +194,7 @@ function configuration(options: SandboxOptions, state: SandboxState, basePath: s
     rotateRefreshToken: () => rotate,
     // Every TTL explicit: oidc-provider warns about each default it has to fall back on.
     ttl: {
-      AccessToken: options.accessTokenTtl ?? 60,
+      AccessToken: options.accessTokenTtl ?? 300,
       AuthorizationCode: 60,
       IdToken: 3600,
       Interaction: 600,

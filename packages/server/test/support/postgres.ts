@@ -13,8 +13,6 @@ import { freePort } from './server.js';
 const run = promisify(execFile);
 const BIN = ['/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/17/bin'].find((d) => existsSync(join(d, 'pg_ctl')));
 
-export const postgresAvailable = BIN !== undefined;
-
 export interface PostgresInstance {
   url: string;
   port: number;
