@@ -18,7 +18,7 @@
  * create a Vault (usually with `loadVault`) and pass it to whoever needs it.
  */
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigurationError, DecryptionFailed } from './errors.js';
@@ -67,12 +67,20 @@ const NODE_KEYGEN = "`node -e \"console.log(require('node:crypto').randomBytes(3
 const GENERATE_HINT = `generate a key with \`everyauth init\` or ${NODE_KEYGEN}`;
 
 export class Vault {
-  readonly #keys: ReadonlyMap<string, KeyObject>;
-  readonly #current: string;
-  readonly #currentKey: KeyObject;
-  readonly #ids: readonly string[];
+  #keys!: ReadonlyMap<string, KeyObject>;
+  #current!: string;
+  #currentKey!: KeyObject;
+  #ids!: readonly string[];
+  /** Re-reads the key ring's source; set for a vault loaded from a key file. */
+  readonly #reload?: () => KeyRing;
+  #reloadedAt = 0;
 
-  private constructor(keys: Map<string, KeyObject>, current: string) {
+  private constructor(keys: Map<string, KeyObject>, current: string, reload?: () => KeyRing) {
+    this.#use(keys, current);
+    this.#reload = reload;
+  }
+
+  #use(keys: Map<string, KeyObject>, current: string): void {
     const currentKey = keys.get(current);
     if (currentKey === undefined) throw new ConfigurationError(`The current key "${current}" is not loaded.`);
     this.#keys = keys;
@@ -84,9 +92,24 @@ export class Vault {
   /**
    * A vault holding every key of `ring`, sealing with `ring.current`. Throws ConfigurationError saying
    * what is wrong (never quoting key material); `source` names where the ring came from in that message.
+   * With `reload`, a value sealed under a key this vault does not hold makes it read the ring again
+   * (at most once a second): `everyauth keys rotate` in another process then needs no restart here.
    */
-  static fromKeyRing(ring: KeyRing, source = 'The key ring'): Vault {
-    return new Vault(importKeyRing(ring, source), ring.current);
+  static fromKeyRing(ring: KeyRing, source = 'The key ring', reload?: () => KeyRing): Vault {
+    return new Vault(importKeyRing(ring, source), ring.current, reload);
+  }
+
+  /** Picks up keys added to the source since it was read; true when `kid` is now loaded. */
+  #reloadFor(kid: string): boolean {
+    if (!this.#reload || Date.now() - this.#reloadedAt < 1000) return false;
+    this.#reloadedAt = Date.now();
+    try {
+      const ring = this.#reload();
+      this.#use(importKeyRing(ring, 'The reloaded key ring'), ring.current);
+    } catch {
+      return false; // The ring in memory still works for everything it held.
+    }
+    return this.#keys.has(kid);
   }
 
   /** Id of the key new values are sealed with. */
@@ -125,7 +148,7 @@ export class Vault {
     const ivEnd = kidEnd < 0 ? -1 : sealed.indexOf('.', kidEnd + 1);
     if (ivEnd < 0 || sealed.indexOf('.', ivEnd + 1) >= 0) throw malformed(aad, 'it does not have the four parts ea1.<kid>.<iv>.<ciphertext>');
     const kid = sealed.slice(PREFIX.length, kidEnd);
-    const key = this.#keys.get(kid);
+    const key = this.#keys.get(kid) ?? (this.#reloadFor(kid) ? this.#keys.get(kid) : undefined);
     if (key === undefined) {
       if (!KEY_ID.test(kid)) throw malformed(aad, 'its key id is not valid');
       throw new DecryptionFailed(
@@ -329,8 +352,9 @@ export async function loadVault(options: LoadVaultOptions = {}): Promise<Vault> 
     `No master key: set ${MASTER_KEY_ENV} to a base64url 32-byte key or a JSON key ring (generate a key with ${NODE_KEYGEN}), ` +
     (options.keyFile === undefined ? 'or give a key file path.' : `or create the key file ${options.keyFile} with \`everyauth init\`.`);
   if (options.keyFile === undefined) throw new ConfigurationError(missing);
-  const ring = await readKeyRing(options.keyFile, missing);
-  return Vault.fromKeyRing(ring, `Key file ${options.keyFile}`);
+  const keyFile = options.keyFile;
+  const ring = await readKeyRing(keyFile, missing);
+  return Vault.fromKeyRing(ring, `Key file ${keyFile}`, () => readKeyRingSync(keyFile));
 }
 
 /**
@@ -349,18 +373,31 @@ export async function readKeyRing(path: string, missingMessage?: string): Promis
     throw new ConfigurationError(`Cannot read key file ${path} (${code ?? 'error'}); check its permissions.`, { cause: error });
   }
   try {
-    const info = await handle.stat(); // fstat of the opened file: no race with a swapped path.
-    if (!info.isFile()) throw new ConfigurationError(`Key file ${path} is not a regular file.`);
-    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
-      throw new ConfigurationError(
-        `Key file ${path} is accessible by group or others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); it holds the master key. ` +
-          `Run \`chmod 600 ${shellQuote(path)}\`.`,
-      );
-    }
-    const text = await handle.readFile({ encoding: 'utf8' });
-    return parseKeyMaterial(text, `Key file ${path}`);
+    checkKeyFile(await handle.stat(), path); // fstat of the opened file: no race with a swapped path.
+    return parseKeyMaterial(await handle.readFile({ encoding: 'utf8' }), `Key file ${path}`);
   } finally {
     await handle.close();
+  }
+}
+
+/** readKeyRing for the rare synchronous re-read after a rotation (Vault's reload). */
+function readKeyRingSync(path: string): KeyRing {
+  const fd = openSync(path, fsConstants.O_RDONLY);
+  try {
+    checkKeyFile(fstatSync(fd), path);
+    return parseKeyMaterial(readFileSync(fd, 'utf8'), `Key file ${path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkKeyFile(info: Stats, path: string): void {
+  if (!info.isFile()) throw new ConfigurationError(`Key file ${path} is not a regular file.`);
+  if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
+    throw new ConfigurationError(
+      `Key file ${path} is accessible by group or others (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); it holds the master key. ` +
+        `Run \`chmod 600 ${shellQuote(path)}\`.`,
+    );
   }
 }
 

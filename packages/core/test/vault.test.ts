@@ -369,3 +369,32 @@ describe('key files', () => {
     expect(error.message).not.toContain(key);
   });
 });
+
+describe('a key rotated by another process', () => {
+  it('is picked up from the key file when a value names it, and new values use it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'everyauth-vault-reload-'));
+    try {
+      const path = join(dir, 'master.key');
+      const first = createKeyRing();
+      await writeKeyRing(path, first);
+      const running = await loadVault({ env: {}, keyFile: path });
+
+      // `everyauth keys rotate` elsewhere: a new current key in the file, values re-sealed under it.
+      const rotated = addKeyToRing(first);
+      await writeKeyRing(path, rotated, { overwrite: true });
+      const resealed = Vault.fromKeyRing(rotated).seal('token', 'identity:a');
+
+      expect(running.open(resealed, 'identity:a')).toBe('token');
+      expect(running.currentKeyId).toBe(rotated.current);
+      expect(running.keyIdOf(running.seal('x', 'identity:b'))).toBe(rotated.current);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a vault given its key by value does not look anywhere else', () => {
+    const vault = Vault.fromKeyRing(createKeyRing());
+    const other = Vault.fromKeyRing(createKeyRing()).seal('token', 'identity:a');
+    expect(() => vault.open(other, 'identity:a')).toThrow(/unknown key id/);
+  });
+});
