@@ -17,8 +17,27 @@ export class Metrics {
   readonly backgroundRefreshes = new Counter({ name: 'everyauth_background_refreshes_total', help: 'Identities this replica took up for refresh ahead of expiry (done: fresh now, by this replica or another), by outcome', labelNames: ['outcome'], registers: [this.registry] });
   readonly webhookDeliveries = new Counter({ name: 'everyauth_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [this.registry] });
 
+  /** Label children by route, so the hot path skips prom-client's label hashing. */
+  private readonly routes = new Map<string, { latency: ReturnType<Histogram['labels']>; byStatus: Map<number, ReturnType<Counter['labels']>> }>();
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'everyauth_' });
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route}`;
+    let children = this.routes.get(key);
+    if (!children) {
+      children = { latency: this.latency.labels({ method, route }), byStatus: new Map() };
+      this.routes.set(key, children);
+    }
+    let counter = children.byStatus.get(status);
+    if (!counter) {
+      counter = this.requests.labels({ method, route, status });
+      children.byStatus.set(status, counter);
+    }
+    counter.inc();
+    children.latency.observe(seconds);
   }
 
   /** Refresh outcomes and provider errors, read off the broker's events. */

@@ -100,9 +100,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     authenticate(ctx, request, reply).then(() => done(), done);
   });
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
-    metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 
@@ -139,16 +137,11 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  // Responses finished while closing ask the client to drop the connection; otherwise a kept-alive
-  // socket would hold close() open until its keep-alive timeout.
-  let closing = false;
+  // A kept-alive socket whose response finishes while closing would hold close() open until its
+  // keep-alive timeout: from now on, such sockets are closed as soon as they go idle.
   app.addHook('preClose', (done) => {
-    closing = true;
+    app.server.keepAliveTimeout = 1;
     done();
-  });
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close');
-    done(null, payload);
   });
 
   const background = options.backgroundRefresh === false ? undefined : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
