@@ -79,6 +79,7 @@ export class LocalBroker implements Broker {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly onEvent?: LocalBrokerOptions['onEvent'];
+  private lastPrune = 0;
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -262,6 +263,7 @@ export class LocalBroker implements Broker {
     const redirectUri = this.redirectUrl(service.id);
     const url = await buildAuthorizationUrl(ctx, { redirectUri, state, scopes, params: JSON.parse(service.params), codeVerifier, nonce });
     const now = this.now();
+    this.pruneSessions(now);
     await this.store.insertSession({
       state_hash: stateHash,
       service_id: service.id,
@@ -277,6 +279,16 @@ export class LocalBroker implements Broker {
       created_at: now,
     });
     return { url: url.href, state, expiresAt: new Date(now + this.sessionTtlMs).toISOString() };
+  }
+
+  /**
+   * Deletes sessions expired for a day (the day keeps "expired" apart from "unknown" in callback
+   * errors), at most every 10 minutes, off the request's path.
+   */
+  private pruneSessions(now: number): void {
+    if (now - this.lastPrune < 10 * 60_000) return;
+    this.lastPrune = now;
+    this.store.pruneSessions(now - 24 * 3600_000).catch((err: unknown) => this.logger.warn({ err }, 'pruning expired authorization sessions failed'));
   }
 
   async completeAuthorization(

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AuthorizationFailed, DecryptionFailed, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
 import { CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
@@ -132,6 +132,20 @@ describe.each(STORES)('on %s', (kind) => {
         expect(err).toBeInstanceOf(AuthorizationFailed);
         expect(err.message).toMatch(/expired/);
         expect((await late.broker.listIdentities(undefined)).items).toHaveLength(0);
+      } finally {
+        await late.close();
+      }
+    });
+
+    it('sessions expired for a day are pruned when new flows begin', async () => {
+      let clock = Date.now();
+      const late = await startTestBroker(server, { kind, now: () => clock, sessionTtlMs: 1000 });
+      try {
+        await late.broker.beginAuthorization({ serviceId: 'local', userId: 'old' });
+        const count = async () => (await late.broker.store.db.selectFrom('auth_sessions').select('state_hash').execute()).length;
+        clock += 25 * 3600_000;
+        await late.broker.beginAuthorization({ serviceId: 'local', userId: 'new' });
+        await vi.waitFor(async () => expect(await count()).toBe(1));
       } finally {
         await late.close();
       }
