@@ -1,14 +1,13 @@
 /**
  * From the start command to a sandbox identity refreshed and revoked, all through the console:
- * the real `everyauth` CLI (from source) in a fresh folder — `init`, `apikey create`, `serve` —
- * then headless Chromium signs in with the printed key and does the rest on the pages.
+ * the real `everyauth serve` (from source) in a fresh folder sets itself up and prints an admin key
+ * once, then headless Chromium signs in with that key and does the rest on the pages.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 
@@ -28,13 +27,8 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-async function everyauth(...args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [...CLI, ...args], { cwd: dir, env: cleanEnv(), timeout: 30_000 });
-  return stdout;
-}
-
-/** Starts `everyauth serve` and resolves with the URL it prints once it listens. */
-function startServe(): Promise<string> {
+/** Starts `everyauth serve` and resolves with the URL and the first-run admin key it prints. */
+function startServe(): Promise<{ url: string; key: string }> {
   serve = spawn(process.execPath, [...CLI, 'serve', '--port', '0', '--log-level', 'warn'], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolve, reject) => {
@@ -42,9 +36,10 @@ function startServe(): Promise<string> {
     const read = (chunk: Buffer) => {
       output += chunk.toString();
       const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
-      if (url) {
+      const key = /Admin API key[^:]*: (ea_[a-z0-9]{16}_[A-Za-z0-9_-]{43})/.exec(output)?.[1];
+      if (url && key) {
         clearTimeout(timer);
-        resolve(url);
+        resolve({ url, key });
       }
     };
     serve!.stdout!.on('data', read);
@@ -72,11 +67,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('everyauth init, apikey create, serve → sign in, connect the sandbox, refresh and revoke in the console', async () => {
-  await everyauth('init');
-  const key = /ea_[a-z0-9]{16}_[A-Za-z0-9_-]{43}/.exec(await everyauth('apikey', 'create', '--name', 'console', '--scope', 'admin'))?.[0];
-  expect(key).toBeDefined();
-  const url = await startServe();
+it('everyauth serve in a fresh folder → sign in with the printed key, connect the sandbox, refresh and revoke in the console', async () => {
+  const { url, key } = await startServe();
+  expect(existsSync(join(dir, '.everyauth', 'master.key'))).toBe(true);
 
   const context = await browser!.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
