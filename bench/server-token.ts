@@ -15,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { pino } from 'pino';
-import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
+import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
 import { buildServer, createApiKey } from '@everyauth/server';
+import { seedTokenBench } from './seed.js';
 
 interface LoadResult {
   rps: number;
@@ -73,33 +74,6 @@ function load(urls: string[], headers: Record<string, string>, seconds = SECONDS
   });
 }
 
-async function seed(store: Store, vault: Vault): Promise<void> {
-  const now = Date.now();
-  const farFuture = now + 24 * 3600_000;
-  const rows = Array.from({ length: IDENTITIES }, (_, i) => {
-    const id = `idn_bench${String(i).padStart(8, '0')}`;
-    return {
-      id,
-      service_id: 'github',
-      tenant_id: '',
-      user_id: `user-${i}`,
-      status: 'active' as const,
-      tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
-      expires_at: farFuture,
-      scope: 'repo',
-      profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
-      tags: '{}',
-      version: 1,
-      lease_owner: null,
-      lease_until: null,
-      last_refresh_at: null,
-      created_at: now,
-      updated_at: now,
-    };
-  });
-  for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('identities').values(rows.slice(i, i + 500)).execute();
-}
-
 async function benchStore(kind: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'everyauth-bench-'));
   const dbName = `everyauth_bench_${Date.now().toString(36)}`;
@@ -124,9 +98,7 @@ async function benchStore(kind: string): Promise<void> {
   const constant = { accessToken: `gho_0_${'x'.repeat(36)}`, expiresAt: new Date().toISOString(), identityId: 'idn_bench00000000', serviceId: 'github', userId: 'user-0', tags: {}, profile: { id: '0', name: 'User 0' }, native: { scope: 'repo', token_type: 'bearer' } };
   bare.get('/v1/services/:serviceId/token', async () => constant);
   try {
-    await app.everyauth.broker.putProvider({ id: 'bench-idp', name: 'Bench IdP', docs: 'https://idp.example/docs', authorizationUrl: 'https://idp.example/authorize', tokenUrl: 'https://idp.example/token' });
-    await app.everyauth.broker.putService({ id: 'github', providerId: 'bench-idp', clientId: 'bench-client', clientSecret: 'bench-secret' });
-    await seed(store, vault);
+    await seedTokenBench(app.everyauth.broker, store, vault, IDENTITIES);
     const { key } = await createApiKey(store, { name: 'bench', scopes: ['tokens:read'] });
     const serverUrl = await app.listen({ port: 0, host: '127.0.0.1' });
     const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });

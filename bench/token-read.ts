@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { LocalBroker, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
+import { seedTokenBench } from './seed.js';
 
 const IDENTITIES = Number(process.env.BENCH_IDENTITIES ?? 10_000);
 const READS_PER_ROUND = Number(process.env.BENCH_READS ?? 20_000);
@@ -20,43 +21,7 @@ try {
   const vault = Vault.fromKeyRing(createKeyRing());
   const store = await openSqliteStore({ path });
   const broker = new LocalBroker({ store, vault, baseUrl: 'http://localhost:3000' });
-  await broker.putProvider({
-    id: 'bench-idp',
-    name: 'Bench IdP',
-    docs: 'https://idp.example/docs',
-    authorizationUrl: 'https://idp.example/authorize',
-    tokenUrl: 'https://idp.example/token',
-  });
-  await broker.putService({ id: 'github', providerId: 'bench-idp', clientId: 'bench-client', clientSecret: 'bench-secret' });
-
-  const now = Date.now();
-  const farFuture = now + 24 * 3600_000;
-  await store.db.transaction().execute(async (trx) => {
-    for (let i = 0; i < IDENTITIES; i++) {
-      const id = `idn_bench${String(i).padStart(8, '0')}`;
-      await trx
-        .insertInto('identities')
-        .values({
-          id,
-          service_id: 'github',
-          tenant_id: '',
-          user_id: `user-${i}`,
-          status: 'active',
-          tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
-          expires_at: farFuture,
-          scope: 'repo',
-          profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
-          tags: '{}',
-          version: 1,
-          lease_owner: null,
-          lease_until: null,
-          last_refresh_at: null,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute();
-    }
-  });
+  await seedTokenBench(broker, store, vault, IDENTITIES);
 
   // Steady state: the inserts checkpointed out of the WAL, as SQLite's auto-checkpoint does over time.
   await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(store.db);

@@ -1,0 +1,37 @@
+/** The set-up the token benchmarks share: service `github` on a stand-in provider, and `count` identities with tokens valid for a day. */
+import type { Broker, Store, Vault } from '@everyauth/core';
+
+export async function seedTokenBench(broker: Broker, store: Store, vault: Vault, count: number): Promise<void> {
+  await broker.putProvider({
+    id: 'bench-idp',
+    name: 'Bench IdP',
+    docs: 'https://idp.example/docs',
+    authorizationUrl: 'https://idp.example/authorize',
+    tokenUrl: 'https://idp.example/token',
+  });
+  await broker.putService({ id: 'github', providerId: 'bench-idp', clientId: 'bench-client', clientSecret: 'bench-secret' });
+
+  const now = Date.now();
+  const rows = Array.from({ length: count }, (_, i) => {
+    const id = `idn_bench${String(i).padStart(8, '0')}`;
+    return {
+      id,
+      service_id: 'github',
+      tenant_id: '',
+      user_id: `user-${i}`,
+      status: 'active' as const,
+      tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
+      expires_at: now + 24 * 3600_000,
+      scope: 'repo',
+      profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
+      tags: '{}',
+      version: 1,
+      lease_owner: null,
+      lease_until: null,
+      last_refresh_at: null,
+      created_at: now,
+      updated_at: now,
+    };
+  });
+  for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('identities').values(rows.slice(i, i + 500)).execute();
+}
