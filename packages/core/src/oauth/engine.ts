@@ -254,7 +254,7 @@ export async function refreshTokenGrant(ctx: ClientContext, refreshToken: string
     const result = await oauth.processRefreshTokenResponse(ctx.as, ctx.client, response);
     return toTokenSet(ctx, result, call.raw(), now());
   } catch (err) {
-    throw refreshFailure(ctx, err);
+    throw new RefreshFailure(classifyProviderFailure(err));
   }
 }
 
@@ -305,9 +305,6 @@ export class RefreshFailure extends Error {
   }
 }
 
-function refreshFailure(_ctx: ClientContext, err: unknown): RefreshFailure {
-  return new RefreshFailure(classifyProviderFailure(err));
-}
 
 export function toBrokerError(ctx: ClientContext, failure: ProviderFailure, identity: { serviceId: string; id: string; userId: string; tenantId?: string }) {
   switch (failure.kind) {
