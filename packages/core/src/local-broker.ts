@@ -494,9 +494,9 @@ export class LocalBroker implements Broker {
   }
 
   private toFresh(row: IdentityRow): FreshIdentity {
-    const sealed = JSON.parse(this.vault.open(row.tokens, `identity:${row.id}`)) as SealedTokens;
+    const tokens = this.openTokens(row);
     return {
-      accessToken: sealed.a,
+      accessToken: tokens.accessToken,
       expiresAt: iso(row.expires_at),
       identityId: row.id,
       serviceId: row.service_id,
@@ -504,7 +504,7 @@ export class LocalBroker implements Broker {
       tenantId: tenantOf(row),
       tags: parseObject(row.tags),
       profile: parseObject(row.profile),
-      native: sealed.n,
+      native: tokens.native,
     };
   }
 
