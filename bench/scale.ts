@@ -47,8 +47,35 @@ async function main(): Promise<void> {
   try {
     const store = await openStore(url);
     const started = Date.now();
-    await store.db.insertInto('providers').values({ id: 'bench-idp', definition: JSON.stringify({ id: 'bench-idp', name: 'Bench IdP', docs: 'https://idp.example/docs', authorizationUrl: 'https://idp.example/authorize', tokenUrl: 'https://idp.example/token' }), created_at: started, updated_at: started }).execute();
-    await store.db.insertInto('services').values({ id: 'crm', provider_id: 'bench-idp', client_id: 'c', client_secret: null, scopes: '[]', params: '{}', variables: '{}', created_at: started, updated_at: started }).execute();
+    await store.db
+      .insertInto('providers')
+      .values({
+        id: 'bench-idp',
+        definition: JSON.stringify({
+          id: 'bench-idp',
+          name: 'Bench IdP',
+          docs: 'https://idp.example/docs',
+          authorizationUrl: 'https://idp.example/authorize',
+          tokenUrl: 'https://idp.example/token',
+        }),
+        created_at: started,
+        updated_at: started,
+      })
+      .execute();
+    await store.db
+      .insertInto('services')
+      .values({
+        id: 'crm',
+        provider_id: 'bench-idp',
+        client_id: 'c',
+        client_secret: null,
+        scopes: '[]',
+        params: '{}',
+        variables: '{}',
+        created_at: started,
+        updated_at: started,
+      })
+      .execute();
     // Rows generated inside PostgreSQL: a million inserts from here would measure the client, not the store.
     const far = Date.now() + 30 * 86400_000;
     await sql`
@@ -61,7 +88,9 @@ async function main(): Promise<void> {
       INSERT INTO identity_tags (identity_id, key, value)
       SELECT 'idn_' || lpad(i::text, 12, '0'), 'team', 'team-' || (i % ${TEAMS}) FROM generate_series(0, ${IDENTITIES - 1}) AS i
       UNION ALL
-      SELECT 'idn_' || lpad(i::text, 12, '0'), 'plan', CASE WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, ${IDENTITIES - 1}) AS i`.execute(store.db);
+      SELECT 'idn_' || lpad(i::text, 12, '0'), 'plan', CASE WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, ${IDENTITIES - 1}) AS i`.execute(
+      store.db,
+    );
     // Real sealed tokens for a sample, spread over the id range.
     const step = Math.max(1, Math.floor(IDENTITIES / SEALED));
     const sample = Array.from({ length: Math.min(SEALED, IDENTITIES) }, (_, k) => k * step);
@@ -69,7 +98,11 @@ async function main(): Promise<void> {
       await store.db.transaction().execute(async (trx) => {
         for (const i of sample.slice(k, k + 1000)) {
           const id = `idn_${String(i).padStart(12, '0')}`;
-          await trx.updateTable('identities').set({ tokens: vault.seal(JSON.stringify({ a: `tok_${i}`, r: `ref_${i}`, t: 'bearer', n: {} }), `identity:${id}`) }).where('id', '=', id).execute();
+          await trx
+            .updateTable('identities')
+            .set({ tokens: vault.seal(JSON.stringify({ a: `tok_${i}`, r: `ref_${i}`, t: 'bearer', n: {} }), `identity:${id}`) })
+            .where('id', '=', id)
+            .execute();
         }
       });
     }
@@ -90,14 +123,34 @@ async function main(): Promise<void> {
 
     const pick = () => Math.floor(Math.random() * IDENTITIES);
     await measure('warm-up', headers, server.url, () => `/v1/services/crm/identity?userId=user-${pick()}`, 200, true);
-    await measure('lookup by user (GET /v1/services/crm/identity?userId=)', headers, server.url, () => `/v1/services/crm/identity?userId=user-${pick()}`);
+    await measure(
+      'lookup by user (GET /v1/services/crm/identity?userId=)',
+      headers,
+      server.url,
+      () => `/v1/services/crm/identity?userId=user-${pick()}`,
+    );
     await measure('lookup by user and tenant', headers, server.url, () => {
       const i = pick();
       return `/v1/services/crm/identity?userId=user-${i}&tenantId=tenant-${i % 1000}`;
     });
-    await measure('lookup by tag (GET /v1/identities?tag=team=…, 100 per page)', headers, server.url, () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&count=100`);
-    await measure('lookup by two tags (team and plan)', headers, server.url, () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&tag=plan=pro&count=100`);
-    await measure('token by user (decrypting)', headers, server.url, () => `/v1/services/crm/token?userId=user-${sample[Math.floor(Math.random() * sample.length)]}`);
+    await measure(
+      'lookup by tag (GET /v1/identities?tag=team=…, 100 per page)',
+      headers,
+      server.url,
+      () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&count=100`,
+    );
+    await measure(
+      'lookup by two tags (team and plan)',
+      headers,
+      server.url,
+      () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&tag=plan=pro&count=100`,
+    );
+    await measure(
+      'token by user (decrypting)',
+      headers,
+      server.url,
+      () => `/v1/services/crm/token?userId=user-${sample[Math.floor(Math.random() * sample.length)]}`,
+    );
     console.log(`server memory after the load: ${await memory()}`);
   } finally {
     if (child && child.exitCode === null) {
@@ -109,7 +162,14 @@ async function main(): Promise<void> {
   }
 }
 
-async function measure(name: string, headers: Record<string, string>, base: string, path: () => string, count = LOOKUPS, quiet = false): Promise<void> {
+async function measure(
+  name: string,
+  headers: Record<string, string>,
+  base: string,
+  path: () => string,
+  count = LOOKUPS,
+  quiet = false,
+): Promise<void> {
   const latencies: number[] = [];
   let failures = 0;
   let issued = 0;
@@ -130,15 +190,21 @@ async function measure(name: string, headers: Record<string, string>, base: stri
   if (quiet) return;
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2);
-  console.log(`${name}: ${count} requests, ${CONCURRENCY} concurrent, ${Math.round(count / seconds)} req/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms${failures ? `, ${failures} FAILED` : ''}`);
+  console.log(
+    `${name}: ${count} requests, ${CONCURRENCY} concurrent, ${Math.round(count / seconds)} req/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms${failures ? `, ${failures} FAILED` : ''}`,
+  );
 }
 
 function spawnServer(url: string, ring: unknown): Promise<{ url: string; child: ChildProcess }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@everyauth/source', fileURLToPath(import.meta.url), '--serve'], {
-      env: { ...process.env, STORE_URL: url, EVERYAUTH_MASTER_KEY: JSON.stringify(ring) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@everyauth/source', fileURLToPath(import.meta.url), '--serve'],
+      {
+        env: { ...process.env, STORE_URL: url, EVERYAUTH_MASTER_KEY: JSON.stringify(ring) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d) => {
       out += d;

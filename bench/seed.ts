@@ -20,7 +20,10 @@ export async function seedTokenBench(broker: Broker, store: Store, vault: Vault,
       tenant_id: '',
       user_id: `user-${i}`,
       status: 'active' as const,
-      tokens: vault.seal(JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }), `identity:${id}`),
+      tokens: vault.seal(
+        JSON.stringify({ a: `gho_${i}_${'x'.repeat(36)}`, r: `ghr_${i}`, t: 'bearer', n: { scope: 'repo', token_type: 'bearer' } }),
+        `identity:${id}`,
+      ),
       expires_at: now + 24 * 3600_000,
       scope: 'repo',
       profile: JSON.stringify({ id: String(i), name: `User ${i}` }),
@@ -33,5 +36,9 @@ export async function seedTokenBench(broker: Broker, store: Store, vault: Vault,
       updated_at: now,
     };
   });
-  for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('identities').values(rows.slice(i, i + 500)).execute();
+  for (let i = 0; i < rows.length; i += 500)
+    await store.db
+      .insertInto('identities')
+      .values(rows.slice(i, i + 500))
+      .execute();
 }

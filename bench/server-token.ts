@@ -43,7 +43,13 @@ else await main();
 async function loadProcess(): Promise<void> {
   // autocannon ships no types; its options and result are used as documented.
   const { default: autocannon } = (await import('autocannon' as string)) as { default: (options: Record<string, unknown>) => Promise<any> };
-  const config = JSON.parse(process.argv[3]!) as { urls: string[]; headers: Record<string, string>; seconds: number; connections: number; pipelining: number };
+  const config = JSON.parse(process.argv[3]!) as {
+    urls: string[];
+    headers: Record<string, string>;
+    seconds: number;
+    connections: number;
+    pipelining: number;
+  };
   const paths = config.urls.map((u) => new URL(u).pathname + new URL(u).search);
   let i = 0;
   const result = await autocannon({
@@ -55,15 +61,32 @@ async function loadProcess(): Promise<void> {
     // Each request asks for another user, so the figures are not one hot row's.
     requests: [{ setupRequest: (req: any) => Object.assign(req, { path: paths[i++ % paths.length] }) }],
   });
-  const out: LoadResult = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx };
+  const out: LoadResult = {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
   console.log(JSON.stringify(out));
 }
 
 function load(urls: string[], headers: Record<string, string>, seconds = SECONDS): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@everyauth/source', fileURLToPath(import.meta.url), '--load', JSON.stringify({ urls, headers, seconds, connections: CONNECTIONS, pipelining: PIPELINING })], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--conditions=@everyauth/source',
+        fileURLToPath(import.meta.url),
+        '--load',
+        JSON.stringify({ urls, headers, seconds, connections: CONNECTIONS, pipelining: PIPELINING }),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
@@ -95,34 +118,68 @@ async function benchStore(kind: string): Promise<void> {
     broker: (onEvent) => new LocalBroker({ store, vault, baseUrl: 'http://127.0.0.1:1', onEvent, logger: pino({ level: 'warn' }) }),
   });
   const bare = Fastify();
-  const constant = { accessToken: `gho_0_${'x'.repeat(36)}`, expiresAt: new Date().toISOString(), identityId: 'idn_bench00000000', serviceId: 'github', userId: 'user-0', tags: {}, profile: { id: '0', name: 'User 0' }, native: { scope: 'repo', token_type: 'bearer' } };
+  const constant = {
+    accessToken: `gho_0_${'x'.repeat(36)}`,
+    expiresAt: new Date().toISOString(),
+    identityId: 'idn_bench00000000',
+    serviceId: 'github',
+    userId: 'user-0',
+    tags: {},
+    profile: { id: '0', name: 'User 0' },
+    native: { scope: 'repo', token_type: 'bearer' },
+  };
   bare.get('/v1/services/:serviceId/token', async () => constant);
   try {
     await seedTokenBench(app.everyauth.broker, store, vault, IDENTITIES);
     const { key } = await createApiKey(store, { name: 'bench', scopes: ['tokens:read'] });
     const serverUrl = await app.listen({ port: 0, host: '127.0.0.1' });
     const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
-    const users = Array.from({ length: Math.min(IDENTITIES, 500) }, (_, i) => `/v1/services/github/token?userId=user-${Math.floor((i * IDENTITIES) / Math.min(IDENTITIES, 500))}`);
+    const users = Array.from(
+      { length: Math.min(IDENTITIES, 500) },
+      (_, i) => `/v1/services/github/token?userId=user-${Math.floor((i * IDENTITIES) / Math.min(IDENTITIES, 500))}`,
+    );
     const headers = { authorization: `Bearer ${key}` };
 
     const check = await fetch(serverUrl + users[1], { headers });
     if (check.status !== 200) throw new Error(`token route answered ${check.status}: ${await check.text()}`);
 
     // Warm-up, then alternating rounds.
-    await load(users.map((u) => bareUrl + u), {}, 2);
-    await load(users.map((u) => serverUrl + u), headers, 2);
+    await load(
+      users.map((u) => bareUrl + u),
+      {},
+      2,
+    );
+    await load(
+      users.map((u) => serverUrl + u),
+      headers,
+      2,
+    );
     const results = { bare: [] as LoadResult[], server: [] as LoadResult[] };
     for (let r = 0; r < ROUNDS; r++) {
-      results.bare.push(await load(users.map((u) => bareUrl + u), {}));
-      results.server.push(await load(users.map((u) => serverUrl + u), headers));
+      results.bare.push(
+        await load(
+          users.map((u) => bareUrl + u),
+          {},
+        ),
+      );
+      results.server.push(
+        await load(
+          users.map((u) => serverUrl + u),
+          headers,
+        ),
+      );
     }
     const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)]!;
     const b = median(results.bare);
     const s = median(results.server);
     const bad = results.server.reduce((n, x) => n + x.errors + x.non2xx, 0);
-    console.log(`\n== ${kind} (${IDENTITIES} identities, ${CONNECTIONS} connections × ${PIPELINING} pipelined, ${ROUNDS} × ${SECONDS} s rounds, medians)`);
+    console.log(
+      `\n== ${kind} (${IDENTITIES} identities, ${CONNECTIONS} connections × ${PIPELINING} pipelined, ${ROUNDS} × ${SECONDS} s rounds, medians)`,
+    );
     console.log(`bare Fastify constant route: ${Math.round(b.rps)} req/s, p50 ${b.p50} ms, p99 ${b.p99} ms`);
-    console.log(`EveryAuth token route:       ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms${bad ? ` (${bad} errors or non-2xx!)` : ''}`);
+    console.log(
+      `EveryAuth token route:       ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms${bad ? ` (${bad} errors or non-2xx!)` : ''}`,
+    );
     console.log(`ratio: ${(s.rps / b.rps).toFixed(2)}`);
   } finally {
     await bare.close();

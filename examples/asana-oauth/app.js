@@ -14,7 +14,14 @@ import everyauth from '@everyauth/express';
 export function createApp(options = {}) {
   const asanaUrl = options.asanaUrl ?? process.env.ASANA_URL ?? 'https://app.asana.com';
   const app = express();
-  app.use(cookieSession({ name: 'session', secret: options.sessionSecret ?? process.env.SESSION_SECRET ?? randomUUID(), sameSite: 'lax', httpOnly: true }));
+  app.use(
+    cookieSession({
+      name: 'session',
+      secret: options.sessionSecret ?? process.env.SESSION_SECRET ?? randomUUID(),
+      sameSite: 'lax',
+      httpOnly: true,
+    }),
+  );
 
   // The scopes (openid email profile default) are the service's: `everyauth service set asana --scope …`.
   app.use('/authorize', everyauth.authorize('asana', { finishedUrl: '/', mapToUserId: userIdOf }));
@@ -22,13 +29,18 @@ export function createApp(options = {}) {
   // Create a default route
   app.get('/', async (req, res, next) => {
     if (req.query.error) {
-      return res.status(400).type('text').send(`Error getting authorization: ${req.query.error}: ${req.query.error_description ?? ''}`);
+      return res
+        .status(400)
+        .type('text')
+        .send(`Error getting authorization: ${req.query.error}: ${req.query.error_description ?? ''}`);
     }
     try {
       const identity = await tokenOrAuthorize(req, res);
       if (!identity) return;
       // If we have a token, then go ahead and use it to fetch the user's profile information
-      const response = await fetch(`${asanaUrl}/api/1.0/openid_connect/userinfo`, { headers: { Authorization: `Bearer ${identity.accessToken}` } });
+      const response = await fetch(`${asanaUrl}/api/1.0/openid_connect/userinfo`, {
+        headers: { Authorization: `Bearer ${identity.accessToken}` },
+      });
       if (!response.ok) throw new Error(`Asana answered the userinfo request with HTTP ${response.status}`);
       const data = await response.json();
       res.type('text').send(`Hello ${data.name}, your email is ${data.email} and your picture is ${data.picture}`);

@@ -45,7 +45,10 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
       // Asana issues a refresh token on every code exchange; refreshes do not rotate it.
       issuesRefreshToken: () => true,
       // Asana's token response carries the user as `data`.
-      tokenResponse: (base, grant) => ({ ...base, data: { id: Number(grant.account.id), gid: grant.account.id, name: grant.account.name, email: grant.account.email } }),
+      tokenResponse: (base, grant) => ({
+        ...base,
+        data: { id: Number(grant.account.id), gid: grant.account.id, name: grant.account.name, email: grant.account.email },
+      }),
     },
     options.clients,
   );
@@ -56,7 +59,8 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
   /** Seeds the demo tasks the first time an account is seen. */
   const tasksOf = (account: Account) => {
     if (!tasks.some((t) => t.assigneeEmail === account.email)) {
-      for (const t of DEMO_TASKS) tasks.push({ ...t, gid: String(nextGid++), completed: false, assigneeEmail: account.email, workspaceGid: workspace.gid });
+      for (const t of DEMO_TASKS)
+        tasks.push({ ...t, gid: String(nextGid++), completed: false, assigneeEmail: account.email, workspaceGid: workspace.gid });
     }
     return tasks.filter((t) => t.assigneeEmail === account.email);
   };
@@ -66,7 +70,15 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
   oauth.routes(app);
 
   const api = express.Router();
-  const errors = (res: Response, status: number, message: string) => void res.status(status).json({ errors: [{ message, help: 'For more information on API status codes and how to handle them, read the docs on errors: https://developers.asana.com/docs/errors' }] });
+  const errors = (res: Response, status: number, message: string) =>
+    void res.status(status).json({
+      errors: [
+        {
+          message,
+          help: 'For more information on API status codes and how to handle them, read the docs on errors: https://developers.asana.com/docs/errors',
+        },
+      ],
+    });
   api.use((req, res, next) => {
     const grant = oauth.authenticate(req);
     if (!grant) return errors(res, 401, 'Not Authorized');
@@ -75,14 +87,30 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
     next();
   });
 
-  const user = (a: Account) => ({ gid: a.id, email: a.email, name: a.name, photo: null, resource_type: 'user', workspaces: [{ gid: workspace.gid, name: workspace.name, resource_type: 'workspace' }] });
+  const user = (a: Account) => ({
+    gid: a.id,
+    email: a.email,
+    name: a.name,
+    photo: null,
+    resource_type: 'user',
+    workspaces: [{ gid: workspace.gid, name: workspace.name, resource_type: 'workspace' }],
+  });
   const full = (task: AsanaTask): Record<string, unknown> => ({
-    gid: task.gid, resource_type: 'task', resource_subtype: 'default_task', name: task.name, notes: task.notes,
-    due_on: task.due_on, completed: task.completed, workspace: { gid: task.workspaceGid, resource_type: 'workspace', name: workspace.name },
+    gid: task.gid,
+    resource_type: 'task',
+    resource_subtype: 'default_task',
+    name: task.name,
+    notes: task.notes,
+    due_on: task.due_on,
+    completed: task.completed,
+    workspace: { gid: task.workspaceGid, resource_type: 'workspace', name: workspace.name },
   });
   /** Asana returns the default record, or `gid` plus exactly the `opt_fields` asked for. */
   const shape = (task: AsanaTask, req: Request, standard: Record<string, unknown>) => {
-    const fields = String(req.query.opt_fields ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+    const fields = String(req.query.opt_fields ?? '')
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
     if (fields.length === 0) return standard;
     const record = full(task);
     return Object.fromEntries([['gid', task.gid], ...fields.filter((f) => f in record).map((f) => [f, record[f]])]);
@@ -90,17 +118,25 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
 
   api.get('/users/:gid', (req, res) => {
     const account = res.locals.account as Account;
-    if (req.params.gid !== 'me' && req.params.gid !== account.id && req.params.gid !== account.email) return errors(res, 404, 'user: Not Found');
+    if (req.params.gid !== 'me' && req.params.gid !== account.id && req.params.gid !== account.email)
+      return errors(res, 404, 'user: Not Found');
     res.json({ data: user(account) });
   });
-  api.get('/workspaces', (_req, res) => void res.json({ data: [{ gid: workspace.gid, name: workspace.name, resource_type: 'workspace' }], next_page: null }));
+  api.get(
+    '/workspaces',
+    (_req, res) => void res.json({ data: [{ gid: workspace.gid, name: workspace.name, resource_type: 'workspace' }], next_page: null }),
+  );
   api.get('/tasks', (req, res) => {
     const account = res.locals.account as Account;
     const { assignee, workspace: ws } = req.query as Record<string, string | undefined>;
-    if (!assignee || !ws) return errors(res, 400, 'Must specify exactly one of project, tag, section, user task list, or assignee + workspace');
+    if (!assignee || !ws)
+      return errors(res, 400, 'Must specify exactly one of project, tag, section, user task list, or assignee + workspace');
     if (ws !== workspace.gid) return errors(res, 404, 'workspace: Not Found');
     const mine = assignee === 'me' || assignee === account.id || assignee === account.email ? tasksOf(account) : [];
-    res.json({ data: mine.map((t) => shape(t, req, { gid: t.gid, name: t.name, resource_type: 'task', resource_subtype: 'default_task' })), next_page: null });
+    res.json({
+      data: mine.map((t) => shape(t, req, { gid: t.gid, name: t.name, resource_type: 'task', resource_subtype: 'default_task' })),
+      next_page: null,
+    });
   });
   api.get('/tasks/:gid', (req, res) => {
     const account = res.locals.account as Account;
@@ -113,7 +149,11 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
     const account = res.locals.account as Account;
     const scope = res.locals.scope as string[];
     if (!scope.includes('openid')) return errors(res, 403, 'The openid scope is required.');
-    res.json({ sub: account.id, ...(scope.includes('email') ? { email: account.email } : {}), ...(scope.includes('profile') ? { name: account.name, picture: null } : {}) });
+    res.json({
+      sub: account.id,
+      ...(scope.includes('email') ? { email: account.email } : {}),
+      ...(scope.includes('profile') ? { name: account.name, picture: null } : {}),
+    });
   });
   app.use('/api/1.0', api);
 

@@ -67,7 +67,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 /** Runs a demo until Ctrl-C, printing where to go. */
 export async function runDemo(options: DemoOptions & { name: string }): Promise<void> {
   const demo = await startDemo({ port: Number(process.env.PORT ?? 3000), ...options });
-  console.log(`${options.name} is running against local stand-ins for Asana (${demo.standIns.asana.url}) and Google (${demo.standIns.google.url}).`);
+  console.log(
+    `${options.name} is running against local stand-ins for Asana (${demo.standIns.asana.url}) and Google (${demo.standIns.google.url}).`,
+  );
   console.log(`Open ${demo.url}/ in a browser. Ctrl-C stops it.`);
   const stop = () => {
     demo.close().then(

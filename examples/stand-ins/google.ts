@@ -60,7 +60,8 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
       sendsIss: true,
       tokenType: 'Bearer',
       // A refresh token only with access_type=offline, and after the first consent only with prompt=consent.
-      issuesRefreshToken: (grant, first) => grant.params.access_type === 'offline' && (first || /\bconsent\b/.test(grant.params.prompt ?? '')),
+      issuesRefreshToken: (grant, first) =>
+        grant.params.access_type === 'offline' && (first || /\bconsent\b/.test(grant.params.prompt ?? '')),
       tokenResponse: (base, grant) => ({ ...base, scope: grant.scope.map(expandScope).join(' ') }),
     },
     options.clients,
@@ -72,11 +73,25 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
   oauth.routes(app);
 
   const error = (res: Response, code: number, message: string, reason: string) =>
-    void res.status(code).json({ error: { code, message, errors: [{ message, domain: 'global', reason }], status: code === 401 ? 'UNAUTHENTICATED' : code === 403 ? 'PERMISSION_DENIED' : 'NOT_FOUND' } });
+    void res.status(code).json({
+      error: {
+        code,
+        message,
+        errors: [{ message, domain: 'global', reason }],
+        status: code === 401 ? 'UNAUTHENTICATED' : code === 403 ? 'PERMISSION_DENIED' : 'NOT_FOUND',
+      },
+    });
   const authenticated = (scopes: string[] | undefined) => (req: express.Request, res: Response, next: express.NextFunction) => {
     const grant = oauth.authenticate(req);
-    if (!grant) return error(res, 401, 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.', 'authError');
-    if (scopes && !grant.scope.some((s) => scopes.includes(s))) return error(res, 403, 'Request had insufficient authentication scopes.', 'insufficientPermissions');
+    if (!grant)
+      return error(
+        res,
+        401,
+        'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+        'authError',
+      );
+    if (scopes && !grant.scope.some((s) => scopes.includes(s)))
+      return error(res, 403, 'Request had insufficient authentication scopes.', 'insufficientPermissions');
     res.locals.account = grant.account;
     res.locals.scope = grant.scope;
     next();
@@ -97,20 +112,43 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
     const now = new Date().toISOString();
     const id = randomBytes(13).toString('hex');
     const event: CalendarEvent = {
-      kind: 'calendar#event', etag: `"${Date.now()}"`, id, status: 'confirmed',
-      htmlLink: `https://www.google.com/calendar/event?eid=${id}`, created: now, updated: now,
-      ...parseQuickAdd(text), creator: { email: account.email, self: true }, organizer: { email: account.email, self: true },
-      iCalUID: `${id}@google.com`, sequence: 0, reminders: { useDefault: true }, eventType: 'default',
+      kind: 'calendar#event',
+      etag: `"${Date.now()}"`,
+      id,
+      status: 'confirmed',
+      htmlLink: `https://www.google.com/calendar/event?eid=${id}`,
+      created: now,
+      updated: now,
+      ...parseQuickAdd(text),
+      creator: { email: account.email, self: true },
+      organizer: { email: account.email, self: true },
+      iCalUID: `${id}@google.com`,
+      sequence: 0,
+      reminders: { useDefault: true },
+      eventType: 'default',
     };
     events.push(event);
     res.json(event);
   });
-  app.get('/calendar/v3/calendars/:calendarId/events', authenticated([...CALENDAR_SCOPES, 'https://www.googleapis.com/auth/calendar.readonly']), (req, res) => {
-    const account = res.locals.account as Account;
-    const events = primary(account, String(req.params.calendarId));
-    if (!events) return error(res, 404, 'Not Found', 'notFound');
-    res.json({ kind: 'calendar#events', etag: `"${Date.now()}"`, summary: account.email, updated: new Date().toISOString(), timeZone: 'UTC', accessRole: 'owner', defaultReminders: [], items: events });
-  });
+  app.get(
+    '/calendar/v3/calendars/:calendarId/events',
+    authenticated([...CALENDAR_SCOPES, 'https://www.googleapis.com/auth/calendar.readonly']),
+    (req, res) => {
+      const account = res.locals.account as Account;
+      const events = primary(account, String(req.params.calendarId));
+      if (!events) return error(res, 404, 'Not Found', 'notFound');
+      res.json({
+        kind: 'calendar#events',
+        etag: `"${Date.now()}"`,
+        summary: account.email,
+        updated: new Date().toISOString(),
+        timeZone: 'UTC',
+        accessRole: 'owner',
+        defaultReminders: [],
+        items: events,
+      });
+    },
+  );
   app.get('/v1/userinfo', authenticated(['openid', 'email', 'profile']), (_req, res) => {
     const account = res.locals.account as Account;
     res.json({ sub: account.id, name: account.name, email: account.email, email_verified: true });

@@ -32,7 +32,12 @@ const URL_FIELDS = ['authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl
 
 /** A built-in provider moved to another host: the same paths, parameters and token handling. */
 export function rehostProvider(provider: Provider, id: string, baseUrl: string): Provider {
-  const moved: Provider = { ...provider, id, name: `${provider.name} (local stand-in)`, issuer: provider.issuer === undefined ? undefined : baseUrl };
+  const moved: Provider = {
+    ...provider,
+    id,
+    name: `${provider.name} (local stand-in)`,
+    issuer: provider.issuer === undefined ? undefined : baseUrl,
+  };
   for (const field of URL_FIELDS) {
     const value = provider[field];
     if (value !== undefined) moved[field] = `${baseUrl}${new URL(value).pathname}`;
@@ -52,13 +57,23 @@ export interface StandInService {
  * Points `services` at the stand-ins: registers `asana-local` / `google-local`, the services, and
  * each service's client at its stand-in with the broker's redirect URL for it.
  */
-export async function connectStandIns(broker: Broker, standIns: Pick<StandIns, 'asana' | 'google'>, services: StandInService[]): Promise<void> {
+export async function connectStandIns(
+  broker: Broker,
+  standIns: Pick<StandIns, 'asana' | 'google'>,
+  services: StandInService[],
+): Promise<void> {
   for (const service of services) {
     const standIn = standIns[service.provider];
     const providerId = `${service.provider}-local`;
     await broker.putProvider(rehostProvider(await broker.getProvider(service.provider), providerId, standIn.url));
     const clientId = `${service.id}-demo-client`;
-    const configured = await broker.putService({ id: service.id, providerId, clientId, clientSecret: DEMO_CLIENT_SECRET, scopes: service.scopes });
+    const configured = await broker.putService({
+      id: service.id,
+      providerId,
+      clientId,
+      clientSecret: DEMO_CLIENT_SECRET,
+      scopes: service.scopes,
+    });
     standIn.oauth.addClient({ clientId, clientSecret: DEMO_CLIENT_SECRET, redirectUris: [configured.redirectUrl] });
   }
 }

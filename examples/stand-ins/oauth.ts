@@ -59,7 +59,12 @@ export interface OAuthFlavour {
 export const accountFor = (email: string, name?: string): Account => ({
   id: BigInt(`0x${createHash('sha256').update(email.toLowerCase()).digest('hex').slice(0, 12)}`).toString(),
   email: email.toLowerCase(),
-  name: name?.trim() || email.split('@')[0]!.replace(/[._-]+/g, ' ').replace(/\b\w/g, (c) => c.toUpperCase()),
+  name:
+    name?.trim() ||
+    email
+      .split('@')[0]!
+      .replace(/[._-]+/g, ' ')
+      .replace(/\b\w/g, (c) => c.toUpperCase()),
 });
 
 const token = (prefix: string) => `${prefix}${randomBytes(24).toString('base64url')}`;
@@ -87,7 +92,10 @@ export class OAuthStandIn {
   readonly kid = randomBytes(6).toString('hex');
   issuer = '';
 
-  constructor(readonly flavour: OAuthFlavour, clients: StandInClient[] = []) {
+  constructor(
+    readonly flavour: OAuthFlavour,
+    clients: StandInClient[] = [],
+  ) {
     for (const c of clients) this.clients.set(c.clientId, c);
     this.key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   }
@@ -118,12 +126,25 @@ export class OAuthStandIn {
     const q = req.query as Record<string, string>;
     const client = this.clients.get(q.client_id ?? '');
     // §4.1.2.1: with a bad client or redirect URI the user is told, never redirected.
-    if (!client) return void res.status(400).type('html').send(this.page('Unknown client', `<p>No application with client_id "${escapeHtml(q.client_id ?? '')}" is registered.</p>`));
+    if (!client)
+      return void res
+        .status(400)
+        .type('html')
+        .send(this.page('Unknown client', `<p>No application with client_id "${escapeHtml(q.client_id ?? '')}" is registered.</p>`));
     if (!client.redirectUris.includes(q.redirect_uri ?? '')) {
-      return void res.status(400).type('html').send(this.page('Redirect URI mismatch', `<p>The redirect_uri "${escapeHtml(q.redirect_uri ?? '')}" is not registered for this application.</p>`));
+      return void res
+        .status(400)
+        .type('html')
+        .send(
+          this.page(
+            'Redirect URI mismatch',
+            `<p>The redirect_uri "${escapeHtml(q.redirect_uri ?? '')}" is not registered for this application.</p>`,
+          ),
+        );
     }
     if (q.response_type !== 'code') return this.redirectError(res, q, 'unsupported_response_type', 'Only response_type=code is supported.');
-    if (q.code_challenge && q.code_challenge_method !== 'S256') return this.redirectError(res, q, 'invalid_request', 'code_challenge_method must be S256.');
+    if (q.code_challenge && q.code_challenge_method !== 'S256')
+      return this.redirectError(res, q, 'invalid_request', 'code_challenge_method must be S256.');
     const hidden = Object.entries(q)
       .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(String(v))}">`)
       .join('');
@@ -146,7 +167,8 @@ export class OAuthStandIn {
   private decide(req: Request, res: Response): void {
     const q = req.body as Record<string, string>;
     const client = this.clients.get(q.client_id ?? '');
-    if (!client || !client.redirectUris.includes(q.redirect_uri ?? '')) return void res.status(400).type('text').send('invalid client or redirect_uri');
+    if (!client || !client.redirectUris.includes(q.redirect_uri ?? ''))
+      return void res.status(400).type('text').send('invalid client or redirect_uri');
     if (q.decision !== 'allow') return this.redirectError(res, q, 'access_denied', 'The user denied access to the application.');
     const account = accountFor(q.login_email || 'demo@example.com', q.login_name);
     const { login_email: _e, login_name: _n, decision: _d, ...params } = q;
@@ -198,16 +220,21 @@ export class OAuthStandIn {
     const grantType = body.grant_type ?? '(none)';
     this.tokenRequests[grantType] = (this.tokenRequests[grantType] ?? 0) + 1;
     res.set('cache-control', 'no-store');
-    const fail = (status: number, error: string, description: string) => void res.status(status).json({ error, error_description: description });
+    const fail = (status: number, error: string, description: string) =>
+      void res.status(status).json({ error, error_description: description });
     const client = this.authenticateClient(req);
     if (!client) return fail(401, 'invalid_client', 'Client authentication failed.');
     if (grantType === 'authorization_code') {
       const record = this.codes.get(body.code ?? '');
       this.codes.delete(body.code ?? '');
-      if (!record || record.expiresAt < Date.now() || record.clientId !== client.clientId) return fail(400, 'invalid_grant', 'The authorization code is invalid or expired.');
-      if (record.redirectUri !== body.redirect_uri) return fail(400, 'invalid_grant', 'redirect_uri does not match the authorization request.');
+      if (!record || record.expiresAt < Date.now() || record.clientId !== client.clientId)
+        return fail(400, 'invalid_grant', 'The authorization code is invalid or expired.');
+      if (record.redirectUri !== body.redirect_uri)
+        return fail(400, 'invalid_grant', 'redirect_uri does not match the authorization request.');
       if (record.codeChallenge) {
-        const computed = createHash('sha256').update(body.code_verifier ?? '').digest('base64url');
+        const computed = createHash('sha256')
+          .update(body.code_verifier ?? '')
+          .digest('base64url');
         if (!body.code_verifier || computed !== record.codeChallenge) return fail(400, 'invalid_grant', 'PKCE verification failed.');
       }
       const consentKey = `${client.clientId}:${record.account.id}`;
@@ -255,8 +282,10 @@ export class OAuthStandIn {
     const grant = this.refreshTokens.get(value) ?? this.accessTokens.get(value);
     if (grant) {
       // Revoking either token ends the grant, as both providers do.
-      for (const [k, g] of this.refreshTokens) if (g.account.id === grant.account.id && g.clientId === grant.clientId) this.refreshTokens.delete(k);
-      for (const [k, g] of this.accessTokens) if (g.account.id === grant.account.id && g.clientId === grant.clientId) this.accessTokens.delete(k);
+      for (const [k, g] of this.refreshTokens)
+        if (g.account.id === grant.account.id && g.clientId === grant.clientId) this.refreshTokens.delete(k);
+      for (const [k, g] of this.accessTokens)
+        if (g.account.id === grant.account.id && g.clientId === grant.clientId) this.accessTokens.delete(k);
     }
     res.status(200).end();
   }

@@ -46,7 +46,7 @@ export function createApp(options = {}) {
       everyauth.authorize(service, {
         finishedUrl: `/tasks`,
         mapToUserId: (req) => sessionUserId(req),
-      })
+      }),
     );
   });
 

@@ -40,7 +40,10 @@ describe('the Asana OAuth tutorial app on EveryAuth, in Chromium', () => {
     await screenshot(page, 'asana-oauth', '01-greeting');
 
     await page.goto(`${demo.url}/get-tasks`);
-    const lines = (await page.locator('body').innerText()).split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = (await page.locator('body').innerText())
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     expect(lines).toEqual(DEMO_TASKS.map((t) => `${t.name} is due`));
     await screenshot(page, 'asana-oauth', '02-tasks');
 

@@ -18,23 +18,35 @@ afterAll(() => standIns?.close());
 async function codeFlow(base: string, paths: { authorize: string; token: string }, params: Record<string, string>) {
   const verifier = randomBytes(32).toString('base64url');
   const query = {
-    client_id: CLIENT.clientId, redirect_uri: CLIENT.redirectUris[0]!, response_type: 'code', state: 's1',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256', ...params,
+    client_id: CLIENT.clientId,
+    redirect_uri: CLIENT.redirectUris[0]!,
+    response_type: 'code',
+    state: 's1',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+    ...params,
   };
   const page = await fetch(`${base}${paths.authorize}?${new URLSearchParams(query)}`);
   expect(page.status).toBe(200);
   expect(await page.text()).toContain('id="allow"');
   const decision = await fetch(`${base}${paths.authorize}`, {
-    method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ ...query, login_email: 'kim@example.com', login_name: 'Kim', decision: 'allow' }),
   });
   const callback = new URL(decision.headers.get('location')!);
   expect(callback.searchParams.get('state')).toBe('s1');
   const token = await fetch(`${base}${paths.token}`, {
-    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
-      grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: CLIENT.redirectUris[0]!,
-      code_verifier: verifier, client_id: CLIENT.clientId, client_secret: CLIENT.clientSecret,
+      grant_type: 'authorization_code',
+      code: callback.searchParams.get('code')!,
+      redirect_uri: CLIENT.redirectUris[0]!,
+      code_verifier: verifier,
+      client_id: CLIENT.clientId,
+      client_secret: CLIENT.clientSecret,
     }),
   });
   return { callback, status: token.status, body: (await token.json()) as Record<string, any> };
@@ -59,7 +71,11 @@ describe('the Asana stand-in', () => {
     client.authentications.token!.accessToken = body.access_token;
     const me = await new asana.UsersApi(client).getUser('me', {});
     expect(me.data).toMatchObject({ gid: body.data.gid, email: 'kim@example.com', resource_type: 'user' });
-    const tasks = await new asana.TasksApi(client).getTasks({ workspace: me.data.workspaces[0].gid, assignee: 'me', opt_fields: 'name,due_on' });
+    const tasks = await new asana.TasksApi(client).getTasks({
+      workspace: me.data.workspaces[0].gid,
+      assignee: 'me',
+      opt_fields: 'name,due_on',
+    });
     expect(tasks.data.length).toBeGreaterThan(0);
     expect(Object.keys(tasks.data[0]).sort()).toEqual(['due_on', 'gid', 'name']);
 
@@ -76,7 +92,11 @@ describe('the Google stand-in', () => {
     const online = await codeFlow(standIns.google.url, paths, { scope });
     expect(online.body).not.toHaveProperty('refresh_token');
     expect(online.callback.searchParams.get('iss')).toBe(standIns.google.url);
-    expect(online.body).toMatchObject({ token_type: 'Bearer', expires_in: 3599, scope: 'openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/calendar.events' });
+    expect(online.body).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 3599,
+      scope: 'openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/calendar.events',
+    });
     expect(online.body.id_token).toBeTruthy();
     const repeat = await codeFlow(standIns.google.url, paths, { scope, access_type: 'offline' });
     expect(repeat.body).not.toHaveProperty('refresh_token');
@@ -90,7 +110,12 @@ describe('the Google stand-in', () => {
     auth.setCredentials({ access_token: body.access_token });
     const calendar = google.calendar({ version: 'v3', rootUrl: `${standIns.google.url}/`, auth });
     const { data } = await calendar.events.quickAdd({ calendarId: 'primary', text: 'Plan the sprint on 2030-01-15' });
-    expect(data).toMatchObject({ kind: 'calendar#event', summary: 'Plan the sprint', start: { date: '2030-01-15' }, end: { date: '2030-01-16' } });
+    expect(data).toMatchObject({
+      kind: 'calendar#event',
+      summary: 'Plan the sprint',
+      start: { date: '2030-01-15' },
+      end: { date: '2030-01-16' },
+    });
     const listed = await calendar.events.list({ calendarId: 'primary' });
     expect(listed.data.items?.map((e) => e.id)).toContain(data.id);
     expect(standIns.google.calendars.get('kim@example.com')).toHaveLength(1);

@@ -17,7 +17,12 @@ let demo: Demo;
 let browser: Browser;
 beforeAll(async () => {
   [demo, browser] = await Promise.all([
-    startDemo({ services: SERVICES, host: '127.0.0.1', port: 0, createApp: (urls) => createApp({ ...urls, sessionSecret: 'test-secret' }) }),
+    startDemo({
+      services: SERVICES,
+      host: '127.0.0.1',
+      port: 0,
+      createApp: (urls) => createApp({ ...urls, sessionSecret: 'test-secret' }),
+    }),
     launchChromium(),
   ]);
 });
@@ -104,7 +109,10 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
 
   it('refuses a finishedUrl on another origin: the browser never leaves the app', async () => {
     const other = express();
-    other.use('/asana/authorize/:userId', everyauth.authorize('asana', { finishedUrl: 'https://evil.example/steal', mapToUserId: (req) => req.params.userId }));
+    other.use(
+      '/asana/authorize/:userId',
+      everyauth.authorize('asana', { finishedUrl: 'https://evil.example/steal', mapToUserId: (req) => req.params.userId }),
+    );
     const server = await new Promise<import('node:http').Server>((resolve) => {
       const s = other.listen(0, '127.0.0.1', () => resolve(s));
     });

@@ -87,7 +87,7 @@ export class Context {
     if (config.mode !== 'embedded') {
       throw new ConfigurationError(
         `${what} works on the store itself, and this profile talks to the server ${config.server}. ` +
-          'Run it on the server\'s machine with a profile (or EVERYAUTH_STORE and EVERYAUTH_MASTER_KEY) that points at the server\'s database and key.',
+          "Run it on the server's machine with a profile (or EVERYAUTH_STORE and EVERYAUTH_MASTER_KEY) that points at the server's database and key.",
       );
     }
     const vault = await loadVault({ env: this.env, keyFile: config.keyFile });
@@ -100,7 +100,10 @@ export class Context {
   }
 
   /** Opens only the store of an embedded profile (no master key needed), or hands back the remote profile. */
-  async withStoreOrRemote<T>(fns: { local: (store: Store) => Promise<T>; remote: (server: string, apiKey: string) => Promise<T> }): Promise<T> {
+  async withStoreOrRemote<T>(fns: {
+    local: (store: Store) => Promise<T>;
+    remote: (server: string, apiKey: string) => Promise<T>;
+  }): Promise<T> {
     const config = await this.config();
     if (config.mode === 'remote') return fns.remote(config.server, config.apiKey);
     const store = await openStore(config.store);
@@ -116,7 +119,9 @@ export class Context {
     if (this.io.stdin.isTTY) this.io.stderr.write(`Enter ${what}, then press Ctrl-D:\n`);
     const chunks: Buffer[] = [];
     for await (const chunk of this.io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    return Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
   }
 }
 

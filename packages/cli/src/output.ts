@@ -115,6 +115,12 @@ export function relativeTime(iso: string | undefined, now = Date.now()): string 
   const diff = Date.parse(iso) - now;
   const abs = Math.abs(diff);
   const [value, unit] =
-    abs < 60_000 ? [Math.round(abs / 1000), 's'] : abs < 3_600_000 ? [Math.round(abs / 60_000), 'min'] : abs < 86_400_000 ? [Math.round(abs / 3_600_000), 'h'] : [Math.round(abs / 86_400_000), 'd'];
+    abs < 60_000
+      ? [Math.round(abs / 1000), 's']
+      : abs < 3_600_000
+        ? [Math.round(abs / 60_000), 'min']
+        : abs < 86_400_000
+          ? [Math.round(abs / 3_600_000), 'h']
+          : [Math.round(abs / 86_400_000), 'd'];
   return diff >= 0 ? `in ${value} ${unit}` : `${value} ${unit} ago`;
 }

@@ -18,7 +18,7 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 export function buildProgram(io: CliIo): Command {
   const errColor = colorsFor(io.stderr, io.env);
   const program = new Command('everyauth')
-    .description('EveryAuth: OAuth credentials for your app\'s users, stored encrypted and always fresh')
+    .description("EveryAuth: OAuth credentials for your app's users, stored encrypted and always fresh")
     .version(version, '-v, --version')
     .option('--profile <name>', 'profile of .everyauth/config.json to use (default: the active one, or EVERYAUTH_PROFILE)')
     .option('--dir <path>', 'folder holding config.json (default .everyauth, or EVERYAUTH_DIR)')
@@ -50,7 +50,10 @@ export function buildProgram(io: CliIo): Command {
 }
 
 /** Runs the CLI on `argv` (without the node and script entries) and returns the exit code. */
-export async function main(argv: string[], io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });

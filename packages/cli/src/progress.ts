@@ -23,7 +23,12 @@ export function startProgress(ctx: Context, label: string, options: { lines?: bo
       if (stderr.isTTY) {
         if (!bar) {
           bar = new cliProgress.SingleBar(
-            { format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted} left`, stream: stderr, hideCursor: true, clearOnComplete: false },
+            {
+              format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted} left`,
+              stream: stderr,
+              hideCursor: true,
+              clearOnComplete: false,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(total, done);

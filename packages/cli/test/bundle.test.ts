@@ -15,7 +15,10 @@ let p: Project;
 beforeAll(async () => {
   assertBuilt();
   // Long-lived access tokens: only `identity refresh` refreshes, so listings compare exactly.
-  auth = await startAuthServer({ accessTokenTtl: 3600, clients: [{ client_id: 'bundle-app', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/idp/callback'] }] });
+  auth = await startAuthServer({
+    accessTokenTtl: 3600,
+    clients: [{ client_id: 'bundle-app', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/idp/callback'] }],
+  });
   p = newProject();
   const steps = [
     ['init', '--base-url', 'http://127.0.0.1:3999'],
@@ -60,7 +63,11 @@ describe('export → wipe → import', () => {
     expect(imported).toMatchObject({ providers: 1, services: 1, identities: 2 });
     const after = await p.json(['identity', 'ls', 'idp']);
     expect(after).toEqual(before);
-    expect(await p.json(['service', 'get', 'idp'])).toMatchObject({ providerId: 'local-idp', clientId: 'bundle-app', hasClientSecret: true });
+    expect(await p.json(['service', 'get', 'idp'])).toMatchObject({
+      providerId: 'local-idp',
+      clientId: 'bundle-app',
+      hasClientSecret: true,
+    });
 
     // Importing again changes nothing.
     const services = await p.json(['service', 'ls']);

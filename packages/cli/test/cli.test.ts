@@ -14,7 +14,9 @@ let p: Project;
 
 beforeAll(async () => {
   assertBuilt();
-  auth = await startAuthServer({ clients: [{ client_id: 'everyauth-test', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/local/callback'] }] });
+  auth = await startAuthServer({
+    clients: [{ client_id: 'everyauth-test', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/local/callback'] }],
+  });
   p = newProject();
 });
 afterAll(async () => {
@@ -35,7 +37,14 @@ describe('usage and exit codes', () => {
   });
 
   it('exits 2 on usage errors: no command, unknown command, bad flag, bad choice', async () => {
-    const cases = [[], ['servce', 'ls'], ['service', 'ls', '--bogus'], ['-o', 'yaml', 'service', 'ls'], ['service', 'set'], ['identity', 'ls', 'x', '--tag', 'novalue']];
+    const cases = [
+      [],
+      ['servce', 'ls'],
+      ['service', 'ls', '--bogus'],
+      ['-o', 'yaml', 'service', 'ls'],
+      ['service', 'set'],
+      ['identity', 'ls', 'x', '--tag', 'novalue'],
+    ];
     const results = await Promise.all(cases.map((args) => p.run(args)));
     results.forEach((r, i) => {
       expect(r.code, `everyauth ${cases[i]!.join(' ')}`).toBe(2);
@@ -85,7 +94,9 @@ describe('init', () => {
       const staging = await other.json(['init', '--profile', 'staging']);
       expect(staging.store).toBe(join('.everyauth', 'staging.db'));
       expect(mode(join(other.dir, '.everyauth', 'staging.key'))).toBe(0o600);
-      const remote = await other.run(['init', '--profile', 'prod', '--server', 'https://everyauth.example.test', '--api-key', '-'], { input: 'ea_0123456789abcdef_key\n' });
+      const remote = await other.run(['init', '--profile', 'prod', '--server', 'https://everyauth.example.test', '--api-key', '-'], {
+        input: 'ea_0123456789abcdef_key\n',
+      });
       expect(remote.code, remote.stderr).toBe(0);
       const config = JSON.parse(readFileSync(join(other.dir, '.everyauth', 'config.json'), 'utf8'));
       expect(config.active).toBe('prod');
@@ -138,7 +149,12 @@ describe('providers', () => {
     expect((await p.run(['provider', 'add', 'broken', '--file', 'broken.json'])).stderr).toContain('not valid JSON');
     expect((await p.run(['provider', 'add', 'x', '--issuer', auth.issuer, '--file', 'bad.json'])).code).toBe(2);
 
-    const good = { name: 'Acme', docs: 'https://acme.test/docs', authorizationUrl: 'https://acme.test/authorize', tokenUrl: 'https://acme.test/token' };
+    const good = {
+      name: 'Acme',
+      docs: 'https://acme.test/docs',
+      authorizationUrl: 'https://acme.test/authorize',
+      tokenUrl: 'https://acme.test/token',
+    };
     writeFileSync(join(p.dir, 'acme.json'), JSON.stringify(good));
     expect((await p.run(['provider', 'add', 'acme', '--file', 'acme.json'])).code).toBe(0);
     const custom = (await p.json(['provider', 'ls', '--search', 'acme'])) as { id: string; custom: boolean }[];
@@ -153,19 +169,42 @@ describe('providers', () => {
 
 describe('services', () => {
   it('takes the client secret from standard input and never shows it', async () => {
-    const set = await p.run(['service', 'set', 'local', '--provider', 'local-idp', '--client-id', 'everyauth-test', '--client-secret', '-', '--scope', 'openid', 'email'], {
-      input: `${SECRET}\n`,
-    });
+    const set = await p.run(
+      [
+        'service',
+        'set',
+        'local',
+        '--provider',
+        'local-idp',
+        '--client-id',
+        'everyauth-test',
+        '--client-secret',
+        '-',
+        '--scope',
+        'openid',
+        'email',
+      ],
+      {
+        input: `${SECRET}\n`,
+      },
+    );
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout).toContain('Created service "local"');
     expect(set.stdout).toContain('http://127.0.0.1:3999/local/callback');
     expect(set.stderr).not.toContain('shell history');
 
     const got = await p.json(['service', 'get', 'local']);
-    expect(got).toMatchObject({ id: 'local', providerId: 'local-idp', hasClientSecret: true, scopes: ['openid', 'email'], redirectUrl: 'http://127.0.0.1:3999/local/callback' });
+    expect(got).toMatchObject({
+      id: 'local',
+      providerId: 'local-idp',
+      hasClientSecret: true,
+      scopes: ['openid', 'email'],
+      redirectUrl: 'http://127.0.0.1:3999/local/callback',
+    });
     const table = await p.run(['service', 'get', 'local']);
     expect(table.stdout).toMatch(/redirect URL\s+http:\/\/127\.0\.0\.1:3999\/local\/callback/);
-    for (const r of [table, await p.run(['service', 'ls']), await p.run(['service', 'ls', '-o', 'json'])]) expect(r.stdout + r.stderr).not.toContain(SECRET);
+    for (const r of [table, await p.run(['service', 'ls']), await p.run(['service', 'ls', '-o', 'json'])])
+      expect(r.stdout + r.stderr).not.toContain(SECRET);
   });
 
   it('updates only the given fields; warns about a secret on the command line', async () => {
@@ -177,7 +216,12 @@ describe('services', () => {
   });
 
   it('fails clearly on an unknown service or provider', async () => {
-    const cases = [['service', 'get', 'nope'], ['service', 'rm', 'nope'], ['identity', 'ls', 'nope'], ['identity', 'get', 'nope', '--user-id', 'u']];
+    const cases = [
+      ['service', 'get', 'nope'],
+      ['service', 'rm', 'nope'],
+      ['identity', 'ls', 'nope'],
+      ['identity', 'get', 'nope', '--user-id', 'u'],
+    ];
     const results = await Promise.all(cases.map((args) => p.run(args)));
     results.forEach((r, i) => {
       expect(r.code, cases[i]!.join(' ')).toBe(1);

@@ -146,7 +146,11 @@ describe('keys rotate', () => {
     const previous = ring.keys.find((k) => k.id !== ring.current)!.id;
     const oldVault = Vault.fromKeyRing({ current: previous, keys: ring.keys });
     const store = await openStore(dbFile);
-    await store.db.updateTable('identities').set({ tokens: oldVault.sealJson(tokensOf(7), `identity:${idOf(7)}`) }).where('id', '=', idOf(7)).execute();
+    await store.db
+      .updateTable('identities')
+      .set({ tokens: oldVault.sealJson(tokensOf(7), `identity:${idOf(7)}`) })
+      .where('id', '=', idOf(7))
+      .execute();
     await store.close();
     const refused = await p.run(['keys', 'retire', previous]);
     expect(refused.code).toBe(1);

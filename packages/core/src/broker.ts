@@ -121,12 +121,7 @@ export interface AuthorizationCompleted {
 }
 
 export type EventType =
-  | 'identity.created'
-  | 'identity.updated'
-  | 'identity.refreshed'
-  | 'identity.refresh_failed'
-  | 'identity.needs_reauth'
-  | 'identity.deleted';
+  'identity.created' | 'identity.updated' | 'identity.refreshed' | 'identity.refresh_failed' | 'identity.needs_reauth' | 'identity.deleted';
 
 export interface BrokerEvent {
   id: string;

@@ -30,7 +30,17 @@ const Envelope = z.object({
   format: z.literal(BUNDLE_FORMAT),
   version: z.number().int(),
   createdAt: z.string(),
-  kdf: z.object({ name: z.literal('scrypt'), salt: z.string().min(16), N: z.number().int().min(2 ** 10).max(KDF_MAX_N), r: z.number().int().min(1).max(32), p: z.number().int().min(1).max(16) }),
+  kdf: z.object({
+    name: z.literal('scrypt'),
+    salt: z.string().min(16),
+    N: z
+      .number()
+      .int()
+      .min(2 ** 10)
+      .max(KDF_MAX_N),
+    r: z.number().int().min(1).max(32),
+    p: z.number().int().min(1).max(16),
+  }),
   cipher: z.object({ name: z.literal('aes-256-gcm'), iv: z.string().length(16) }),
   compression: z.literal('gzip'),
   ciphertext: z.string(),
@@ -39,7 +49,12 @@ type Envelope = z.infer<typeof Envelope>;
 
 const StringMap = z.record(z.string(), z.string());
 
-const BundleProvider = z.object({ id: z.string(), definition: z.record(z.string(), z.unknown()), createdAt: z.number(), updatedAt: z.number() });
+const BundleProvider = z.object({
+  id: z.string(),
+  definition: z.record(z.string(), z.unknown()),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
 const BundleService = z.object({
   id: z.string(),
   providerId: z.string(),
@@ -93,7 +108,11 @@ type Progress = (progress: BundleProgress) => void;
 // Reading and writing stores
 
 /** Everything a bundle carries, read from `store` with secrets opened by `vault`. */
-export async function readBundleContents(store: Store, vault: Vault, options: { onProgress?: Progress; now?: Date } = {}): Promise<BundleContents> {
+export async function readBundleContents(
+  store: Store,
+  vault: Vault,
+  options: { onProgress?: Progress; now?: Date } = {},
+): Promise<BundleContents> {
   const providers = (await store.listProviders()).map((r) => ({
     id: r.id,
     definition: JSON.parse(r.definition) as Record<string, unknown>,
@@ -111,7 +130,14 @@ export async function readBundleContents(store: Store, vault: Vault, options: { 
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   }));
-  const total = Number((await store.db.selectFrom('identities').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const total = Number(
+    (
+      await store.db
+        .selectFrom('identities')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
   const identities: BundleContents['identities'] = [];
   options.onProgress?.({ done: 0, total });
   let after: string | undefined;
@@ -148,7 +174,12 @@ export async function readBundleContents(store: Store, vault: Vault, options: { 
  * Upserts by id; an identity of the store with the same (service, tenant, user) but another id is
  * replaced by the bundle's, since that triple is unique.
  */
-export async function writeBundleContents(store: Store, vault: Vault, contents: BundleContents, options: { onProgress?: Progress } = {}): Promise<BundleCounts> {
+export async function writeBundleContents(
+  store: Store,
+  vault: Vault,
+  contents: BundleContents,
+  options: { onProgress?: Progress } = {},
+): Promise<BundleCounts> {
   const checked = BundleContents.parse(contents);
   const providers = checked.providers.map((p) => ({ ...p, definition: parseProvider(p.definition, `the bundle's provider "${p.id}"`) }));
   const total = checked.identities.length;
@@ -231,20 +262,35 @@ export async function writeBundleContents(store: Store, vault: Vault, contents: 
 
 function scrypt(passphrase: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r };
-  return new Promise((resolve, reject) => scryptCallback(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))));
+  return new Promise((resolve, reject) =>
+    scryptCallback(passphrase.normalize('NFC'), salt, 32, options, (err, key) => (err ? reject(err) : resolve(key))),
+  );
 }
 
 /** The header fields in a fixed order: the associated data of the ciphertext. */
 function headerAad(e: Omit<Envelope, 'ciphertext'>): Buffer {
   return Buffer.from(
-    JSON.stringify([e.format, e.version, e.createdAt, e.kdf.name, e.kdf.salt, e.kdf.N, e.kdf.r, e.kdf.p, e.cipher.name, e.cipher.iv, e.compression]),
+    JSON.stringify([
+      e.format,
+      e.version,
+      e.createdAt,
+      e.kdf.name,
+      e.kdf.salt,
+      e.kdf.N,
+      e.kdf.r,
+      e.kdf.p,
+      e.cipher.name,
+      e.cipher.iv,
+      e.compression,
+    ]),
     'utf8',
   );
 }
 
 /** Encrypts bundle contents under a passphrase; returns the file's text. */
 export async function sealBundle(contents: BundleContents, passphrase: string, options: { now?: Date } = {}): Promise<string> {
-  if (passphrase.length < MIN_PASSPHRASE) throw new InvalidInput(`The bundle passphrase must be at least ${MIN_PASSPHRASE} characters.`, 'passphrase');
+  if (passphrase.length < MIN_PASSPHRASE)
+    throw new InvalidInput(`The bundle passphrase must be at least ${MIN_PASSPHRASE} characters.`, 'passphrase');
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const header: Omit<Envelope, 'ciphertext'> = {
@@ -275,10 +321,14 @@ export async function openBundle(text: string, passphrase: string): Promise<Bund
     throw new InvalidInput('This is not an EveryAuth bundle: it is not JSON (was the file cut short or edited?).', 'bundle');
   }
   const format = (json as { format?: unknown } | null)?.format;
-  if (format !== BUNDLE_FORMAT) throw new InvalidInput(`This is not an EveryAuth bundle: its "format" is not "${BUNDLE_FORMAT}".`, 'bundle');
+  if (format !== BUNDLE_FORMAT)
+    throw new InvalidInput(`This is not an EveryAuth bundle: its "format" is not "${BUNDLE_FORMAT}".`, 'bundle');
   const version = (json as { version?: unknown }).version;
   if (typeof version === 'number' && version > BUNDLE_VERSION) {
-    throw new InvalidInput(`This bundle has format version ${version}; this EveryAuth reads version ${BUNDLE_VERSION}. Upgrade EveryAuth to import it.`, 'bundle');
+    throw new InvalidInput(
+      `This bundle has format version ${version}; this EveryAuth reads version ${BUNDLE_VERSION}. Upgrade EveryAuth to import it.`,
+      'bundle',
+    );
   }
   const parsed = Envelope.safeParse(json);
   if (!parsed.success || parsed.data.version !== BUNDLE_VERSION) {
@@ -288,7 +338,8 @@ export async function openBundle(text: string, passphrase: string): Promise<Bund
   const envelope = parsed.data;
   const data = Buffer.from(envelope.ciphertext, 'base64');
   const iv = Buffer.from(envelope.cipher.iv, 'base64url');
-  if (data.length < 17 || iv.length !== 12) throw new InvalidInput('The bundle\'s ciphertext is damaged (too short); export it again.', 'bundle');
+  if (data.length < 17 || iv.length !== 12)
+    throw new InvalidInput("The bundle's ciphertext is damaged (too short); export it again.", 'bundle');
   const key = await scrypt(passphrase, Buffer.from(envelope.kdf.salt, 'base64url'), envelope.kdf);
   let compressed: Buffer;
   try {
@@ -297,13 +348,21 @@ export async function openBundle(text: string, passphrase: string): Promise<Bund
     decipher.setAuthTag(data.subarray(data.length - 16));
     compressed = Buffer.concat([decipher.update(data.subarray(0, data.length - 16)), decipher.final()]);
   } catch {
-    throw new DecryptionFailed('Cannot decrypt the bundle: the passphrase is wrong, or the file was changed after export. Nothing was imported.');
+    throw new DecryptionFailed(
+      'Cannot decrypt the bundle: the passphrase is wrong, or the file was changed after export. Nothing was imported.',
+    );
   } finally {
     key.fill(0);
   }
   const contents = BundleContents.safeParse(JSON.parse(gunzipSync(compressed).toString('utf8')));
   if (!contents.success) {
-    throw new InvalidInput(`The bundle decrypted, but its contents are not valid (${contents.error.issues.slice(0, 3).map((i) => i.path.join('.')).join(', ')}).`, 'bundle');
+    throw new InvalidInput(
+      `The bundle decrypted, but its contents are not valid (${contents.error.issues
+        .slice(0, 3)
+        .map((i) => i.path.join('.'))
+        .join(', ')}).`,
+      'bundle',
+    );
   }
   return contents.data;
 }

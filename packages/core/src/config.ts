@@ -65,7 +65,9 @@ export async function readConfigFile(dir: string): Promise<ConfigFile | undefine
   try {
     parsed = ConfigFile.parse(JSON.parse(text));
   } catch (err) {
-    throw new ConfigurationError(`${path} is not a valid EveryAuth config (${(err as Error).message}); fix it or run \`everyauth init --force\`.`);
+    throw new ConfigurationError(
+      `${path} is not a valid EveryAuth config (${(err as Error).message}); fix it or run \`everyauth init --force\`.`,
+    );
   }
   return parsed;
 }
@@ -79,14 +81,17 @@ export async function resolveConfig(options: ResolveOptions = {}): Promise<Resol
   const env = options.env ?? process.env;
   const dir = resolve(options.dir ?? env.EVERYAUTH_DIR ?? DEFAULT_DIR);
   if (env.EVERYAUTH_SERVER_URL) {
-    if (!env.EVERYAUTH_API_KEY) throw new ConfigurationError('EVERYAUTH_SERVER_URL is set but EVERYAUTH_API_KEY is not; set both to use a server.');
+    if (!env.EVERYAUTH_API_KEY)
+      throw new ConfigurationError('EVERYAUTH_SERVER_URL is set but EVERYAUTH_API_KEY is not; set both to use a server.');
     return { mode: 'remote', server: env.EVERYAUTH_SERVER_URL, apiKey: env.EVERYAUTH_API_KEY };
   }
   const file = await readConfigFile(dir);
   const name = options.profile ?? env.EVERYAUTH_PROFILE ?? file?.active ?? 'default';
   const profile = file?.profiles[name];
   if (options.profile && !profile) {
-    throw new ConfigurationError(`No profile "${name}" in ${join(dir, 'config.json')}; create it with \`everyauth init --profile ${name}\`.`);
+    throw new ConfigurationError(
+      `No profile "${name}" in ${join(dir, 'config.json')}; create it with \`everyauth init --profile ${name}\`.`,
+    );
   }
   if (profile?.mode === 'remote') return profile;
   const base = resolve(dir, '..');

@@ -24,7 +24,10 @@ export class EveryAuthError extends Error {
 
 /** Bad input from the caller: a malformed id, an unknown option, a filter that cannot be used. */
 export class InvalidInput extends EveryAuthError {
-  constructor(message: string, readonly field?: string) {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
     super('invalid_input', message, { status: 400 });
   }
 }
@@ -37,7 +40,10 @@ export class ConfigurationError extends EveryAuthError {
 }
 
 export class NotFound extends EveryAuthError {
-  constructor(readonly kind: 'provider' | 'service' | 'identity' | 'session' | 'api_key', readonly id: string) {
+  constructor(
+    readonly kind: 'provider' | 'service' | 'identity' | 'session' | 'api_key',
+    readonly id: string,
+  ) {
     super(`${kind}_not_found`, `No ${kind.replace('_', ' ')} "${id}" exists.`, { status: 404 });
   }
 }
@@ -50,7 +56,10 @@ export class Conflict extends EveryAuthError {
 
 /** More than one identity matches a lookup that must name exactly one. */
 export class AmbiguousIdentity extends EveryAuthError {
-  constructor(readonly serviceId: string, readonly count: number) {
+  constructor(
+    readonly serviceId: string,
+    readonly count: number,
+  ) {
     super(
       'ambiguous_identity',
       `More than one identity of service "${serviceId}" matches; narrow the filter (tenantId, tags) or ask by identity id.`,
@@ -103,20 +112,43 @@ export class ReauthorizationRequired extends EveryAuthError {
   }
 
   override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), serviceId: this.serviceId, identityId: this.identityId, userId: this.userId, tenantId: this.tenantId, authorizeUrl: this.authorizeUrl };
+    return {
+      ...super.toJSON(),
+      serviceId: this.serviceId,
+      identityId: this.identityId,
+      userId: this.userId,
+      tenantId: this.tenantId,
+      authorizeUrl: this.authorizeUrl,
+    };
   }
 }
 
 /** The provider could not be reached or answered 5xx / 429 after the retries; try again later. */
 export class ProviderUnavailable extends EveryAuthError {
-  constructor(readonly providerId: string, detail: string, options: { cause?: unknown } = {}) {
-    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); try again later.`, { status: 503, retryable: true, ...options });
+  constructor(
+    readonly providerId: string,
+    detail: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); try again later.`, {
+      status: 503,
+      retryable: true,
+      ...options,
+    });
   }
 }
 
 /** The provider answered the token request with an error other than invalid_grant, or with a body we cannot use. */
 export class ProviderError extends EveryAuthError {
-  constructor(readonly providerId: string, readonly error: string, detail: string, options: { cause?: unknown } = {}) {
-    super('provider_error', `Provider "${providerId}" rejected the request: ${error}${detail ? ` (${detail})` : ''}.`, { status: 502, ...options });
+  constructor(
+    readonly providerId: string,
+    readonly error: string,
+    detail: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('provider_error', `Provider "${providerId}" rejected the request: ${error}${detail ? ` (${detail})` : ''}.`, {
+      status: 502,
+      ...options,
+    });
   }
 }

@@ -101,7 +101,10 @@ export class LocalBroker implements Broker {
         sealTokens: (id, tokens) => this.sealTokens(id, tokens),
         onRefreshed: (row) => this.emit('identity.refreshed', row, { expiresAt: iso(row.expires_at) }),
         onFailed: (row, error, needsReauth) =>
-          this.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, { error: (error as EveryAuthError).code ?? 'error', message: error.message }),
+          this.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
+            error: (error as EveryAuthError).code ?? 'error',
+            message: error.message,
+          }),
       },
       this.now,
       this.logger,
@@ -164,7 +167,10 @@ export class LocalBroker implements Broker {
     const providerId = input.providerId ?? existing?.provider_id ?? id;
     const provider = await this.getProvider(providerId).catch((err) => {
       if (err instanceof NotFound && !input.providerId && !existing) {
-        throw new InvalidInput(`Service "${id}" needs a provider: "${id}" is not one; pass providerId (see the provider list).`, 'providerId');
+        throw new InvalidInput(
+          `Service "${id}" needs a provider: "${id}" is not one; pass providerId (see the provider list).`,
+          'providerId',
+        );
       }
       throw err;
     });
@@ -288,7 +294,9 @@ export class LocalBroker implements Broker {
   private pruneSessions(now: number): void {
     if (now - this.lastPrune < 10 * 60_000) return;
     this.lastPrune = now;
-    this.store.pruneSessions(now - 24 * 3600_000).catch((err: unknown) => this.logger.warn({ err }, 'pruning expired authorization sessions failed'));
+    this.store
+      .pruneSessions(now - 24 * 3600_000)
+      .catch((err: unknown) => this.logger.warn({ err }, 'pruning expired authorization sessions failed'));
   }
 
   async completeAuthorization(
@@ -299,10 +307,16 @@ export class LocalBroker implements Broker {
     const params = toSearchParams(query);
     const state = params.get('state');
     if (!state) {
-      throw new AuthorizationFailed('invalid_request', 'The callback has no "state": it did not come from an authorization EveryAuth started (RFC 6749 §10.12).');
+      throw new AuthorizationFailed(
+        'invalid_request',
+        'The callback has no "state": it did not come from an authorization EveryAuth started (RFC 6749 §10.12).',
+      );
     }
     if (params.getAll('state').length > 1 || params.getAll('code').length > 1) {
-      throw new AuthorizationFailed('invalid_request', 'The callback repeats "state" or "code" (RFC 6749 §3.1: parameters must not be included more than once).');
+      throw new AuthorizationFailed(
+        'invalid_request',
+        'The callback repeats "state" or "code" (RFC 6749 §3.1: parameters must not be included more than once).',
+      );
     }
     const stateHash = sha256(state);
     const taken = await this.store.takeSession(stateHash, this.now());
@@ -324,15 +338,29 @@ export class LocalBroker implements Broker {
     const fail = (error: string, description: string): never => {
       throw new AuthorizationFailed(error, description, {
         ...context,
-        finishedUrl: session.finished_url ? validate.withQuery(session.finished_url, { error, error_description: description, serviceId: session.service_id, userId: session.user_id, tenantId: context.tenantId }) : undefined,
+        finishedUrl: session.finished_url
+          ? validate.withQuery(session.finished_url, {
+              error,
+              error_description: description,
+              serviceId: session.service_id,
+              userId: session.user_id,
+              tenantId: context.tenantId,
+            })
+          : undefined,
       });
     };
     try {
       if (session.service_id !== serviceId) {
-        fail('invalid_request', `The callback arrived for service "${serviceId}" but the authorization was started for another service (a mix-up, RFC 9700 §4.4).`);
+        fail(
+          'invalid_request',
+          `The callback arrived for service "${serviceId}" but the authorization was started for another service (a mix-up, RFC 9700 §4.4).`,
+        );
       }
       if (session.browser_binding !== null && (!options.browserBinding || sha256(options.browserBinding) !== session.browser_binding)) {
-        fail('invalid_request', 'The callback came from a different browser than the one that started the authorization (RFC 9700 §4.7); start again from the same browser.');
+        fail(
+          'invalid_request',
+          'The callback came from a different browser than the one that started the authorization (RFC 9700 §4.7); start again from the same browser.',
+        );
       }
       const service = await this.serviceRow(session.service_id);
       const ctx = await this.contextFor(service);
@@ -427,7 +455,11 @@ export class LocalBroker implements Broker {
   }
 
   async listEvents(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {
-    const rows = await this.store.listEvents({ after: options.after, identityId: options.identityId, limit: validate.pageCount(options.count) });
+    const rows = await this.store.listEvents({
+      after: options.after,
+      identityId: options.identityId,
+      limit: validate.pageCount(options.count),
+    });
     return rows.map(toEvent);
   }
 
@@ -450,7 +482,8 @@ export class LocalBroker implements Broker {
       return rows[0];
     }
     const filter = validate.identityFilter(typeof selector === 'string' ? { userId: selector } : selector);
-    if (validate.isEmptyFilter(filter)) throw new InvalidInput('Name the identity: an identity id, a userId, or a filter with userId, tenantId or tags.', 'selector');
+    if (validate.isEmptyFilter(filter))
+      throw new InvalidInput('Name the identity: an identity id, a userId, or a filter with userId, tenantId or tags.', 'selector');
     const rows = await this.store.findIdentities({ ...filter, serviceId }, 2);
     if (rows.length > 1) throw new AmbiguousIdentity(serviceId, rows.length);
     return rows[0];
@@ -564,4 +597,3 @@ function decodeCursor(next: string): string {
   if (!isIdentityId(id)) throw new InvalidInput('next is not a cursor from a previous page.', 'next');
   return id;
 }
-

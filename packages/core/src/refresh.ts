@@ -117,7 +117,10 @@ export class Refresher {
         const failure = err instanceof RefreshFailure ? err.failure : undefined;
         if (failure?.kind === 'retryable' && attempt < this.policy.attempts) {
           const delay = Math.min(failure.retryAfterMs ?? this.backoff(attempt), this.policy.maxDelayMs);
-          this.logger.warn({ identityId: row.id, serviceId: row.service_id, attempt, delay, reason: failure.detail }, 'refresh failed, retrying');
+          this.logger.warn(
+            { identityId: row.id, serviceId: row.service_id, attempt, delay, reason: failure.detail },
+            'refresh failed, retrying',
+          );
           await sleep(delay);
           // Keep the lease ours for the next attempt.
           const now = this.now();
@@ -133,7 +136,10 @@ export class Refresher {
         await this.store.releaseLease(row.id, this.owner, this.now(), needsReauth ? 'needs_reauth' : undefined);
         // A provider outage is not the caller's problem while the token it has still works.
         if (!needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
-          this.logger.warn({ identityId: row.id, serviceId: row.service_id, error: error.message }, 'refresh failed, current token still valid');
+          this.logger.warn(
+            { identityId: row.id, serviceId: row.service_id, error: error.message },
+            'refresh failed, current token still valid',
+          );
           await this.hooks.onFailed(row, error, false);
           return row;
         }
@@ -161,7 +167,10 @@ export class Refresher {
         ),
       );
       if (!written) {
-        this.logger.error({ identityId: row.id, serviceId: row.service_id }, 'refresh lease lost before the write; the new tokens were discarded');
+        this.logger.error(
+          { identityId: row.id, serviceId: row.service_id },
+          'refresh lease lost before the write; the new tokens were discarded',
+        );
         throw new ProviderUnavailable(ctx.provider.id, 'the refresh lease was lost before its result could be stored');
       }
       const updated = (await this.store.getIdentity(row.id))!;
@@ -182,7 +191,10 @@ export class Refresher {
         return await write();
       } catch (err) {
         if (this.now() + wait > until) throw err;
-        this.logger.warn({ identityId: row.id, serviceId: row.service_id, reason: (err as Error).message }, 'storing refreshed tokens failed, retrying');
+        this.logger.warn(
+          { identityId: row.id, serviceId: row.service_id, reason: (err as Error).message },
+          'storing refreshed tokens failed, retrying',
+        );
         await sleep(wait);
       }
     }

@@ -140,7 +140,12 @@ export async function resealStore(store: Store, vault: Vault, options: ResealOpt
       const updated = await db.transaction().execute(async (trx) => {
         let n = 0;
         for (const r of replacements) {
-          const u = await trx.updateTable(c.table).set({ [c.column]: r.next }).where(c.key, '=', r.k).where(c.column, '=', r.v).executeTakeFirst();
+          const u = await trx
+            .updateTable(c.table)
+            .set({ [c.column]: r.next })
+            .where(c.key, '=', r.k)
+            .where(c.column, '=', r.v)
+            .executeTakeFirst();
           n += Number(u.numUpdatedRows);
         }
         return n;
@@ -162,7 +167,9 @@ function reseal(vault: Vault, c: SealedColumn, key: string, sealed: string): str
     plaintext = vault.open(sealed, aad);
   } catch (error) {
     if (error instanceof DecryptionFailed) {
-      throw new DecryptionFailed(`${error.message} (${c.table}.${c.column}; values re-sealed before this one are saved, run again once the key ring holds its key)`);
+      throw new DecryptionFailed(
+        `${error.message} (${c.table}.${c.column}; values re-sealed before this one are saved, run again once the key ring holds its key)`,
+      );
     }
     throw error;
   }

@@ -119,7 +119,9 @@ export class RemoteBroker implements Broker {
     options: { browserBinding?: string } = {},
   ): Promise<AuthorizationCompleted> {
     const params = query instanceof URLSearchParams ? query : toSearchParams(query);
-    return this.call('POST', '/v1/authorizations/complete', { body: { serviceId, query: params.toString(), browserBinding: options.browserBinding } });
+    return this.call('POST', '/v1/authorizations/complete', {
+      body: { serviceId, query: params.toString(), browserBinding: options.browserBinding },
+    });
   }
 
   /**
@@ -156,7 +158,9 @@ export class RemoteBroker implements Broker {
   async deleteIdentities(serviceId: string, filter: IdentityFilter | null, options: { revoke?: boolean } = {}): Promise<number> {
     // The server refuses an empty filter, as LocalBroker does; null says "all" explicitly.
     const query = filter === null ? { all: true } : filterQuery(filter);
-    const r = await this.call<{ deleted: number }>('DELETE', `/v1/services/${seg(serviceId)}/identities`, { query: { ...query, revoke: options.revoke } });
+    const r = await this.call<{ deleted: number }>('DELETE', `/v1/services/${seg(serviceId)}/identities`, {
+      query: { ...query, revoke: options.revoke },
+    });
     return r.deleted;
   }
 
@@ -164,7 +168,9 @@ export class RemoteBroker implements Broker {
     const force = options.force ? true : undefined;
     try {
       if (typeof selector === 'string' && isIdentityId(selector)) {
-        return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, { query: { force } });
+        return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, {
+          query: { force },
+        });
       }
       return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } });
     } catch (err) {
@@ -210,11 +216,15 @@ export class RemoteBroker implements Broker {
       });
     } catch (err) {
       const timedOut = (err as Error).name === 'TimeoutError';
-      throw new EveryAuthError('server_unavailable', `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`, {
-        status: 503,
-        retryable: true,
-        cause: err,
-      });
+      throw new EveryAuthError(
+        'server_unavailable',
+        `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
+        {
+          status: 503,
+          retryable: true,
+          cause: err,
+        },
+      );
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();

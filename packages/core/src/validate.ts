@@ -14,7 +14,10 @@ const MAX_TAGS = 32;
 
 export function serviceId(value: unknown, field = 'serviceId'): string {
   if (typeof value !== 'string' || !SERVICE_ID.test(value)) {
-    throw new InvalidInput(`${field} must be 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit; got ${describe(value)}.`, field);
+    throw new InvalidInput(
+      `${field} must be 1–63 lowercase letters, digits, "-" or "_", starting with a letter or digit; got ${describe(value)}.`,
+      field,
+    );
   }
   return value;
 }
@@ -41,7 +44,8 @@ export const tenantId = (value: unknown): string => text(value, 'tenantId');
 
 export function tags(value: unknown): Tags {
   if (value === undefined) return {};
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInput('tags must be an object of string values.', 'tags');
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidInput('tags must be an object of string values.', 'tags');
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length > MAX_TAGS) throw new InvalidInput(`At most ${MAX_TAGS} tags are allowed; got ${entries.length}.`, 'tags');
   const out: Tags = {};
@@ -73,7 +77,8 @@ export const isEmptyFilter = (f: IdentityFilter) =>
 export function pageCount(value: unknown): number {
   if (value === undefined) return 100;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidInput(`count must be a whole number from 1 to 1000; got ${describe(value)}.`, 'count');
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new InvalidInput(`count must be a whole number from 1 to 1000; got ${describe(value)}.`, 'count');
   return n;
 }
 
@@ -83,12 +88,18 @@ export function pageCount(value: unknown): number {
  */
 export function finishedUrl(value: unknown, allowedOrigins: readonly string[]): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048 || CONTROL.test(value) || /[\\\s]/.test(value)) {
-    throw new InvalidInput('finishedUrl must be a relative path or an allow-listed absolute URL without spaces, backslashes or control characters.', 'finishedUrl');
+    throw new InvalidInput(
+      'finishedUrl must be a relative path or an allow-listed absolute URL without spaces, backslashes or control characters.',
+      'finishedUrl',
+    );
   }
   if (value.startsWith('/')) {
     // Dot segments collapse when the URL is parsed (`/.//evil` becomes `//evil`), so the parsed path is checked too.
     if (value.startsWith('//') || new URL(value, 'http://relative.invalid').pathname.startsWith('//')) {
-      throw new InvalidInput('finishedUrl may not be protocol-relative ("//host"), also not after dot segments: use a path or an allow-listed origin.', 'finishedUrl');
+      throw new InvalidInput(
+        'finishedUrl may not be protocol-relative ("//host"), also not after dot segments: use a path or an allow-listed origin.',
+        'finishedUrl',
+      );
     }
     return value;
   }
@@ -102,7 +113,10 @@ export function finishedUrl(value: unknown, allowedOrigins: readonly string[]): 
     throw new InvalidInput('finishedUrl must be an http(s) URL without credentials.', 'finishedUrl');
   }
   if (!allowedOrigins.includes(url.origin)) {
-    throw new InvalidInput(`finishedUrl origin ${url.origin} is not allowed; add it to the allowed origins or use a relative path.`, 'finishedUrl');
+    throw new InvalidInput(
+      `finishedUrl origin ${url.origin} is not allowed; add it to the allowed origins or use a relative path.`,
+      'finishedUrl',
+    );
   }
   return url.href;
 }

@@ -146,7 +146,8 @@ export class Vault {
     if (typeof sealed !== 'string' || !sealed.startsWith(PREFIX)) throw malformed(aad, 'it does not start with "ea1."');
     const kidEnd = sealed.indexOf('.', PREFIX.length);
     const ivEnd = kidEnd < 0 ? -1 : sealed.indexOf('.', kidEnd + 1);
-    if (ivEnd < 0 || sealed.indexOf('.', ivEnd + 1) >= 0) throw malformed(aad, 'it does not have the four parts ea1.<kid>.<iv>.<ciphertext>');
+    if (ivEnd < 0 || sealed.indexOf('.', ivEnd + 1) >= 0)
+      throw malformed(aad, 'it does not have the four parts ea1.<kid>.<iv>.<ciphertext>');
     const kid = sealed.slice(PREFIX.length, kidEnd);
     const key = this.#keys.get(kid) ?? (this.#reloadFor(kid) ? this.#keys.get(kid) : undefined);
     if (key === undefined) {
@@ -240,8 +241,10 @@ export function addKeyToRing(ring: KeyRing, now: Date = new Date()): KeyRing {
 /** A new ring without key `id` (after every value sealed under it was re-sealed). The current key cannot be removed. */
 export function removeKeyFromRing(ring: KeyRing, id: string): KeyRing {
   importKeyRing(ring, 'The key ring');
-  if (id === ring.current) throw new ConfigurationError(`Key "${id}" is the current key and cannot be removed; rotate first (\`everyauth keys rotate\`).`);
-  if (!ring.keys.some((k) => k.id === id)) throw new ConfigurationError(`The key ring has no key "${id}" (it has ${ring.keys.map((k) => k.id).join(', ')}).`);
+  if (id === ring.current)
+    throw new ConfigurationError(`Key "${id}" is the current key and cannot be removed; rotate first (\`everyauth keys rotate\`).`);
+  if (!ring.keys.some((k) => k.id === id))
+    throw new ConfigurationError(`The key ring has no key "${id}" (it has ${ring.keys.map((k) => k.id).join(', ')}).`);
   return { current: ring.current, keys: ring.keys.filter((k) => k.id !== id).map((k) => ({ ...k })) };
 }
 
@@ -260,7 +263,8 @@ export function keyIdForKey(key: string, source = 'The key'): string {
  */
 export function parseKeyMaterial(text: string, source: string): KeyRing {
   const trimmed = text.trim();
-  if (trimmed === '') throw new ConfigurationError(`${source} is empty; it must hold a base64url 32-byte key or a JSON key ring: ${GENERATE_HINT}.`);
+  if (trimmed === '')
+    throw new ConfigurationError(`${source} is empty; it must hold a base64url 32-byte key or a JSON key ring: ${GENERATE_HINT}.`);
   if (trimmed.startsWith('{')) {
     let ring: unknown;
     try {
@@ -285,13 +289,18 @@ export function parseKeyMaterial(text: string, source: string): KeyRing {
 function importKeyRing(ring: KeyRing, source: string): Map<string, KeyObject> {
   const fix = `Correct it, or ${GENERATE_HINT}.`;
   if (ring === null || typeof ring !== 'object' || Array.isArray(ring)) {
-    throw new ConfigurationError(`${source} must be a JSON object {"current": "<id>", "keys": [{"id": "<id>", "key": "<base64url>"}]}. ${fix}`);
+    throw new ConfigurationError(
+      `${source} must be a JSON object {"current": "<id>", "keys": [{"id": "<id>", "key": "<base64url>"}]}. ${fix}`,
+    );
   }
-  if (!Array.isArray(ring.keys) || ring.keys.length === 0) throw new ConfigurationError(`${source} has no keys: "keys" must be a non-empty array. ${fix}`);
-  if (typeof ring.current !== 'string') throw new ConfigurationError(`${source} has no "current" key id (a string naming the key to seal with). ${fix}`);
+  if (!Array.isArray(ring.keys) || ring.keys.length === 0)
+    throw new ConfigurationError(`${source} has no keys: "keys" must be a non-empty array. ${fix}`);
+  if (typeof ring.current !== 'string')
+    throw new ConfigurationError(`${source} has no "current" key id (a string naming the key to seal with). ${fix}`);
   const keys = new Map<string, KeyObject>();
   ring.keys.forEach((entry: unknown, index) => {
-    if (entry === null || typeof entry !== 'object') throw new ConfigurationError(`${source}: keys[${index}] must be an object {"id", "key"}. ${fix}`);
+    if (entry === null || typeof entry !== 'object')
+      throw new ConfigurationError(`${source}: keys[${index}] must be an object {"id", "key"}. ${fix}`);
     const { id, key, createdAt } = entry as Partial<Record<keyof KeyRingEntry, unknown>>;
     if (typeof id !== 'string' || !KEY_ID.test(id)) {
       throw new ConfigurationError(
@@ -299,20 +308,24 @@ function importKeyRing(ring: KeyRing, source: string): Map<string, KeyObject> {
       );
     }
     if (keys.has(id)) throw new ConfigurationError(`${source} has two keys with id "${id}"; key ids must be unique. ${fix}`);
-    if (createdAt !== undefined && typeof createdAt !== 'string') throw new ConfigurationError(`${source}: key "${id}" has a "createdAt" that is not a string. ${fix}`);
+    if (createdAt !== undefined && typeof createdAt !== 'string')
+      throw new ConfigurationError(`${source}: key "${id}" has a "createdAt" that is not a string. ${fix}`);
     const bytes = decodeKey(key, `${source}: key "${id}"`);
     keys.set(id, createSecretKey(bytes));
     bytes.fill(0);
   });
   if (!keys.has(ring.current)) {
-    throw new ConfigurationError(`${source} names current key "${ring.current}", but has no key with that id (it has ${[...keys.keys()].join(', ')}). ${fix}`);
+    throw new ConfigurationError(
+      `${source} names current key "${ring.current}", but has no key with that id (it has ${[...keys.keys()].join(', ')}). ${fix}`,
+    );
   }
   return keys;
 }
 
 /** Decodes base64url or base64 into exactly 32 bytes, or throws without quoting the input. */
 function decodeKey(value: unknown, source: string): Buffer {
-  if (typeof value !== 'string') throw new ConfigurationError(`${source} must be a string holding a base64url 32-byte key; ${GENERATE_HINT}.`);
+  if (typeof value !== 'string')
+    throw new ConfigurationError(`${source} must be a string holding a base64url 32-byte key; ${GENERATE_HINT}.`);
   const text = value.trim();
   if (/^[0-9a-fA-F]{64}$/.test(text)) {
     throw new ConfigurationError(
@@ -320,12 +333,16 @@ function decodeKey(value: unknown, source: string): Buffer {
     );
   }
   if (!BASE64.test(text)) {
-    throw new ConfigurationError(`${source} is not base64url (it must be 32 bytes encoded with A–Z, a–z, 0–9, "-" and "_"); ${GENERATE_HINT}.`);
+    throw new ConfigurationError(
+      `${source} is not base64url (it must be 32 bytes encoded with A–Z, a–z, 0–9, "-" and "_"); ${GENERATE_HINT}.`,
+    );
   }
   const bytes = Buffer.from(text, 'base64'); // Node's base64 decoder also takes the URL-safe alphabet.
   if (bytes.length !== KEY_BYTES) {
     bytes.fill(0);
-    throw new ConfigurationError(`${source} decodes to ${bytes.length} bytes; it must be exactly ${KEY_BYTES} bytes (43 base64url characters). ${capitalize(GENERATE_HINT)}.`);
+    throw new ConfigurationError(
+      `${source} decodes to ${bytes.length} bytes; it must be exactly ${KEY_BYTES} bytes (43 base64url characters). ${capitalize(GENERATE_HINT)}.`,
+    );
   }
   return bytes;
 }
@@ -368,7 +385,9 @@ export async function readKeyRing(path: string, missingMessage?: string): Promis
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new ConfigurationError(missingMessage ?? `Key file ${path} does not exist; create it with \`everyauth init\`, or set ${MASTER_KEY_ENV}.`);
+      throw new ConfigurationError(
+        missingMessage ?? `Key file ${path} does not exist; create it with \`everyauth init\`, or set ${MASTER_KEY_ENV}.`,
+      );
     }
     throw new ConfigurationError(`Cannot read key file ${path} (${code ?? 'error'}); check its permissions.`, { cause: error });
   }

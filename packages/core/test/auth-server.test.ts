@@ -134,9 +134,13 @@ describe('test authorization server', () => {
     await server.addClient({ client_id: 'late', client_secret: 's', redirect_uris: ['http://127.0.0.1:10/cb'] });
     const url = new URL(as.authorization_endpoint!);
     url.search = new URLSearchParams({
-      client_id: 'late', redirect_uri: 'http://127.0.0.1:10/cb', response_type: 'code', scope: 'email',
+      client_id: 'late',
+      redirect_uri: 'http://127.0.0.1:10/cb',
+      response_type: 'code',
+      scope: 'email',
       code_challenge: await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier()),
-      code_challenge_method: 'S256', state: 'x',
+      code_challenge_method: 'S256',
+      state: 'x',
     }).toString();
     expect((await server.authorize(url)).searchParams.get('code')).toBeTruthy();
   });
@@ -156,20 +160,34 @@ describe('test authorization server', () => {
       clients: [{ client_id: 'post', client_secret: 'p', redirect_uris: [redirectUri], token_endpoint_auth_method: 'client_secret_post' }],
     });
     try {
-      const otherAs = await oauth.processDiscoveryResponse(new URL(other.issuer), await oauth.discoveryRequest(new URL(other.issuer), insecure));
+      const otherAs = await oauth.processDiscoveryResponse(
+        new URL(other.issuer),
+        await oauth.discoveryRequest(new URL(other.issuer), insecure),
+      );
       const postClient: oauth.Client = { client_id: 'post' };
       const verifier = oauth.generateRandomCodeVerifier();
       const url = new URL(otherAs.authorization_endpoint!);
       url.search = new URLSearchParams({
-        client_id: 'post', redirect_uri: redirectUri, response_type: 'code', scope: 'openid', state: 's',
-        code_challenge: await oauth.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+        client_id: 'post',
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope: 'openid',
+        state: 's',
+        code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
       }).toString();
       const params = oauth.validateAuthResponse(otherAs, postClient, await other.authorize(url), 's');
       const auth = oauth.ClientSecretPost('p');
-      const tokens = await oauth.processAuthorizationCodeResponse(otherAs, postClient,
-        await oauth.authorizationCodeGrantRequest(otherAs, postClient, auth, params, redirectUri, verifier, insecure));
-      const refreshed = await oauth.processRefreshTokenResponse(otherAs, postClient,
-        await oauth.refreshTokenGrantRequest(otherAs, postClient, auth, tokens.refresh_token!, insecure));
+      const tokens = await oauth.processAuthorizationCodeResponse(
+        otherAs,
+        postClient,
+        await oauth.authorizationCodeGrantRequest(otherAs, postClient, auth, params, redirectUri, verifier, insecure),
+      );
+      const refreshed = await oauth.processRefreshTokenResponse(
+        otherAs,
+        postClient,
+        await oauth.refreshTokenGrantRequest(otherAs, postClient, auth, tokens.refresh_token!, insecure),
+      );
       expect(refreshed.refresh_token).toBe(tokens.refresh_token);
       expect(await other.isRefreshTokenActive(tokens.refresh_token!)).toBe(true);
       expect(other.tokenRequests).toEqual({ total: 2, byGrant: { authorization_code: 1, refresh_token: 1 } });

@@ -20,7 +20,9 @@ import { InvalidInput, ProviderError, ProviderUnavailable } from '../src/errors.
 import { PROVIDERS_DOC, refreshSummary, renderProvidersDoc } from '../../../scripts/gen-provider-docs.js';
 
 const catalogDir = fileURLToPath(BUILT_IN_CATALOG_DIR);
-const files = readdirSync(catalogDir).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(catalogDir)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const raw = new Map(files.map((f) => [f, JSON.parse(readFileSync(join(catalogDir, f), 'utf8')) as Record<string, unknown>]));
 
 function urlsOf(p: Provider): Array<[string, string]> {
@@ -279,19 +281,31 @@ describe('resolveProviderUrls', () => {
     expect(() => resolveProviderUrls(provider('zendesk'), { subdomain: '' })).toThrowError(/variable "subdomain"/);
   });
 
-  it.each(['evil.com/', 'evil.com#', 'evil.com?', 'user@evil.com', 'evil.com:443', 'a\\b', 'a b', '%2F', '..', '.', 'a\u0000b', 'evil\uFF0Fx', 'évil', 'a_b'])(
-    'rejects the host value %j, which could move the URL elsewhere',
-    (value) => {
-      let error: unknown;
-      try {
-        resolveProviderUrls(provider('zendesk'), { subdomain: value });
-      } catch (err) {
-        error = err;
-      }
-      expect(error).toBeInstanceOf(InvalidInput);
-      expect((error as InvalidInput).field).toBe('variables.subdomain');
-    },
-  );
+  it.each([
+    'evil.com/',
+    'evil.com#',
+    'evil.com?',
+    'user@evil.com',
+    'evil.com:443',
+    'a\\b',
+    'a b',
+    '%2F',
+    '..',
+    '.',
+    'a\u0000b',
+    'evil\uFF0Fx',
+    'évil',
+    'a_b',
+  ])('rejects the host value %j, which could move the URL elsewhere', (value) => {
+    let error: unknown;
+    try {
+      resolveProviderUrls(provider('zendesk'), { subdomain: value });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InvalidInput);
+    expect((error as InvalidInput).field).toBe('variables.subdomain');
+  });
 });
 
 describe('resolveProviderUrls in a path', () => {

@@ -29,7 +29,12 @@ describe.each(STORES)('on %s', (kind) => {
 
   describe('the authorization flow', () => {
     it('begins, logs in and consents, calls back, stores the identity, and the token works at userinfo', async () => {
-      const started = await broker.beginAuthorization({ serviceId: 'local', userId: 'alice', tags: { plan: 'pro' }, finishedUrl: '/done?x=1' });
+      const started = await broker.beginAuthorization({
+        serviceId: 'local',
+        userId: 'alice',
+        tags: { plan: 'pro' },
+        finishedUrl: '/done?x=1',
+      });
       const url = new URL(started.url);
       expect(url.origin).toBe(server.issuer);
       expect(url.searchParams.get('code_challenge_method')).toBe('S256');
@@ -186,10 +191,20 @@ describe.each(STORES)('on %s', (kind) => {
     });
 
     it('a finishedUrl on a foreign origin is refused before the flow starts', async () => {
-      for (const bad of ['https://evil.example/x', '//evil.example/x', '/\\evil.example', 'javascript:alert(1)', 'https://user@app.example/x']) {
-        await expect(broker.beginAuthorization({ serviceId: 'local', userId: 'jo', finishedUrl: bad })).rejects.toMatchObject({ code: 'invalid_input' });
+      for (const bad of [
+        'https://evil.example/x',
+        '//evil.example/x',
+        '/\\evil.example',
+        'javascript:alert(1)',
+        'https://user@app.example/x',
+      ]) {
+        await expect(broker.beginAuthorization({ serviceId: 'local', userId: 'jo', finishedUrl: bad })).rejects.toMatchObject({
+          code: 'invalid_input',
+        });
       }
-      await expect(broker.beginAuthorization({ serviceId: 'local', userId: 'jo', finishedUrl: 'https://app.example/ok' })).resolves.toBeTruthy();
+      await expect(
+        broker.beginAuthorization({ serviceId: 'local', userId: 'jo', finishedUrl: 'https://app.example/ok' }),
+      ).resolves.toBeTruthy();
     });
   });
 
@@ -206,7 +221,9 @@ describe.each(STORES)('on %s', (kind) => {
       } else {
         // Every row of every table, as PostgreSQL prints it.
         const tables = ['identities', 'services', 'auth_sessions', 'events', 'identity_tags', 'providers'];
-        const dumps = await Promise.all(tables.map((name) => sql<{ row: string }>`SELECT t::text AS row FROM ${sql.table(name)} t`.execute(broker.store.db)));
+        const dumps = await Promise.all(
+          tables.map((name) => sql<{ row: string }>`SELECT t::text AS row FROM ${sql.table(name)} t`.execute(broker.store.db)),
+        );
         haystack = dumps.flatMap((d) => d.rows.map((r) => r.row)).join('\n');
       }
       expect(haystack).not.toContain(fresh!.accessToken);
@@ -217,7 +234,11 @@ describe.each(STORES)('on %s', (kind) => {
     it('a ciphertext copied onto another identity row fails to decrypt', async () => {
       const alice = await broker.findIdentity('local', 'alice');
       const dave = await broker.findIdentity('local', 'dave');
-      const { tokens } = await broker.store.db.selectFrom('identities').select('tokens').where('id', '=', alice!.id).executeTakeFirstOrThrow();
+      const { tokens } = await broker.store.db
+        .selectFrom('identities')
+        .select('tokens')
+        .where('id', '=', alice!.id)
+        .executeTakeFirstOrThrow();
       await broker.store.db.updateTable('identities').set({ tokens }).where('id', '=', dave!.id).execute();
       await expect(broker.getIdentity('local', 'dave')).rejects.toBeInstanceOf(DecryptionFailed);
     });

@@ -53,7 +53,11 @@ function startWorker(userId: string, env: Record<string, string> = {}): Worker {
 
 async function expire(userId: string) {
   const summary = await t.broker.findIdentity('local', userId);
-  await t.broker.store.db.updateTable('identities').set({ expires_at: Date.now() - 1000 }).where('id', '=', summary!.id).execute();
+  await t.broker.store.db
+    .updateTable('identities')
+    .set({ expires_at: Date.now() - 1000 })
+    .where('id', '=', summary!.id)
+    .execute();
 }
 
 async function waitFor(check: () => boolean, ms = 10_000) {

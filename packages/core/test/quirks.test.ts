@@ -13,7 +13,15 @@ import {
   type Provider,
   type ProviderInput,
 } from '@everyauth/core';
-import { basicCredentials, json, s256, startShapeProvider, type Handler, type SeenRequest, type ShapeProvider } from './support/shape-provider.js';
+import {
+  basicCredentials,
+  json,
+  s256,
+  startShapeProvider,
+  type Handler,
+  type SeenRequest,
+  type ShapeProvider,
+} from './support/shape-provider.js';
 
 /**
  * Each quirk class the catalog can describe, run through the real LocalBroker against a local
@@ -37,7 +45,13 @@ beforeAll(async () => {
   shape = await startShapeProvider();
   dir = mkdtempSync(join(tmpdir(), 'everyauth-quirks-'));
   const store = await openSqliteStore({ path: join(dir, 'everyauth.db') });
-  broker = new LocalBroker({ baseUrl: BASE_URL, store, vault: Vault.fromKeyRing(createKeyRing()), now: () => now, refresh: { attempts: 1 } });
+  broker = new LocalBroker({
+    baseUrl: BASE_URL,
+    store,
+    vault: Vault.fromKeyRing(createKeyRing()),
+    now: () => now,
+    refresh: { attempts: 1 },
+  });
 });
 afterAll(async () => {
   await broker?.close();
@@ -60,8 +74,13 @@ interface Mirrored {
  * Registers catalog entry `catalogId` as custom provider `${catalogId}-${suffix}` with every URL
  * moved to the local provider (same path, under a prefix of its own), and a service of the same id.
  */
-async function mirror(catalogId: string, suffix: string, service: { scopes?: string[]; params?: Record<string, string> } = {}): Promise<Mirrored> {
-  const entry = JSON.parse(readFileSync(new URL(`../catalog/${catalogId}.json`, import.meta.url), 'utf8')) as ProviderInput & Record<string, unknown>;
+async function mirror(
+  catalogId: string,
+  suffix: string,
+  service: { scopes?: string[]; params?: Record<string, string> } = {},
+): Promise<Mirrored> {
+  const entry = JSON.parse(readFileSync(new URL(`../catalog/${catalogId}.json`, import.meta.url), 'utf8')) as ProviderInput &
+    Record<string, unknown>;
   const id = `${catalogId}-${suffix}`;
   const local = (url: string) => `${shape.origin}/${id}${new URL(url).pathname.replace(/\/$/, '')}`;
   const input: Record<string, unknown> = { ...entry, id };
@@ -76,7 +95,12 @@ async function mirror(catalogId: string, suffix: string, service: { scopes?: str
   return {
     serviceId: id,
     provider,
-    paths: { token: path(provider.tokenUrl)!, refresh: path(provider.refreshUrl), userinfo: path(provider.userinfoUrl), profile: path(provider.profile?.url) },
+    paths: {
+      token: path(provider.tokenUrl)!,
+      refresh: path(provider.refreshUrl),
+      userinfo: path(provider.userinfoUrl),
+      profile: path(provider.profile?.url),
+    },
   };
 }
 
@@ -116,7 +140,10 @@ function keysDeep(value: unknown): string[] {
 }
 
 /** A token endpoint answering the code exchange and refreshes differently; refresh answers are numbered from 1. */
-function grants(code: Handler, refresh: (n: number, request: SeenRequest) => ReturnType<Handler> = () => json({ error: 'invalid_grant' }, 400)): Handler {
+function grants(
+  code: Handler,
+  refresh: (n: number, request: SeenRequest) => ReturnType<Handler> = () => json({ error: 'invalid_grant' }, 400),
+): Handler {
   let refreshes = 0;
   return (request) => (request.form.get('grant_type') === 'refresh_token' ? refresh(++refreshes, request) : code(request));
 }
@@ -124,7 +151,14 @@ function grants(code: Handler, refresh: (n: number, request: SeenRequest) => Ret
 function idTokenFor(p: Mirrored, request: SeenRequest, claims: Record<string, unknown>): string {
   const issued = shape.issued(request.form.get('code')!);
   const iat = Math.floor(Date.now() / 1000);
-  return shape.idToken({ iss: p.provider.issuer, aud: CLIENT_ID, iat, exp: iat + 600, nonce: issued?.query.get('nonce') ?? undefined, ...claims });
+  return shape.idToken({
+    iss: p.provider.issuer,
+    aud: CLIENT_ID,
+    iat,
+    exp: iat + 600,
+    nonce: issued?.query.get('nonce') ?? undefined,
+    ...claims,
+  });
 }
 
 // ---- the quirk classes ----
@@ -134,7 +168,13 @@ describe('nested token (Slack: authed_user), comma scopes in user_scope, client_
   const slackResponse = {
     ok: true,
     app_id: 'A0KRD7HC3',
-    authed_user: { id: 'U1234', scope: 'users:read,channels:history', access_token: 'xoxp-user-token', token_type: 'user', refresh_token: 'xoxe-1-refresh' },
+    authed_user: {
+      id: 'U1234',
+      scope: 'users:read,channels:history',
+      access_token: 'xoxp-user-token',
+      token_type: 'user',
+      refresh_token: 'xoxe-1-refresh',
+    },
     team: { id: 'T9TK3CUKW', name: 'Slack Softball Team' },
     enterprise: null,
     is_enterprise_install: false,
@@ -159,7 +199,11 @@ describe('nested token (Slack: authed_user), comma scopes in user_scope, client_
     expect(done.identity.profile).toEqual({ id: 'U1234' });
     const fresh = await broker.getIdentity(slack.serviceId, 'alice');
     expect(fresh!.accessToken).toBe('xoxp-user-token');
-    expect(fresh!.native).toMatchObject({ ok: true, team: { id: 'T9TK3CUKW' }, authed_user: { id: 'U1234', access_token: 'xoxp-user-token' } });
+    expect(fresh!.native).toMatchObject({
+      ok: true,
+      team: { id: 'T9TK3CUKW' },
+      authed_user: { id: 'U1234', access_token: 'xoxp-user-token' },
+    });
     expect(keysDeep(fresh!.native)).not.toContain('refresh_token');
     expect(JSON.stringify(fresh!.native)).not.toContain('xoxe-1-refresh');
   });
@@ -187,7 +231,7 @@ describe('nested token (Slack: authed_user), comma scopes in user_scope, client_
     expect(fresh!.native).toMatchObject({ bot_user_id: 'U0KRQLJ9H', authed_user: { id: 'U1234' } });
   });
 
-  it('an `ok: false` error sent with HTTP 200 fails the authorization with the provider\'s error, storing nothing', async () => {
+  it("an `ok: false` error sent with HTTP 200 fails the authorization with the provider's error, storing nothing", async () => {
     const failing = await mirror('slack', 'fail');
     shape.on(failing.paths.token, () => json({ ok: false, error: 'invalid_code' }));
     const failure = await authorize(failing.serviceId, 'bob').catch((err: unknown) => err);
@@ -202,7 +246,9 @@ describe('no expiry, profile from a second endpoint (GitHub OAuth app)', () => {
   let github: Mirrored;
   beforeAll(async () => {
     github = await mirror('github', 'shape');
-    shape.on(github.paths.token, () => json({ access_token: 'gho_16C7e42F292c6912E7710c838347Ae178B4a', token_type: 'bearer', scope: 'read:user,user:email' }));
+    shape.on(github.paths.token, () =>
+      json({ access_token: 'gho_16C7e42F292c6912E7710c838347Ae178B4a', token_type: 'bearer', scope: 'read:user,user:email' }),
+    );
     shape.on(github.paths.profile!, () => json({ login: 'octocat', id: 583231, name: 'The Octocat', email: null }));
   });
 
@@ -234,15 +280,18 @@ describe('no expiry, profile from a second endpoint (GitHub OAuth app)', () => {
   it.each([
     ['HTTP 401', { status: 401, body: { message: 'Bad credentials' } }, 'temporarily_unavailable'],
     ['a body that is not JSON', { raw: '<html>oops</html>', contentType: 'text/html' }, 'invalid_response'],
-  ])('a profile endpoint answering %s after a good token response fails the authorization, storing nothing', async (_name, answer, error) => {
-    const broken = await mirror('github', `profile-${error.replace(/_/g, '-')}`);
-    shape.on(broken.paths.token, () => json({ access_token: 'gho_good', token_type: 'bearer', scope: '' }));
-    shape.on(broken.paths.profile!, () => answer);
-    await expect(authorize(broken.serviceId, 'dave')).rejects.toMatchObject({ name: 'AuthorizationFailed', error });
-    expect(shape.seen(broken.paths.token)).toHaveLength(1);
-    expect(shape.seen(broken.paths.profile!)).toHaveLength(1);
-    await expectNothingStored(broken.serviceId);
-  });
+  ])(
+    'a profile endpoint answering %s after a good token response fails the authorization, storing nothing',
+    async (_name, answer, error) => {
+      const broken = await mirror('github', `profile-${error.replace(/_/g, '-')}`);
+      shape.on(broken.paths.token, () => json({ access_token: 'gho_good', token_type: 'bearer', scope: '' }));
+      shape.on(broken.paths.profile!, () => answer);
+      await expect(authorize(broken.serviceId, 'dave')).rejects.toMatchObject({ name: 'AuthorizationFailed', error });
+      expect(shape.seen(broken.paths.token)).toHaveLength(1);
+      expect(shape.seen(broken.paths.profile!)).toHaveLength(1);
+      await expectNothingStored(broken.serviceId);
+    },
+  );
 });
 
 describe('no refresh token (LinkedIn: 60-day tokens, re-authorize after)', () => {
@@ -289,8 +338,22 @@ describe('rotating refresh tokens (X) and client_secret_basic', () => {
     shape.on(
       x.paths.token,
       grants(
-        () => json({ token_type: 'bearer', expires_in: 7200, access_token: 'x-a0', scope: 'tweet.read users.read offline.access', refresh_token: 'x-r0' }),
-        (n) => json({ token_type: 'bearer', expires_in: 7200, access_token: `x-a${n}`, scope: 'tweet.read users.read offline.access', refresh_token: `x-r${n}` }),
+        () =>
+          json({
+            token_type: 'bearer',
+            expires_in: 7200,
+            access_token: 'x-a0',
+            scope: 'tweet.read users.read offline.access',
+            refresh_token: 'x-r0',
+          }),
+        (n) =>
+          json({
+            token_type: 'bearer',
+            expires_in: 7200,
+            access_token: `x-a${n}`,
+            scope: 'tweet.read users.read offline.access',
+            refresh_token: `x-r${n}`,
+          }),
       ),
     );
     shape.on(x.paths.profile!, () => json({ data: { id: '2244994945', name: 'X Dev', username: 'XDevelopers' } }));
@@ -321,7 +384,14 @@ describe('non-rotating refresh tokens, extra token fields and profile in the tok
     shape.on(
       asana.paths.token,
       grants(
-        () => json({ access_token: 'asana-a0', expires_in: 3600, token_type: 'bearer', refresh_token: 'asana-r0', data: { id: 4673218951, ...user } }),
+        () =>
+          json({
+            access_token: 'asana-a0',
+            expires_in: 3600,
+            token_type: 'bearer',
+            refresh_token: 'asana-r0',
+            data: { id: 4673218951, ...user },
+          }),
         // Asana answers a refresh without a refresh_token: the old one stays valid.
         (n) => json({ access_token: `asana-a${n}`, expires_in: 3600, token_type: 'bearer', data: { id: 4673218951, ...user } }),
       ),
@@ -361,7 +431,15 @@ describe('extra token fields kept in native, profile from userinfo (Salesforce)'
       issued_at: '1278448832702',
     };
     shape.on(salesforce.paths.token, () => json(token));
-    shape.on(salesforce.paths.userinfo!, () => json({ sub: token.id, user_id: '005xx000001SwiUAAS', organization_id: '00Dxx0000001gPLEAY', name: 'Hal Salesforce', email: 'hal@example.test' }));
+    shape.on(salesforce.paths.userinfo!, () =>
+      json({
+        sub: token.id,
+        user_id: '005xx000001SwiUAAS',
+        organization_id: '00Dxx0000001gPLEAY',
+        name: 'Hal Salesforce',
+        email: 'hal@example.test',
+      }),
+    );
 
     const { done } = await authorize(salesforce.serviceId, 'hal');
     expectClientSecretPost(shape.seen(salesforce.paths.token)[0]!);
@@ -381,9 +459,13 @@ describe('a separate refresh endpoint and no PKCE (Figma)', () => {
   it('exchanges the code at tokenUrl without a verifier and refreshes at refreshUrl, with Basic auth', async () => {
     const figma = await mirror('figma', 'shape');
     expect(figma.paths.refresh).not.toBe(figma.paths.token);
-    shape.on(figma.paths.token, () => json({ user_id_string: '1234', access_token: 'figd-a0', token_type: 'bearer', expires_in: 90 * 24 * 3600, refresh_token: 'figd-r0' }));
+    shape.on(figma.paths.token, () =>
+      json({ user_id_string: '1234', access_token: 'figd-a0', token_type: 'bearer', expires_in: 90 * 24 * 3600, refresh_token: 'figd-r0' }),
+    );
     shape.on(figma.paths.refresh!, () => json({ access_token: 'figd-a1', token_type: 'bearer', expires_in: 90 * 24 * 3600 }));
-    shape.on(figma.paths.profile!, () => json({ id: '1234', handle: 'ivy', email: 'ivy@example.test', img_url: 'https://example.test/i.png' }));
+    shape.on(figma.paths.profile!, () =>
+      json({ id: '1234', handle: 'ivy', email: 'ivy@example.test', img_url: 'https://example.test/i.png' }),
+    );
 
     const { url, done } = await authorize(figma.serviceId, 'ivy');
     expect(url.searchParams.has('code_challenge')).toBe(false);
@@ -413,7 +495,12 @@ describe('authorization parameters and an ID token profile (Google)', () => {
         refresh_token: '1//0g-google',
         scope: 'openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile',
         token_type: 'Bearer',
-        id_token: idTokenFor(google, request, { sub: '110169484474386276334', email: 'judy@example.test', email_verified: true, name: 'Judy Example' }),
+        id_token: idTokenFor(google, request, {
+          sub: '110169484474386276334',
+          email: 'judy@example.test',
+          email_verified: true,
+          name: 'Judy Example',
+        }),
       }),
     );
     const { url, done } = await authorize(google.serviceId, 'judy');
@@ -425,7 +512,7 @@ describe('authorization parameters and an ID token profile (Google)', () => {
     expect((await broker.getIdentity(google.serviceId, 'judy'))!.native).not.toHaveProperty('refresh_token');
   });
 
-  it('a service\'s own parameters override the catalog\'s', async () => {
+  it("a service's own parameters override the catalog's", async () => {
     const google = await mirror('google', 'params', { params: { prompt: 'select_account', login_hint: 'judy@example.test' } });
     const url = await begin(google.serviceId, 'judy');
     expect(url.searchParams.get('access_type')).toBe('offline');
@@ -437,12 +524,33 @@ describe('authorization parameters and an ID token profile (Google)', () => {
 describe('token responses the engine cannot use', () => {
   it.each([
     ['HTML with HTTP 200', { raw: '<html><body>Sign in</body></html>', contentType: 'text/html' }, 'invalid_response', /HTTP 200/],
-    ['a JSON content type over a body that is not JSON', { raw: '{"access_token": "tok-secret-1",', contentType: 'application/json' }, 'invalid_response', /HTTP 200/],
-    ['expires_in as an object', { body: { access_token: 'tok-secret-2', token_type: 'bearer', expires_in: { seconds: 3600 } } }, 'invalid_response', /expires_in/],
+    [
+      'a JSON content type over a body that is not JSON',
+      { raw: '{"access_token": "tok-secret-1",', contentType: 'application/json' },
+      'invalid_response',
+      /HTTP 200/,
+    ],
+    [
+      'expires_in as an object',
+      { body: { access_token: 'tok-secret-2', token_type: 'bearer', expires_in: { seconds: 3600 } } },
+      'invalid_response',
+      /expires_in/,
+    ],
     ['access_token as a number', { body: { access_token: 1234567, token_type: 'bearer' } }, 'invalid_response', /access_token/],
-    ['an HTML error page with HTTP 502', { status: 502, raw: '<html>Bad Gateway</html>', contentType: 'text/html' }, 'temporarily_unavailable', /HTTP 502/],
+    [
+      'an HTML error page with HTTP 502',
+      { status: 502, raw: '<html>Bad Gateway</html>', contentType: 'text/html' },
+      'temporarily_unavailable',
+      /HTTP 502/,
+    ],
   ])('%s: a clear error, and nothing stored', async (name, answer, error, says) => {
-    const bad = await mirror('github', `bad-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 30)}`);
+    const bad = await mirror(
+      'github',
+      `bad-${name
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .slice(0, 30)}`,
+    );
     shape.on(bad.paths.token, () => answer);
     shape.on(bad.paths.profile!, () => json({ id: 1, login: 'never' }));
     const failure = await authorize(bad.serviceId, 'kim').catch((err: unknown) => err);

@@ -39,7 +39,11 @@ describe.each(STORES)('on %s', (kind) => {
   /** Makes the stored token look expired without waiting for it (the provider still honours it). */
   async function expire(userId: string) {
     const summary = await broker.findIdentity('local', userId);
-    await broker.store.db.updateTable('identities').set({ expires_at: Date.now() - 1000 }).where('id', '=', summary!.id).execute();
+    await broker.store.db
+      .updateTable('identities')
+      .set({ expires_at: Date.now() - 1000 })
+      .where('id', '=', summary!.id)
+      .execute();
   }
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -159,7 +163,11 @@ describe.each(STORES)('on %s', (kind) => {
       const current = await broker.getIdentity('local', 'xia');
       // Inside the refresh margin but not yet expired.
       const summary = await broker.findIdentity('local', 'xia');
-      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 300, updated_at: Date.now() - 60_000 }).where('id', '=', summary!.id).execute();
+      await broker.store.db
+        .updateTable('identities')
+        .set({ expires_at: Date.now() + 300, updated_at: Date.now() - 60_000 })
+        .where('id', '=', summary!.id)
+        .execute();
       server.failNextTokenRequests(3, { status: 502 });
       const during = await broker.getIdentity('local', 'xia');
       expect(during!.accessToken).toBe(current!.accessToken);

@@ -100,7 +100,13 @@ describe('Vault seal/open', () => {
   it('binds the key id: relabelling a value with another loaded key id fails', () => {
     const k = generateKey();
     // Same key bytes under two ids: swapping the id must still not open.
-    const twin = Vault.fromKeyRing({ current: 'a', keys: [{ id: 'a', key: k.key }, { id: 'b', key: k.key }] });
+    const twin = Vault.fromKeyRing({
+      current: 'a',
+      keys: [
+        { id: 'a', key: k.key },
+        { id: 'b', key: k.key },
+      ],
+    });
     const sealed = twin.seal(secret, 'x');
     expect(() => twin.open(sealed.replace('ea1.a.', 'ea1.b.'), 'x')).toThrow(/authentication failed/);
   });
@@ -206,13 +212,31 @@ describe('key rings', () => {
 
   const good = generateKey();
   const cases: Array<[string, unknown, RegExp]> = [
-    ['a key too short', { current: 'k1', keys: [{ id: 'k1', key: randomBytes(31).toString('base64url') }] }, /decodes to 31 bytes; it must be exactly 32 bytes/],
+    [
+      'a key too short',
+      { current: 'k1', keys: [{ id: 'k1', key: randomBytes(31).toString('base64url') }] },
+      /decodes to 31 bytes; it must be exactly 32 bytes/,
+    ],
     ['a key too long', { current: 'k1', keys: [{ id: 'k1', key: randomBytes(33).toString('base64url') }] }, /decodes to 33 bytes/],
     ['a key that is not base64', { current: 'k1', keys: [{ id: 'k1', key: `${good.key.slice(0, 40)}!@#` }] }, /is not base64url/],
     ['a hex key', { current: 'k1', keys: [{ id: 'k1', key: randomBytes(32).toString('hex') }] }, /looks like hex/],
     ['a key that is not a string', { current: 'k1', keys: [{ id: 'k1', key: 42 }] }, /must be a string/],
-    ['duplicate ids', { current: 'k1', keys: [{ id: 'k1', key: good.key }, { id: 'k1', key: generateKey().key }] }, /two keys with id "k1"/],
-    ['a missing current key', { current: 'k2', keys: [{ id: 'k1', key: good.key }] }, /current key "k2", but has no key with that id \(it has k1\)/],
+    [
+      'duplicate ids',
+      {
+        current: 'k1',
+        keys: [
+          { id: 'k1', key: good.key },
+          { id: 'k1', key: generateKey().key },
+        ],
+      },
+      /two keys with id "k1"/,
+    ],
+    [
+      'a missing current key',
+      { current: 'k2', keys: [{ id: 'k1', key: good.key }] },
+      /current key "k2", but has no key with that id \(it has k1\)/,
+    ],
     ['no current', { keys: [{ id: 'k1', key: good.key }] }, /no "current"/],
     ['no keys', { current: 'k1', keys: [] }, /no keys/],
     ['an invalid id', { current: 'k.1', keys: [{ id: 'k.1', key: good.key }] }, /invalid id "k\.1"/],

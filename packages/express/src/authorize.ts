@@ -89,9 +89,16 @@ const callbackIsHere = (broker: Broker) => broker instanceof LocalBroker;
 
 /** A broker that hosts the flow itself (the server, through RemoteBroker): it binds the browser and serves the callback. */
 interface HostingBroker {
-  createSession(input: { serviceId: string; userId: string; tenantId?: string; tags?: Tags; finishedUrl?: string }): Promise<{ url: string }>;
+  createSession(input: {
+    serviceId: string;
+    userId: string;
+    tenantId?: string;
+    tags?: Tags;
+    finishedUrl?: string;
+  }): Promise<{ url: string }>;
 }
-const hostsFlows = (broker: Broker): broker is Broker & HostingBroker => typeof (broker as Partial<HostingBroker>).createSession === 'function';
+const hostsFlows = (broker: Broker): broker is Broker & HostingBroker =>
+  typeof (broker as Partial<HostingBroker>).createSession === 'function';
 
 /** This app's origin: the configured base URL, else the one the request came to. */
 const appOrigin = (everyauth: EveryAuth, req: Request) => everyauth.baseUrl ?? `${req.protocol}://${req.get('host')}`;
@@ -101,12 +108,19 @@ async function startAuthorization(everyauth: EveryAuth, registration: Registrati
   const broker = await everyauth.broker();
   const request = req as unknown as AuthorizeRequest;
   const userId = await options.mapToUserId(request);
-  if (typeof userId !== 'string') throw new InvalidInput(`mapToUserId must return the user's id as a string; it returned ${userId === undefined ? 'nothing' : typeof userId}.`, 'userId');
+  if (typeof userId !== 'string')
+    throw new InvalidInput(
+      `mapToUserId must return the user's id as a string; it returned ${userId === undefined ? 'nothing' : typeof userId}.`,
+      'userId',
+    );
   const tenantId = options.mapToTenantId ? await options.mapToTenantId(request) : undefined;
   const tags = typeof options.tags === 'function' ? await options.tags(request) : options.tags;
   const here = callbackIsHere(broker);
   if (!here) {
-    if (!hostsFlows(broker)) throw new ConfigurationError('This broker neither serves callbacks in the app nor hosts the flow; use a LocalBroker or a RemoteBroker.');
+    if (!hostsFlows(broker))
+      throw new ConfigurationError(
+        'This broker neither serves callbacks in the app nor hosts the flow; use a LocalBroker or a RemoteBroker.',
+      );
     // The server redirects back to this app, so a path must become a URL on the app's origin.
     const finishedUrl = options.finishedUrl === undefined ? undefined : new URL(options.finishedUrl, appOrigin(everyauth, req)).href;
     const session = await broker.createSession({ serviceId, userId, tenantId, tags, finishedUrl });
@@ -121,7 +135,14 @@ async function startAuthorization(everyauth: EveryAuth, registration: Registrati
   // broker hashes, so the callback knows which authorize() started the flow and nobody can change it.
   const index = (everyauth.registrations.get(serviceId) ?? []).indexOf(registration);
   const binding = `${index}.${randomToken()}`;
-  const started = await broker.beginAuthorization({ serviceId, userId, tenantId, tags, finishedUrl: options.finishedUrl, browserBinding: binding });
+  const started = await broker.beginAuthorization({
+    serviceId,
+    userId,
+    tenantId,
+    tags,
+    finishedUrl: options.finishedUrl,
+    browserBinding: binding,
+  });
   const callback = new URL((await broker.getService(serviceId)).redirectUrl);
   setBindingCookie(res, serviceId, binding, {
     path: callback.pathname,
@@ -135,7 +156,10 @@ async function startAuthorization(everyauth: EveryAuth, registration: Registrati
 function describeError(err: unknown): { error: string; error_description: string } {
   if (err instanceof AuthorizationFailed) return { error: err.error, error_description: err.description };
   if (err instanceof EveryAuthError) return { error: err.code, error_description: err.message };
-  return { error: 'server_error', error_description: 'The authorization could not be completed because of an error in the application; try again later.' };
+  return {
+    error: 'server_error',
+    error_description: 'The authorization could not be completed because of an error in the application; try again later.',
+  };
 }
 
 /**
@@ -145,14 +169,18 @@ function describeError(err: unknown): { error: string; error_description: string
 function errorTarget(everyauth: EveryAuth, finishedUrl: string | undefined): string | undefined {
   if (finishedUrl === undefined) return undefined;
   try {
-    return validateFinishedUrl(finishedUrl, everyauth.allowedOrigins.map((o) => new URL(o).origin));
+    return validateFinishedUrl(
+      finishedUrl,
+      everyauth.allowedOrigins.map((o) => new URL(o).origin),
+    );
   } catch {
     return undefined;
   }
 }
 
 function failStart(everyauth: EveryAuth, registration: Registration, err: unknown, req: Request, res: Response, next: NextFunction): void {
-  if (!(err instanceof EveryAuthError)) everyauth.logger?.error({ err, serviceId: registration.serviceId }, 'starting the authorization failed');
+  if (!(err instanceof EveryAuthError))
+    everyauth.logger?.error({ err, serviceId: registration.serviceId }, 'starting the authorization failed');
   const target = errorTarget(everyauth, registration.options.finishedUrl);
   // A refused finishedUrl is the one place an error cannot be sent to.
   const finishedUrlRefused = err instanceof InvalidInput && err.field === 'finishedUrl';
@@ -221,7 +249,14 @@ async function completeCallback(
   res.type('html').send('<!doctype html><title>Authorized</title><p>Authorization complete. You can close this window.</p>');
 }
 
-function failCallback(everyauth: EveryAuth, registrations: Registration[], serviceId: string, err: unknown, res: Response, next: NextFunction): void {
+function failCallback(
+  everyauth: EveryAuth,
+  registrations: Registration[],
+  serviceId: string,
+  err: unknown,
+  res: Response,
+  next: NextFunction,
+): void {
   if (res.headersSent) return;
   // The broker knows the flow's finishedUrl whenever it found the flow, and puts the error on it.
   if (err instanceof AuthorizationFailed && err.context.finishedUrl) return res.redirect(302, err.context.finishedUrl);

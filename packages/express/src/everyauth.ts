@@ -165,7 +165,8 @@ export class EveryAuth {
     try {
       return await broker.getIdentity(serviceId, selector, options);
     } catch (err) {
-      if (err instanceof ReauthorizationRequired && !err.authorizeUrl) err.authorizeUrl = this.reauthorizeUrl(err.serviceId, err.userId, err.tenantId);
+      if (err instanceof ReauthorizationRequired && !err.authorizeUrl)
+        err.authorizeUrl = this.reauthorizeUrl(err.serviceId, err.userId, err.tenantId);
       throw err;
     }
   }
@@ -187,7 +188,8 @@ export class EveryAuth {
 
   /** Deletes every identity of the service matching the filter. An empty filter is refused: pass `null` to delete them all. */
   async deleteIdentities(serviceId: string, filter: IdentityFilter | null, options: { revoke?: boolean } = {}): Promise<number> {
-    if (filter === undefined) throw new InvalidInput('deleteIdentities needs a filter, or null to delete every identity of the service.', 'filter');
+    if (filter === undefined)
+      throw new InvalidInput('deleteIdentities needs a filter, or null to delete every identity of the service.', 'filter');
     return (await this.broker()).deleteIdentities(serviceId, filter, options);
   }
 

@@ -39,24 +39,39 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
     everyauth = createEveryAuth();
     app = express();
     // The tutorial's code, unchanged but for the service id.
-    app.use('/local/authorize/:userId', everyauth.authorize('local', {
-      finishedUrl: '/done',
-      mapToUserId: (req) => req.params.userId,
-    }));
-    app.use('/tenant/:tenantId/authorize/:userId', everyauth.authorize('other', {
-      finishedUrl: '/done?from=tenant',
-      mapToUserId: (req) => req.params.userId,
-      mapToTenantId: (req) => req.params.tenantId,
-      tags: async (req) => ({ plan: String(req.query.plan ?? 'free') }),
-    }));
-    app.use('/evil/authorize/:userId', everyauth.authorize('local', { finishedUrl: 'https://evil.example/steal', mapToUserId: (req) => req.params.userId }));
-    app.use('/broken/authorize/:userId', everyauth.authorize('local', {
-      finishedUrl: '/broken-done',
-      mapToUserId: () => {
-        throw new Error('the session store is down');
-      },
-    }));
-    app.use('/unknown/authorize/:userId', everyauth.authorize('missing', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId }));
+    app.use(
+      '/local/authorize/:userId',
+      everyauth.authorize('local', {
+        finishedUrl: '/done',
+        mapToUserId: (req) => req.params.userId,
+      }),
+    );
+    app.use(
+      '/tenant/:tenantId/authorize/:userId',
+      everyauth.authorize('other', {
+        finishedUrl: '/done?from=tenant',
+        mapToUserId: (req) => req.params.userId,
+        mapToTenantId: (req) => req.params.tenantId,
+        tags: async (req) => ({ plan: String(req.query.plan ?? 'free') }),
+      }),
+    );
+    app.use(
+      '/evil/authorize/:userId',
+      everyauth.authorize('local', { finishedUrl: 'https://evil.example/steal', mapToUserId: (req) => req.params.userId }),
+    );
+    app.use(
+      '/broken/authorize/:userId',
+      everyauth.authorize('local', {
+        finishedUrl: '/broken-done',
+        mapToUserId: () => {
+          throw new Error('the session store is down');
+        },
+      }),
+    );
+    app.use(
+      '/unknown/authorize/:userId',
+      everyauth.authorize('missing', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId }),
+    );
     app.get('/done', (req, res) => void res.json(req.query));
     app.get('/broken-done', (req, res) => void res.json(req.query));
     app.use(((err, _req, res, _next) => {
@@ -73,7 +88,11 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
       });
       everyauth.config({ broker: t.broker });
     } else {
-      remote = await startTestServer(server, { kind: store, services: ['local', 'other'], broker: { allowedRedirectOrigins: [http.origin] } });
+      remote = await startTestServer(server, {
+        kind: store,
+        services: ['local', 'other'],
+        broker: { allowedRedirectOrigins: [http.origin] },
+      });
       everyauth.config({ broker: remote.remote(), baseUrl: http.origin });
     }
   });
@@ -123,15 +142,16 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
   });
 
   // Embedded only: through a server, the server sets the cookie and serves the callback (its own tests cover that).
-  if (kind === 'local') it('sets the browser binding as an HttpOnly, SameSite=Lax cookie scoped to the callback path', async () => {
-    const start = await new CookieJar().get(`${http.origin}/local/authorize/carol`);
-    const cookie = start.headers.getSetCookie().find((c) => c.startsWith('everyauth_flow_local='));
-    expect(cookie).toBeDefined();
-    expect(cookie).toMatch(/HttpOnly/i);
-    expect(cookie).toMatch(/SameSite=Lax/i);
-    expect(cookie).toMatch(/Path=\/local\/callback/);
-    expect(cookie).not.toMatch(/Secure/i);
-  });
+  if (kind === 'local')
+    it('sets the browser binding as an HttpOnly, SameSite=Lax cookie scoped to the callback path', async () => {
+      const start = await new CookieJar().get(`${http.origin}/local/authorize/carol`);
+      const cookie = start.headers.getSetCookie().find((c) => c.startsWith('everyauth_flow_local='));
+      expect(cookie).toBeDefined();
+      expect(cookie).toMatch(/HttpOnly/i);
+      expect(cookie).toMatch(/SameSite=Lax/i);
+      expect(cookie).toMatch(/Path=\/local\/callback/);
+      expect(cookie).not.toMatch(/Secure/i);
+    });
 
   it('refuses a callback completed in another browser (a forwarded link) and stores nothing', async () => {
     const { atProvider } = await toProvider(new CookieJar(), '/local/authorize/mallory-victim');
@@ -153,18 +173,19 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
   });
 
   // Embedded only: through a server, the callback is the server's.
-  if (kind === 'local') it('sends a callback with an unknown state to the service finishedUrl, or to next(err) when the service has several', async () => {
-    const response = await new CookieJar().get(`${http.origin}/other/callback?code=x&state=forged`);
-    const finished = location(response, http.origin);
-    expect(finished.pathname).toBe('/done');
-    expect(finished.searchParams.get('from')).toBe('tenant');
-    expect(finished.searchParams.get('error')).toBe('invalid_request');
-    expect(finished.searchParams.get('error_description')).toMatch(/unknown/);
+  if (kind === 'local')
+    it('sends a callback with an unknown state to the service finishedUrl, or to next(err) when the service has several', async () => {
+      const response = await new CookieJar().get(`${http.origin}/other/callback?code=x&state=forged`);
+      const finished = location(response, http.origin);
+      expect(finished.pathname).toBe('/done');
+      expect(finished.searchParams.get('from')).toBe('tenant');
+      expect(finished.searchParams.get('error')).toBe('invalid_request');
+      expect(finished.searchParams.get('error_description')).toMatch(/unknown/);
 
-    const ambiguous = await new CookieJar().get(`${http.origin}/local/callback?code=x&state=forged`);
-    expect(ambiguous.status).toBe(400);
-    expect(await ambiguous.json()).toEqual({ handled: 'invalid_request' });
-  });
+      const ambiguous = await new CookieJar().get(`${http.origin}/local/callback?code=x&state=forged`);
+      expect(ambiguous.status).toBe(400);
+      expect(await ambiguous.json()).toEqual({ handled: 'invalid_request' });
+    });
 
   it('refuses a finishedUrl on another origin: next(err), no redirect there', async () => {
     const response = await new CookieJar().get(`${http.origin}/evil/authorize/erin`);
@@ -188,11 +209,19 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
 
   it('stores tenant and tags, and finds identities by filter; ambiguity is an error', async () => {
     const first = await signIn('/tenant/acme/authorize/frank?plan=pro', 'frank');
-    expect(Object.fromEntries(first.finished.searchParams)).toEqual({ from: 'tenant', userId: 'frank', tenantId: 'acme', serviceId: 'other' });
+    expect(Object.fromEntries(first.finished.searchParams)).toEqual({
+      from: 'tenant',
+      userId: 'frank',
+      tenantId: 'acme',
+      serviceId: 'other',
+    });
     await signIn('/tenant/globex/authorize/frank', 'frank');
 
     await expect(everyauth.getIdentity('other', 'frank')).rejects.toBeInstanceOf(AmbiguousIdentity);
-    expect(await everyauth.getIdentity('other', { userId: 'frank', tenantId: 'acme' })).toMatchObject({ tenantId: 'acme', tags: { plan: 'pro' } });
+    expect(await everyauth.getIdentity('other', { userId: 'frank', tenantId: 'acme' })).toMatchObject({
+      tenantId: 'acme',
+      tags: { plan: 'pro' },
+    });
     expect(await everyauth.getIdentity('other', { tags: { plan: 'free' } })).toMatchObject({ tenantId: 'globex' });
 
     const page1 = await everyauth.getIdentities('other', { userId: 'frank' }, { count: 1 });

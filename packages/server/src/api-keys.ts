@@ -30,7 +30,10 @@ function checkScopes(scopes: unknown): Scope[] {
 }
 
 /** Makes a key `ea_<id>_<secret>`; only its SHA-256 is stored, so the key is shown once, here. */
-export async function createApiKey(store: Store, input: { name: string; scopes: Scope[] }): Promise<{ id: string; key: string; summary: ApiKeySummary }> {
+export async function createApiKey(
+  store: Store,
+  input: { name: string; scopes: Scope[] },
+): Promise<{ id: string; key: string; summary: ApiKeySummary }> {
   if (typeof input.name !== 'string' || input.name.length === 0 || input.name.length > 100) {
     throw new InvalidInput('name must be 1–100 characters.', 'name');
   }
@@ -73,7 +76,10 @@ interface CachedKey {
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, { row: CachedKey | null; until: number }>();
 
-  constructor(private readonly store: Store, private readonly cacheMs = 5_000) {}
+  constructor(
+    private readonly store: Store,
+    private readonly cacheMs = 5_000,
+  ) {}
 
   async verify(key: string): Promise<VerifiedKey | undefined> {
     const match = KEY_FORMAT.exec(key);

@@ -48,11 +48,17 @@ export function handleError(error: FastifyError | EveryAuthError | Error, reques
   }
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return reply.code(413).send({ error: 'payload_too_large', message: 'The request body is larger than this server accepts.', retryable: false });
+      return reply
+        .code(413)
+        .send({ error: 'payload_too_large', message: 'The request body is larger than this server accepts.', retryable: false });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return reply.code(415).send({ error: 'unsupported_media_type', message: 'Send request bodies as application/json.', retryable: false });
+      return reply
+        .code(415)
+        .send({ error: 'unsupported_media_type', message: 'Send request bodies as application/json.', retryable: false });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return reply.code(400).send({ error: 'invalid_json', message: 'The body is empty but its content-type says JSON.', retryable: false });
+      return reply
+        .code(400)
+        .send({ error: 'invalid_json', message: 'The body is empty but its content-type says JSON.', retryable: false });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return reply.code(400).send({ error: 'invalid_json', message: 'The body is not valid JSON.', retryable: false });
     default:
@@ -68,12 +74,20 @@ export function handleError(error: FastifyError | EveryAuthError | Error, reques
     return reply.code(fe.statusCode).send({ error: fe.code ?? 'bad_request', message: fe.message, retryable: false });
   }
   request.log.error({ err: error }, 'unexpected error');
-  return reply.code(500).send({ error: 'internal_error', message: 'The server failed to handle the request; see its logs.', retryable: true });
+  return reply
+    .code(500)
+    .send({ error: 'internal_error', message: 'The server failed to handle the request; see its logs.', retryable: true });
 }
 
 /** Connection-level failures of the database (down, restarting, refusing connections), as opposed to a bug. */
 export function isStoreUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
-  if (typeof code === 'string' && (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test((error as Error)?.message ?? '');
+  if (
+    typeof code === 'string' &&
+    (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))
+  )
+    return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(
+    (error as Error)?.message ?? '',
+  );
 }

@@ -1,6 +1,14 @@
 export { buildServer, serverLogger, type BuildServerOptions, type EventListener } from './server.js';
 export { startServer, type RunningServer, type StartServerOptions } from './start.js';
 export { createApiKey, listApiKeys, deleteApiKey, SCOPES, type ApiKeySummary, type Scope } from './api-keys.js';
-export { signWebhook, verifyWebhookSignature, SIGNATURE_HEADER, WEBHOOK_EVENTS, type Webhook, type WebhookDelivery, type WebhookOptions } from './webhooks.js';
+export {
+  signWebhook,
+  verifyWebhookSignature,
+  SIGNATURE_HEADER,
+  WEBHOOK_EVENTS,
+  type Webhook,
+  type WebhookDelivery,
+  type WebhookOptions,
+} from './webhooks.js';
 export type { BackgroundRefreshOptions } from './background-refresh.js';
 export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';

@@ -4,7 +4,12 @@ import type { BrokerEvent } from '@everyauth/core';
 /** Prometheus metrics on a registry of this server's own: two servers in one process do not share counters. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'everyauth_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+  readonly requests = new Counter({
+    name: 'everyauth_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [this.registry],
+  });
   readonly latency = new Histogram({
     name: 'everyauth_http_request_duration_seconds',
     help: 'HTTP request latency by route',
@@ -12,13 +17,36 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly refreshes = new Counter({ name: 'everyauth_refreshes_total', help: 'Token refreshes by outcome', labelNames: ['outcome'], registers: [this.registry] });
-  readonly providerErrors = new Counter({ name: 'everyauth_provider_errors_total', help: 'Errors from providers by service and error code', labelNames: ['service', 'error'], registers: [this.registry] });
-  readonly backgroundRefreshes = new Counter({ name: 'everyauth_background_refreshes_total', help: 'Identities this replica took up for refresh ahead of expiry (done: fresh now, by this replica or another), by outcome', labelNames: ['outcome'], registers: [this.registry] });
-  readonly webhookDeliveries = new Counter({ name: 'everyauth_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly refreshes = new Counter({
+    name: 'everyauth_refreshes_total',
+    help: 'Token refreshes by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly providerErrors = new Counter({
+    name: 'everyauth_provider_errors_total',
+    help: 'Errors from providers by service and error code',
+    labelNames: ['service', 'error'],
+    registers: [this.registry],
+  });
+  readonly backgroundRefreshes = new Counter({
+    name: 'everyauth_background_refreshes_total',
+    help: 'Identities this replica took up for refresh ahead of expiry (done: fresh now, by this replica or another), by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: 'everyauth_webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
 
   /** Label children by route, so the hot path skips prom-client's label hashing. */
-  private readonly routes = new Map<string, { latency: ReturnType<Histogram['labels']>; byStatus: Map<number, ReturnType<Counter['labels']>> }>();
+  private readonly routes = new Map<
+    string,
+    { latency: ReturnType<Histogram['labels']>; byStatus: Map<number, ReturnType<Counter['labels']>> }
+  >();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'everyauth_' });

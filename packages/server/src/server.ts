@@ -57,7 +57,11 @@ export function serverLogger(level = 'info', destination?: NodeJS.WritableStream
     level,
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' },
     serializers: {
-      req: (req: { method?: string; url?: string; id?: string }) => ({ id: req.id, method: req.method, path: (req.url ?? '').split('?')[0] }),
+      req: (req: { method?: string; url?: string; id?: string }) => ({
+        id: req.id,
+        method: req.method,
+        path: (req.url ?? '').split('?')[0],
+      }),
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       err: pino.stdSerializers.err,
     },
@@ -112,13 +116,20 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       timeWindow: limit.timeWindowMs,
       keyGenerator: (request) => request.apiKey?.id ?? request.ip,
       errorResponseBuilder: (_request, context) =>
-        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, { status: 429, retryable: true }),
+        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, {
+          status: 429,
+          retryable: true,
+        }),
     });
   }
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'EveryAuth server', version: '1', description: 'The EveryAuth broker over HTTP. Send `Authorization: Bearer <API key>`.' },
+      info: {
+        title: 'EveryAuth server',
+        version: '1',
+        description: 'The EveryAuth broker over HTTP. Send `Authorization: Bearer <API key>`.',
+      },
       servers: [{ url: publicUrl }],
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
       security: [{ apiKey: [] }],
@@ -144,7 +155,10 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     done();
   });
 
-  const background = options.backgroundRefresh === false ? undefined : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
+  const background =
+    options.backgroundRefresh === false
+      ? undefined
+      : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
   app.addHook('onReady', async () => {
     background?.start();
     if (options.webhooks !== false) webhooks.start();
@@ -164,7 +178,11 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
   const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new EveryAuthError('unauthorized', 'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).', { status: 401 });
+    throw new EveryAuthError(
+      'unauthorized',
+      'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
+      { status: 401 },
+    );
   }
   const verified = await ctx.keys.verify(key);
   if (!verified) {
@@ -179,7 +197,10 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
 
 async function health(store: Store, reply: FastifyReply): Promise<FastifyReply> {
   try {
-    await Promise.race([store.db.selectFrom('services').select('id').limit(1).execute(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000).unref())]);
+    await Promise.race([
+      store.db.selectFrom('services').select('id').limit(1).execute(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2_000).unref()),
+    ]);
     return reply.send({ status: 'ok', store: store.dialect });
   } catch {
     return reply.code(503).send({ status: 'unavailable', store: store.dialect, message: 'The store does not answer.' });

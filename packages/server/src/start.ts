@@ -31,7 +31,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const list = (value: string | undefined) => (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /**
  * Runs the server: loads the vault, opens (and migrates) the store, serves a LocalBroker on it.
@@ -57,10 +61,19 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       store,
       vault,
       logger,
-      apiKeyRateLimit: options.server?.apiKeyRateLimit ?? (rate === undefined ? undefined : rate > 0 ? { max: rate, timeWindowMs: 60_000 } : false),
+      apiKeyRateLimit:
+        options.server?.apiKeyRateLimit ?? (rate === undefined ? undefined : rate > 0 ? { max: rate, timeWindowMs: 60_000 } : false),
       sandbox: sandboxWanted(options.store, env, options.sandbox) ? await serverSandbox(baseUrl, options.store) : undefined,
       broker: (onEvent) =>
-        new LocalBroker({ ...options.broker, store, vault, baseUrl, allowedRedirectOrigins: list(env.EVERYAUTH_ALLOWED_ORIGINS), logger, onEvent }),
+        new LocalBroker({
+          ...options.broker,
+          store,
+          vault,
+          baseUrl,
+          allowedRedirectOrigins: list(env.EVERYAUTH_ALLOWED_ORIGINS),
+          logger,
+          onEvent,
+        }),
     });
     await app.listen({ port, host });
   } catch (err) {

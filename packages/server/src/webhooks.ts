@@ -139,7 +139,10 @@ export class Webhooks {
   async deliveries(webhookId: string, options: { after?: string; count?: number } = {}): Promise<WebhookDelivery[]> {
     let q = this.db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId);
     if (options.after) q = q.where('id', '>', options.after);
-    const rows = await q.orderBy('id').limit(options.count ?? 100).execute();
+    const rows = await q
+      .orderBy('id')
+      .limit(options.count ?? 100)
+      .execute();
     return rows.map(toDelivery);
   }
 
@@ -210,7 +213,15 @@ export class Webhooks {
     const due = await this.db
       .selectFrom('webhook_deliveries')
       .innerJoin('webhooks', 'webhooks.id', 'webhook_deliveries.webhook_id')
-      .select(['webhook_deliveries.id', 'webhook_deliveries.webhook_id', 'webhook_deliveries.payload', 'webhook_deliveries.attempts', 'webhook_deliveries.event_type', 'webhooks.url', 'webhooks.secret'])
+      .select([
+        'webhook_deliveries.id',
+        'webhook_deliveries.webhook_id',
+        'webhook_deliveries.payload',
+        'webhook_deliveries.attempts',
+        'webhook_deliveries.event_type',
+        'webhooks.url',
+        'webhooks.secret',
+      ])
       .where('webhook_deliveries.status', '=', 'pending')
       .where('webhook_deliveries.next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('webhook_deliveries.lease_until', 'is', null), eb('webhook_deliveries.lease_until', '<=', now)]))
@@ -236,7 +247,15 @@ export class Webhooks {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  private async attempt(d: { id: string; webhook_id: string; payload: string; attempts: number; event_type: string; url: string; secret: string }): Promise<void> {
+  private async attempt(d: {
+    id: string;
+    webhook_id: string;
+    payload: string;
+    attempts: number;
+    event_type: string;
+    url: string;
+    secret: string;
+  }): Promise<void> {
     const attempts = d.attempts + 1;
     let responseStatus: number | null = null;
     let error: string | null = null;

@@ -37,7 +37,11 @@ describe('API keys', () => {
   });
 
   it('gives 403 to a tokens:read key on admin routes, and lets it read', async () => {
-    const put = await t.request('/v1/services/other', { method: 'PUT', key: t.readerKey, json: { providerId: 'local-idp', clientId: 'x' } });
+    const put = await t.request('/v1/services/other', {
+      method: 'PUT',
+      key: t.readerKey,
+      json: { providerId: 'local-idp', clientId: 'x' },
+    });
     expect(put.status).toBe(403);
     expect(await json(put)).toMatchObject({ error: 'forbidden' });
     expect((await t.request('/v1/api-keys', { key: t.readerKey })).status).toBe(403);
@@ -69,7 +73,10 @@ describe('API keys', () => {
 
 describe('bad input', () => {
   it('names the field a schema rejects', async () => {
-    const r = await t.request('/v1/services/svc-a', { method: 'PUT', json: { providerId: 'local-idp', clientId: 'c', scopes: { not: 'a list' } } });
+    const r = await t.request('/v1/services/svc-a', {
+      method: 'PUT',
+      json: { providerId: 'local-idp', clientId: 'c', scopes: { not: 'a list' } },
+    });
     expect(r.status).toBe(400);
     expect(await json(r)).toMatchObject({ error: 'invalid_input', field: 'scopes', message: expect.stringContaining('body.scopes') });
     const missing = await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'local' } });
@@ -82,7 +89,11 @@ describe('bad input', () => {
     const big = await t.request('/v1/providers/big', { method: 'PUT', json: { id: 'big', name: 'x'.repeat(20_000) } });
     expect(big.status).toBe(413);
     expect(await json(big)).toMatchObject({ error: 'payload_too_large' });
-    const bad = await t.request('/v1/sessions', { method: 'POST', body: '{"serviceId": "local",', headers: { 'content-type': 'application/json' } });
+    const bad = await t.request('/v1/sessions', {
+      method: 'POST',
+      body: '{"serviceId": "local",',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     expect(await json(bad)).toMatchObject({ error: 'invalid_json' });
     const xml = await t.request('/v1/sessions', { method: 'POST', body: '<serviceId/>', headers: { 'content-type': 'application/xml' } });
@@ -95,7 +106,10 @@ describe('bad input', () => {
     const r = await t.request('/v1/services/nope');
     expect(r.status).toBe(404);
     expect(await json(r)).toMatchObject({ error: 'service_not_found', type: 'NotFound', kind: 'service', id: 'nope' });
-    const open = await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'local', userId: 'u', finishedUrl: 'https://evil.example/x' } });
+    const open = await t.request('/v1/sessions', {
+      method: 'POST',
+      json: { serviceId: 'local', userId: 'u', finishedUrl: 'https://evil.example/x' },
+    });
     expect(open.status).toBe(400);
     expect(await json(open)).toMatchObject({ error: 'invalid_input', field: 'finishedUrl' });
   });
@@ -162,7 +176,12 @@ describe('hosted flow, identities and tokens', () => {
     await as.revokeGrantsFor('dave');
     const r = await t.request('/v1/services/local/token?userId=dave&force=true');
     expect(r.status).toBe(409);
-    expect(await json(r)).toMatchObject({ error: 'reauthorization_required', type: 'ReauthorizationRequired', userId: 'dave', serviceId: 'local' });
+    expect(await json(r)).toMatchObject({
+      error: 'reauthorization_required',
+      type: 'ReauthorizationRequired',
+      userId: 'dave',
+      serviceId: 'local',
+    });
     const events = await json(await t.request('/v1/events'));
     expect(events.map((e: any) => e.type)).toContain('identity.needs_reauth');
   });
@@ -202,7 +221,7 @@ describe('injection attempts in filters and tags', () => {
   });
 
   it('stores tags with quotes as data when a flow carries them', async () => {
-    const tags = { note: "it's \"quoted\"; DROP TABLE x; --" };
+    const tags = { note: 'it\'s "quoted"; DROP TABLE x; --' };
     await hostedFlow(t, as, { userId: 'frank', tags });
     const found = await json(await t.request(`/v1/identities?tag=note=${encodeURIComponent(tags.note)}`));
     expect(found.items.map((i: any) => i.userId)).toEqual(['frank']);
@@ -214,7 +233,15 @@ describe('OpenAPI', () => {
   it('documents every /v1 route with its schemas', async () => {
     const doc = await json(await t.request('/v1/openapi.json', { key: t.readerKey }));
     expect(doc.openapi).toMatch(/^3\./);
-    for (const path of ['/v1/services/{serviceId}/token', '/v1/services/{serviceId}/identities/{identityId}/token', '/v1/identities', '/v1/sessions', '/v1/providers', '/v1/events', '/v1/webhooks/{id}/deliveries']) {
+    for (const path of [
+      '/v1/services/{serviceId}/token',
+      '/v1/services/{serviceId}/identities/{identityId}/token',
+      '/v1/identities',
+      '/v1/sessions',
+      '/v1/providers',
+      '/v1/events',
+      '/v1/webhooks/{id}/deliveries',
+    ]) {
       expect(doc.paths[path], path).toBeDefined();
     }
     const tokenParams = doc.paths['/v1/services/{serviceId}/token'].get.parameters.map((p: any) => p.name);

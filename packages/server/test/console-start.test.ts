@@ -13,8 +13,21 @@ import { chromium, type Browser } from 'playwright-core';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCREENSHOTS = join(ROOT, 'artifacts/screenshots');
-const CLI = [`--import=${join(ROOT, 'node_modules/tsx/dist/esm/index.mjs')}`, '--conditions=@everyauth/source', join(ROOT, 'packages/cli/src/bin.ts')];
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+const CLI = [
+  `--import=${join(ROOT, 'node_modules/tsx/dist/esm/index.mjs')}`,
+  '--conditions=@everyauth/source',
+  join(ROOT, 'packages/cli/src/bin.ts'),
+];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+];
 
 let dir: string;
 let serve: ChildProcess | undefined;
@@ -29,7 +42,11 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 /** Starts `everyauth serve` and resolves with the URL and the first-run admin key it prints. */
 function startServe(): Promise<{ url: string; key: string }> {
-  serve = spawn(process.execPath, [...CLI, 'serve', '--port', '0', '--log-level', 'warn'], { cwd: dir, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  serve = spawn(process.execPath, [...CLI, 'serve', '--port', '0', '--log-level', 'warn'], {
+    cwd: dir,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`everyauth serve did not start within 30 s:\n${output}`)), 30_000);

@@ -19,7 +19,16 @@ import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
 
 const SCREENSHOTS = fileURLToPath(new URL('../../../artifacts/screenshots/', import.meta.url));
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+  '--no-first-run',
+];
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
@@ -59,7 +68,15 @@ async function startEveryAuth(): Promise<Running> {
     logLevel: 'silent',
     backgroundRefresh: false,
     sandbox,
-    broker: (onEvent) => (broker = new LocalBroker({ logger: pino({ level: 'silent' }), refresh: { marginMs: 10_000, attempts: 1 }, store, vault, baseUrl: url, onEvent })),
+    broker: (onEvent) =>
+      (broker = new LocalBroker({
+        logger: pino({ level: 'silent' }),
+        refresh: { marginMs: 10_000, attempts: 1 },
+        store,
+        vault,
+        baseUrl: url,
+        onEvent,
+      })),
   });
   await app.listen({ port, host: '127.0.0.1' });
   const { key } = await createApiKey(store, { name: 'console test admin', scopes: ['admin'] });
@@ -128,7 +145,12 @@ async function signIn(page: Page, key: string): Promise<void> {
 }
 
 /** Runs "connect" for a user through the sandbox's sign-in and consent pages, back to the console. */
-async function connectThroughSandbox(page: Page, userId: string, login: string, options: { tags?: string; screenshots?: boolean } = {}): Promise<void> {
+async function connectThroughSandbox(
+  page: Page,
+  userId: string,
+  login: string,
+  options: { tags?: string; screenshots?: boolean } = {},
+): Promise<void> {
   await page.goto(`${server.url}/console/#/connect`);
   await page.waitForSelector('#connect-form');
   expect(await page.inputValue('#connect-service')).toBe('sandbox');
@@ -322,7 +344,10 @@ describe('console, desktop', () => {
     await page.waitForSelector('#identities table, #no-identities');
 
     // The key is deleted while the page is open; the next thing the user does finds out.
-    const deleted = await fetch(`${server.url}/v1/api-keys/${created.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.adminKey}` } });
+    const deleted = await fetch(`${server.url}/v1/api-keys/${created.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${server.adminKey}` },
+    });
     expect(deleted.status).toBe(204);
     await page.click('a[data-route="services"]');
     await page.waitForSelector('#sign-in-form');
@@ -353,7 +378,9 @@ describe('console, phone-sized (390×844)', () => {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${route} is wider than the screen`).toBeLessThanOrEqual(0);
       // Nor may a table scroll sideways inside its panel: on a phone each row is a card that fits.
-      const clipped = await page.evaluate(() => [...document.querySelectorAll('.table-wrap')].filter((e) => e.scrollWidth > e.clientWidth).length);
+      const clipped = await page.evaluate(
+        () => [...document.querySelectorAll('.table-wrap')].filter((e) => e.scrollWidth > e.clientWidth).length,
+      );
       expect(clipped, `${route} has a table wider than its panel`).toBe(0);
       await shot(page, `phone-${route}`);
     }

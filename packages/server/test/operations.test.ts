@@ -40,7 +40,9 @@ async function waitFor<T>(check: () => Promise<T | undefined | false>, ms = 10_0
 }
 
 /** A webhook receiver answering with the given statuses in turn (200 once they run out). */
-async function receiver(statuses: number[]): Promise<{ url: string; received: { headers: IncomingMessage['headers']; body: string }[]; close(): Promise<void> }> {
+async function receiver(
+  statuses: number[],
+): Promise<{ url: string; received: { headers: IncomingMessage['headers']; body: string }[]; close(): Promise<void> }> {
   const received: { headers: IncomingMessage['headers']; body: string }[] = [];
   const http: Server = createServer((req, res) => {
     let body = '';
@@ -75,7 +77,10 @@ describe('webhooks', () => {
     const t = await server({ server: { webhooks: { pollMs: 50, baseDelayMs: 100 } } });
     const hook = await receiver([500]);
     try {
-      const created = await t.request('/v1/webhooks', { method: 'POST', json: { url: hook.url, events: ['identity.created', 'identity.refreshed', 'identity.deleted'] } });
+      const created = await t.request('/v1/webhooks', {
+        method: 'POST',
+        json: { url: hook.url, events: ['identity.created', 'identity.refreshed', 'identity.deleted'] },
+      });
       expect(created.status).toBe(201);
       const { id, secret } = await json(created);
       expect(secret).toMatch(/^whsec_/);
@@ -186,7 +191,11 @@ describe('startServer', () => {
   it('takes the master key, allowed origins and rate limit from the environment, and closes cleanly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'everyauth-start-'));
     const path = join(dir, 'everyauth.db');
-    const env = { EVERYAUTH_MASTER_KEY: JSON.stringify(createKeyRing()), EVERYAUTH_ALLOWED_ORIGINS: 'https://app.example, https://other.example', EVERYAUTH_RATE_LIMIT: '5' };
+    const env = {
+      EVERYAUTH_MASTER_KEY: JSON.stringify(createKeyRing()),
+      EVERYAUTH_ALLOWED_ORIGINS: 'https://app.example, https://other.example',
+      EVERYAUTH_RATE_LIMIT: '5',
+    };
     const seed = await openStore(path);
     const { key } = await createApiKey(seed, { name: 'start', scopes: ['admin'] });
     await seed.close();
@@ -194,8 +203,16 @@ describe('startServer', () => {
     try {
       const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
       const post = (finishedUrl: string) =>
-        fetch(`${running.url}/v1/sessions`, { method: 'POST', headers, body: JSON.stringify({ serviceId: 'svc', userId: 'u', finishedUrl }) });
-      const service = await fetch(`${running.url}/v1/services/svc`, { method: 'PUT', headers, body: JSON.stringify({ providerId: 'github', clientId: 'c', clientSecret: 's' }) });
+        fetch(`${running.url}/v1/sessions`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ serviceId: 'svc', userId: 'u', finishedUrl }),
+        });
+      const service = await fetch(`${running.url}/v1/services/svc`, {
+        method: 'PUT',
+        headers,
+        body: JSON.stringify({ providerId: 'github', clientId: 'c', clientSecret: 's' }),
+      });
       expect(service.status).toBe(200);
       expect((await service.json()) as any).toMatchObject({ redirectUrl: `${running.url}/svc/callback` });
       expect((await post('https://app.example/done')).status).toBe(201);

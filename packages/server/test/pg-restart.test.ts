@@ -40,9 +40,20 @@ beforeAll(async () => {
   const r0 = replicas[0]!;
   await as.addClient({ client_id: 'restart', client_secret: CLIENT_SECRET, redirect_uris: [`${r0.url}/local/callback`] });
   expect((await call(r0, '/v1/providers/discover', { method: 'POST', json: { id: 'local-idp', issuer: as.issuer } })).status).toBe(200);
-  expect((await call(r0, '/v1/services/local', { method: 'PUT', json: { providerId: 'local-idp', clientId: 'restart', clientSecret: CLIENT_SECRET } })).status).toBe(200);
+  expect(
+    (
+      await call(r0, '/v1/services/local', {
+        method: 'PUT',
+        json: { providerId: 'local-idp', clientId: 'restart', clientSecret: CLIENT_SECRET },
+      })
+    ).status,
+  ).toBe(200);
   for (const userId of USERS) {
-    const done = await hostedFlow({ url: r0.url, request: (path, init = {}) => call(r0, path, init as RequestInit & { json?: unknown }) }, as, { userId });
+    const done = await hostedFlow(
+      { url: r0.url, request: (path, init = {}) => call(r0, path, init as RequestInit & { json?: unknown }) },
+      as,
+      { userId },
+    );
     expect(done.status).toBe(200);
   }
 }, 120_000);

@@ -28,7 +28,11 @@ afterAll(async () => {
 
 /** Runs the call on both brokers and returns what each threw, or undefined when one succeeded. */
 async function errorsOf(call: (b: Broker) => Promise<unknown>): Promise<[unknown, unknown]> {
-  const settle = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err);
+  const settle = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
   return [await settle(call(t.broker)), await settle(call(remote))];
 }
 
@@ -110,7 +114,11 @@ describe('RemoteBroker', () => {
       ['unknown service', (b) => b.getService('missing'), NotFound],
       ['unknown provider', (b) => b.getProvider('missing'), NotFound],
       ['bad user id', (b) => b.beginAuthorization({ serviceId: 'local', userId: 'idn_nope' }), InvalidInput],
-      ['open redirect', (b) => b.beginAuthorization({ serviceId: 'local', userId: 'u', finishedUrl: 'https://evil.example/' }), InvalidInput],
+      [
+        'open redirect',
+        (b) => b.beginAuthorization({ serviceId: 'local', userId: 'u', finishedUrl: 'https://evil.example/' }),
+        InvalidInput,
+      ],
       ['ambiguous', (b) => b.getIdentity('local', 'twin'), AmbiguousIdentity],
       ['empty delete filter', (b) => b.deleteIdentities('local', {}), InvalidInput],
       ['grant gone', (b) => b.getIdentity('local', 'gone', { force: true }), ReauthorizationRequired],

@@ -24,7 +24,12 @@ const LEASE_MS = 3_000;
 function call(r: Replica, path: string, init: RequestInit & { json?: unknown } = {}) {
   const headers: Record<string, string> = { authorization: `Bearer ${key}` };
   if (init.json !== undefined) headers['content-type'] = 'application/json';
-  return fetch(r.url + path, { ...init, headers, body: init.json === undefined ? undefined : JSON.stringify(init.json), redirect: 'manual' });
+  return fetch(r.url + path, {
+    ...init,
+    headers,
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+    redirect: 'manual',
+  });
 }
 
 async function identityOf(userId: string) {
@@ -55,9 +60,22 @@ beforeAll(async () => {
   const base = replicas[0]!.url;
   await as.addClient({ client_id: 'replicas', client_secret: CLIENT_SECRET, redirect_uris: [`${base}/local/callback`] });
   // Configure through the API of one replica; the others see it through the database.
-  expect((await call(replicas[1]!, '/v1/providers/discover', { method: 'POST', json: { id: 'local-idp', issuer: as.issuer } })).status).toBe(200);
-  expect((await call(replicas[2]!, '/v1/services/local', { method: 'PUT', json: { providerId: 'local-idp', clientId: 'replicas', clientSecret: CLIENT_SECRET } })).status).toBe(200);
-  const done = await hostedFlow({ url: base, request: (path, init = {}) => call(replicas[0]!, path, { ...init, json: (init as { json?: unknown }).json }) }, as, { userId: 'shared' });
+  expect(
+    (await call(replicas[1]!, '/v1/providers/discover', { method: 'POST', json: { id: 'local-idp', issuer: as.issuer } })).status,
+  ).toBe(200);
+  expect(
+    (
+      await call(replicas[2]!, '/v1/services/local', {
+        method: 'PUT',
+        json: { providerId: 'local-idp', clientId: 'replicas', clientSecret: CLIENT_SECRET },
+      })
+    ).status,
+  ).toBe(200);
+  const done = await hostedFlow(
+    { url: base, request: (path, init = {}) => call(replicas[0]!, path, { ...init, json: (init as { json?: unknown }).json }) },
+    as,
+    { userId: 'shared' },
+  );
   expect(done.status).toBe(200);
 }, 120_000);
 
@@ -76,7 +94,12 @@ describe('three replicas on one PostgreSQL database', () => {
     as.tokenDelayMs = 300; // the refresh takes a while, so the requests really pile up behind it
     try {
       const responses = await Promise.all(
-        Array.from({ length: 300 }, (_, i) => call(replicas[i % 3]!, '/v1/services/local/token?userId=shared').then(async (r) => ({ status: r.status, body: (await r.json()) as any }))),
+        Array.from({ length: 300 }, (_, i) =>
+          call(replicas[i % 3]!, '/v1/services/local/token?userId=shared').then(async (r) => ({
+            status: r.status,
+            body: (await r.json()) as any,
+          })),
+        ),
       );
       const failures = responses.filter((r) => r.status !== 200);
       expect(failures, JSON.stringify(failures.slice(0, 3))).toEqual([]);
@@ -128,21 +151,40 @@ describe('three replicas on one PostgreSQL database', () => {
   it('background refresh spreads over replicas and refreshes each identity once', async () => {
     const users = Array.from({ length: 12 }, (_, i) => `bg-${i}`);
     for (const userId of users) {
-      await hostedFlow({ url: replicas[0]!.url, request: (path, init = {}) => call(replicas[0]!, path, { ...init, json: (init as { json?: unknown }).json }) }, as, { userId });
+      await hostedFlow(
+        {
+          url: replicas[0]!.url,
+          request: (path, init = {}) => call(replicas[0]!, path, { ...init, json: (init as { json?: unknown }).json }),
+        },
+        as,
+        { userId },
+      );
     }
     await stopReplicas(replicas); // frees the CPU for the new ones; their work is done
-    const background = await startReplicas(3, { storeUrl: db.url, ring, env: { LEASE_MS: String(LEASE_MS), BACKGROUND_MS: '100', AHEAD_MS: '60000', BASE_URL: replicas[0]!.url } });
+    const background = await startReplicas(3, {
+      storeUrl: db.url,
+      ring,
+      env: { LEASE_MS: String(LEASE_MS), BACKGROUND_MS: '100', AHEAD_MS: '60000', BASE_URL: replicas[0]!.url },
+    });
     extra.push(background);
     const versions = new Map<string, number>();
     for (const u of users) versions.set(u, (await identityOf(u)).version);
     as.resetCounters();
-    await store.db.updateTable('identities').set({ expires_at: Date.now() + 30_000, updated_at: Date.now() - 3_600_000 }).where('user_id', 'like', 'bg-%').execute();
+    await store.db
+      .updateTable('identities')
+      .set({ expires_at: Date.now() + 30_000, updated_at: Date.now() - 3_600_000 })
+      .where('user_id', 'like', 'bg-%')
+      .execute();
     await waitFor(async () => {
       const rows = await store.db.selectFrom('identities').select(['user_id', 'version']).where('user_id', 'like', 'bg-%').execute();
       return rows.every((r) => r.version > versions.get(r.user_id)!);
     });
     await new Promise((r) => setTimeout(r, 500)); // time for any double refresh to show
-    const rows = await store.db.selectFrom('identities').select(['user_id', 'version', 'expires_at', 'status']).where('user_id', 'like', 'bg-%').execute();
+    const rows = await store.db
+      .selectFrom('identities')
+      .select(['user_id', 'version', 'expires_at', 'status'])
+      .where('user_id', 'like', 'bg-%')
+      .execute();
     for (const r of rows) {
       expect(r.version, r.user_id).toBe(versions.get(r.user_id)! + 1);
       expect(r.status).toBe('active');

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AuthorizationFailed, LocalBroker, ReauthorizationRequired, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
-import { createSandbox, registerSandboxService, sandboxRoutes, sandboxWanted, serverSandbox, startSandbox, SANDBOX_PATH, type Sandbox } from '../src/sandbox/index.js';
+import {
+  createSandbox,
+  registerSandboxService,
+  sandboxRoutes,
+  sandboxWanted,
+  serverSandbox,
+  startSandbox,
+  SANDBOX_PATH,
+  type Sandbox,
+} from '../src/sandbox/index.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
@@ -65,7 +74,8 @@ async function driveSandbox(sandbox: Sandbox, start: string, options: DriveOptio
     const find = (step: string) => actions.find((a) => a.pathname.endsWith(`/${step}`))!;
     if (html.includes('id="sign-in"')) {
       pages.push('login');
-      request = options.deny === 'at-login' ? { url: find('abort'), form: {} } : { url: find('login'), form: { login: options.login ?? 'alice' } };
+      request =
+        options.deny === 'at-login' ? { url: find('abort'), form: {} } : { url: find('login'), form: { login: options.login ?? 'alice' } };
     } else if (html.includes('id="allow"')) {
       pages.push('consent');
       request = options.deny === 'at-consent' ? { url: find('abort'), form: {} } : { url: find('consent'), form: {} };
@@ -92,9 +102,19 @@ describe('sandbox on its own port, with a LocalBroker', () => {
 
   it('registers provider and service "sandbox", so a flow needs no configuration', async () => {
     const service = await broker.getService('sandbox');
-    expect(service).toMatchObject({ providerId: 'sandbox', clientId: 'everyauth-sandbox', hasClientSecret: true, redirectUrl: 'http://127.0.0.1:3999/sandbox/callback' });
+    expect(service).toMatchObject({
+      providerId: 'sandbox',
+      clientId: 'everyauth-sandbox',
+      hasClientSecret: true,
+      redirectUrl: 'http://127.0.0.1:3999/sandbox/callback',
+    });
     const provider = await broker.getProvider('sandbox');
-    expect(provider).toMatchObject({ issuer: sandbox.issuer, tokenUrl: `${sandbox.issuer}/token`, authorizationResponseIss: true, pkce: true });
+    expect(provider).toMatchObject({
+      issuer: sandbox.issuer,
+      tokenUrl: `${sandbox.issuer}/token`,
+      authorizationResponseIss: true,
+      pkce: true,
+    });
   });
 
   it('authorizes through sign-in and consent, refreshes with a short-lived token, and revokes the grant', async () => {
@@ -170,7 +190,13 @@ describe('sandbox protocol, by hand', () => {
 
   async function codeFor(challenge?: string): Promise<URL> {
     const url = new URL(`${sandbox.issuer}/auth`);
-    url.search = new URLSearchParams({ response_type: 'code', client_id: 'by-hand', redirect_uri: redirectUri, scope: 'openid', state: 's' }).toString();
+    url.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: 'by-hand',
+      redirect_uri: redirectUri,
+      scope: 'openid',
+      state: 's',
+    }).toString();
     if (challenge) {
       url.searchParams.set('code_challenge', challenge);
       url.searchParams.set('code_challenge_method', 'S256');
@@ -216,7 +242,9 @@ describe('sandbox mounted in a Fastify app, next to /{serviceId}/callback', () =
   beforeAll(async () => {
     app = Fastify();
     const proxy: Sandbox = {
-      get issuer() { return current!.issuer; },
+      get issuer() {
+        return current!.issuer;
+      },
       basePath: SANDBOX_PATH,
       handle: (req, res) => current!.handle(req, res),
       ensureClient: (...args) => current!.ensureClient(...args),
@@ -247,7 +275,11 @@ describe('sandbox mounted in a Fastify app, next to /{serviceId}/callback', () =
     expect(metadata.authorization_endpoint).toBe(`${baseUrl}${SANDBOX_PATH}/auth`);
     // Core's own RFC 8414 / OIDC discovery agrees with the definition the server registers.
     const discovered = await broker.discoverProvider('sandbox-discovered', sandbox.issuer);
-    expect(discovered).toMatchObject({ issuer: sandbox.issuer, tokenUrl: `${sandbox.issuer}/token`, revocationUrl: `${sandbox.issuer}/token/revocation` });
+    expect(discovered).toMatchObject({
+      issuer: sandbox.issuer,
+      tokenUrl: `${sandbox.issuer}/token`,
+      revocationUrl: `${sandbox.issuer}/token/revocation`,
+    });
   });
 
   it('runs the whole flow through the app, the callback route included, and keeps its grants across a restart', async () => {
@@ -292,7 +324,10 @@ describe('when a server runs the sandbox', () => {
 
     const onPostgres = await serverSandbox('https://auth.example.com', 'postgres://db.internal/everyauth');
     expect(onPostgres.issuer).toBe('https://auth.example.com/_sandbox');
-    expect(onPostgres.providerDefinition()).toMatchObject({ tokenUrl: 'https://auth.example.com/_sandbox/token', authorizationUrl: 'https://auth.example.com/_sandbox/auth' });
+    expect(onPostgres.providerDefinition()).toMatchObject({
+      tokenUrl: 'https://auth.example.com/_sandbox/token',
+      authorizationUrl: 'https://auth.example.com/_sandbox/auth',
+    });
     await onPostgres.close();
   });
 });

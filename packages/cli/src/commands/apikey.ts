@@ -15,7 +15,11 @@ export function registerApiKey(program: Command, io: CliIo): void {
     .command('create')
     .description('create an API key; it is shown once')
     .requiredOption('--name <name>', 'what the key is for, e.g. "billing app"')
-    .addOption(new Option('--scope <scope...>', 'admin (everything) or tokens:read (read tokens and look things up)').choices(['admin', 'tokens:read']).default(['tokens:read']))
+    .addOption(
+      new Option('--scope <scope...>', 'admin (everything) or tokens:read (read tokens and look things up)')
+        .choices(['admin', 'tokens:read'])
+        .default(['tokens:read']),
+    )
     .action(async (options: { name: string; scope: Scope[] }, command: Command) => {
       const ctx = contextOf(io, command);
       const created = await ctx.withStoreOrRemote({
@@ -24,11 +28,14 @@ export function registerApiKey(program: Command, io: CliIo): void {
           const made = await createApiKey(store, { name: options.name, scopes: options.scope });
           return { ...made.summary, key: made.key };
         },
-        remote: (server, key) => call<ApiKeySummary & { key: string }>(server, key, 'POST', '/v1/api-keys', { name: options.name, scopes: options.scope }),
+        remote: (server, key) =>
+          call<ApiKeySummary & { key: string }>(server, key, 'POST', '/v1/api-keys', { name: options.name, scopes: options.scope }),
       });
       if (ctx.out.json) return ctx.out.data(created);
       ctx.out.line(created.key);
-      ctx.out.note(`Created API key ${created.id} ("${created.name}", ${created.scopes.join(', ')}). It is shown only this once: store it in your secret manager now.`);
+      ctx.out.note(
+        `Created API key ${created.id} ("${created.name}", ${created.scopes.join(', ')}). It is shown only this once: store it in your secret manager now.`,
+      );
     });
 
   apikey
@@ -82,7 +89,11 @@ async function call<T>(server: string, apiKey: string, method: string, path: str
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    throw new EveryAuthError('server_unreachable', `Cannot reach the EveryAuth server at ${server} (${(error as Error).message}); check the profile's server URL.`, { retryable: true });
+    throw new EveryAuthError(
+      'server_unreachable',
+      `Cannot reach the EveryAuth server at ${server} (${(error as Error).message}); check the profile's server URL.`,
+      { retryable: true },
+    );
   }
   const text = await response.text();
   const json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;

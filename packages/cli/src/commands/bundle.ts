@@ -22,7 +22,8 @@ export function registerBundle(program: Command, io: CliIo): void {
         throw new UsageError('Refusing to print a bundle to the terminal: give --out <file>, or redirect standard output.', 'export');
       }
       const out = options.out === undefined ? undefined : resolve(options.out);
-      if (out && !options.force && (await exists(out))) throw new UsageError(`${options.out} already exists; use --force to replace it.`, 'export');
+      if (out && !options.force && (await exists(out)))
+        throw new UsageError(`${options.out} already exists; use --force to replace it.`, 'export');
       const contents = await ctx.withEmbedded('Export', async ({ store, vault }) => {
         const progress = startProgress(ctx, 'Exporting identities');
         try {

@@ -1,5 +1,12 @@
 import { Option, type Command } from 'commander';
-import { NotFound, type Broker, type FreshIdentity, type IdentityFilter, type IdentitySelector, type IdentitySummary } from '@everyauth/core';
+import {
+  NotFound,
+  type Broker,
+  type FreshIdentity,
+  type IdentityFilter,
+  type IdentitySelector,
+  type IdentitySummary,
+} from '@everyauth/core';
 import { collectPair, pairsOf, positiveInt } from '../args.js';
 import { contextOf, type CliIo, type Context } from '../context.js';
 import { UsageError, withHint } from '../errors.js';
@@ -23,13 +30,13 @@ function withSelector(command: Command): Command {
   return command
     .argument('<service>', 'service id')
     .argument('[identity]', 'identity id (idn_…) or user id')
-    .option('--user-id <id>', 'your application\'s user id')
-    .option('--tenant-id <id>', 'your application\'s tenant id')
+    .option('--user-id <id>', "your application's user id")
+    .option('--tenant-id <id>', "your application's tenant id")
     .option('--tag <key=value>', 'tag that must match (repeatable)', collectPair);
 }
 
 export function registerIdentity(program: Command, io: CliIo): void {
-  const identity = program.command('identity').description('identities: users\' grants on a service (tokens are never listed)');
+  const identity = program.command('identity').description("identities: users' grants on a service (tokens are never listed)");
 
   identity
     .command('ls')
@@ -44,7 +51,12 @@ export function registerIdentity(program: Command, io: CliIo): void {
     .option('--all', 'every page, not just the first')
     .action(async (service: string | undefined, options: ListOptions, command: Command) => {
       const ctx = contextOf(io, command);
-      const filter: IdentityFilter = { userId: options.userId, tenantId: options.tenantId, tags: pairsOf(options.tag, '--tag'), status: options.status };
+      const filter: IdentityFilter = {
+        userId: options.userId,
+        tenantId: options.tenantId,
+        tags: pairsOf(options.tag, '--tag'),
+        status: options.status,
+      };
       const { items, next } = await ctx.withBroker(async (b) => {
         if (service !== undefined) await b.getService(service); // a typo in the service is an error, not an empty list
         const all: IdentitySummary[] = [];
@@ -99,7 +111,9 @@ export function registerIdentity(program: Command, io: CliIo): void {
         const fresh = await b.getIdentity(service, summary.id, { force: true });
         if (!fresh) throw new NotFound('identity', summary.id);
         if (options.showToken || ctx.out.json) return showFresh(ctx, summary, fresh, options.showToken === true);
-        ctx.out.line(`Refreshed ${fresh.identityId} (user ${fresh.userId}); the access token expires ${fresh.expiresAt ? `at ${fresh.expiresAt}` : 'never'}.`);
+        ctx.out.line(
+          `Refreshed ${fresh.identityId} (user ${fresh.userId}); the access token expires ${fresh.expiresAt ? `at ${fresh.expiresAt}` : 'never'}.`,
+        );
       });
     });
 
@@ -107,24 +121,32 @@ export function registerIdentity(program: Command, io: CliIo): void {
     .description('delete an identity (or, with --all, every identity matching the filter)')
     .option('--revoke', 'also revoke the grant at the provider (RFC 7009)')
     .option('--all', 'delete every matching identity; without a filter, every identity of the service')
-    .action(async (service: string, id: string | undefined, options: SelectOptions & { revoke?: boolean; all?: boolean }, command: Command) => {
-      const ctx = contextOf(io, command);
-      if (options.all) {
-        if (id !== undefined) throw new UsageError('--all deletes by filter; do not name an identity as well.', 'identity rm');
-        const filter = filterOf(options);
-        const count = await ctx.withBroker((b) => b.deleteIdentities(service, isEmpty(filter) ? null : filter, { revoke: options.revoke }));
-        if (ctx.out.json) return ctx.out.data({ deleted: count });
-        return ctx.out.line(`Deleted ${count} identit${count === 1 ? 'y' : 'ies'} of service "${service}"${options.revoke ? ', revoked at the provider' : ''}.`);
-      }
-      const selector = selectorOf(id, options, 'identity rm');
-      const deleted = await ctx.withBroker(async (b) => {
-        const summary = await findOrFail(b, service, selector);
-        if (!(await b.deleteIdentity(summary.id, { revoke: options.revoke }))) throw new NotFound('identity', summary.id);
-        return summary;
-      });
-      if (ctx.out.json) return ctx.out.data({ id: deleted.id, deleted: true, revoked: options.revoke === true });
-      ctx.out.line(`Deleted identity ${deleted.id} (user ${deleted.userId})${options.revoke ? ' and revoked its grant at the provider' : ''}.`);
-    });
+    .action(
+      async (service: string, id: string | undefined, options: SelectOptions & { revoke?: boolean; all?: boolean }, command: Command) => {
+        const ctx = contextOf(io, command);
+        if (options.all) {
+          if (id !== undefined) throw new UsageError('--all deletes by filter; do not name an identity as well.', 'identity rm');
+          const filter = filterOf(options);
+          const count = await ctx.withBroker((b) =>
+            b.deleteIdentities(service, isEmpty(filter) ? null : filter, { revoke: options.revoke }),
+          );
+          if (ctx.out.json) return ctx.out.data({ deleted: count });
+          return ctx.out.line(
+            `Deleted ${count} identit${count === 1 ? 'y' : 'ies'} of service "${service}"${options.revoke ? ', revoked at the provider' : ''}.`,
+          );
+        }
+        const selector = selectorOf(id, options, 'identity rm');
+        const deleted = await ctx.withBroker(async (b) => {
+          const summary = await findOrFail(b, service, selector);
+          if (!(await b.deleteIdentity(summary.id, { revoke: options.revoke }))) throw new NotFound('identity', summary.id);
+          return summary;
+        });
+        if (ctx.out.json) return ctx.out.data({ id: deleted.id, deleted: true, revoked: options.revoke === true });
+        ctx.out.line(
+          `Deleted identity ${deleted.id} (user ${deleted.userId})${options.revoke ? ' and revoked its grant at the provider' : ''}.`,
+        );
+      },
+    );
 }
 
 function filterOf(options: SelectOptions): IdentityFilter {
@@ -140,9 +162,14 @@ const isEmpty = (filter: IdentityFilter) => Object.keys(filter).length === 0;
 
 function selectorOf(id: string | undefined, options: SelectOptions, command: string): IdentitySelector {
   const filter = filterOf(options);
-  if (id !== undefined && !isEmpty(filter)) throw new UsageError('Name the identity either by id or with --user-id/--tenant-id/--tag, not both.', command);
+  if (id !== undefined && !isEmpty(filter))
+    throw new UsageError('Name the identity either by id or with --user-id/--tenant-id/--tag, not both.', command);
   if (id !== undefined) return id;
-  if (isEmpty(filter)) throw new UsageError('Name the identity: an identity id (idn_…), or --user-id (with --tenant-id or --tag when a user has several).', command);
+  if (isEmpty(filter))
+    throw new UsageError(
+      'Name the identity: an identity id (idn_…), or --user-id (with --tenant-id or --tag when a user has several).',
+      command,
+    );
   return filter;
 }
 
@@ -151,13 +178,18 @@ async function findOrFail(broker: Broker, service: string, selector: IdentitySel
   await broker.getService(service);
   const found = await broker.findIdentity(service, selector);
   if (!found) {
-    throw withHint(new NotFound('identity', typeof selector === 'string' ? selector : describeFilter(selector)), `List the identities of this service with \`everyauth identity ls ${service}\`.`);
+    throw withHint(
+      new NotFound('identity', typeof selector === 'string' ? selector : describeFilter(selector)),
+      `List the identities of this service with \`everyauth identity ls ${service}\`.`,
+    );
   }
   return found;
 }
 
 function describeFilter(filter: IdentityFilter): string {
-  return [filter.userId && `user ${filter.userId}`, filter.tenantId && `tenant ${filter.tenantId}`, filter.tags && pairs(filter.tags)].filter(Boolean).join(', ');
+  return [filter.userId && `user ${filter.userId}`, filter.tenantId && `tenant ${filter.tenantId}`, filter.tags && pairs(filter.tags)]
+    .filter(Boolean)
+    .join(', ');
 }
 
 function accountOf(i: IdentitySummary): string | undefined {
@@ -176,7 +208,10 @@ function summaryFields(ctx: Context, i: IdentitySummary): [string, string | unde
     ['user', i.userId],
     ['tenant', i.tenantId],
     ['status', statusText(ctx, i.status)],
-    ['account', [i.profile.name, i.profile.email && `<${i.profile.email}>`, i.profile.id && `(id ${i.profile.id})`].filter(Boolean).join(' ')],
+    [
+      'account',
+      [i.profile.name, i.profile.email && `<${i.profile.email}>`, i.profile.id && `(id ${i.profile.id})`].filter(Boolean).join(' '),
+    ],
     ['tags', pairs(i.tags)],
     ['scope', i.scope],
     ['expires', i.expiresAt && `${i.expiresAt} (${relativeTime(i.expiresAt)})`],
@@ -196,5 +231,8 @@ function showFresh(ctx: Context, summary: IdentitySummary, fresh: FreshIdentity,
     const { accessToken: _hidden, ...rest } = fresh;
     return ctx.out.data(withToken ? fresh : rest);
   }
-  ctx.out.record(fresh, [...summaryFields(ctx, summary).map(([k, v]): [string, string | undefined] => (k === 'expires' ? [k, fresh.expiresAt] : [k, v])), ['access token', fresh.accessToken]]);
+  ctx.out.record(fresh, [
+    ...summaryFields(ctx, summary).map(([k, v]): [string, string | undefined] => (k === 'expires' ? [k, fresh.expiresAt] : [k, v])),
+    ['access token', fresh.accessToken],
+  ]);
 }

@@ -46,8 +46,16 @@ export function registerInit(program: Command, io: CliIo): void {
 }
 
 async function initRemote(ctx: Context, options: InitOptions): Promise<void> {
-  if (!options.server || !options.apiKey) throw new UsageError('A remote profile needs both --server <url> and --api-key <key> (or --api-key - to read it from standard input).', 'init');
-  if (options.store || options.keyFile || options.baseUrl) throw new UsageError('--store, --key-file and --base-url belong to a local profile; a remote profile only takes --server and --api-key.', 'init');
+  if (!options.server || !options.apiKey)
+    throw new UsageError(
+      'A remote profile needs both --server <url> and --api-key <key> (or --api-key - to read it from standard input).',
+      'init',
+    );
+  if (options.store || options.keyFile || options.baseUrl)
+    throw new UsageError(
+      '--store, --key-file and --base-url belong to a local profile; a remote profile only takes --server and --api-key.',
+      'init',
+    );
   const server = checkedUrl(options.server, '--server');
   const apiKey = options.apiKey === '-' ? (await ctx.readStdin('the API key')).trim() : options.apiKey;
   if (!apiKey) throw new UsageError('The API key is empty.', 'init');
@@ -76,7 +84,9 @@ export async function ensureEmbeddedDefaults(ctx: Context): Promise<boolean> {
   if (config.mode !== 'embedded') return made;
   const key = await ensureKey(ctx, config.keyFile, false);
   if (key.status === 'created') {
-    ctx.out.note(`Created the master key ${shown(config.keyFile)} (key id ${key.id}, mode 0600). Back it up: without it the stored tokens cannot be decrypted.`);
+    ctx.out.note(
+      `Created the master key ${shown(config.keyFile)} (key id ${key.id}, mode 0600). Back it up: without it the stored tokens cannot be decrypted.`,
+    );
     made = true;
   }
   return made;
@@ -105,17 +115,28 @@ async function initEmbedded(ctx: Context, options: InitOptions): Promise<void> {
   await store.close();
 
   if (ctx.out.json) {
-    return ctx.out.data({ profile: name, mode: 'embedded', config: configPath, store: shown(config.store), keyFile: config.keyFile, key, baseUrl: config.baseUrl });
+    return ctx.out.data({
+      profile: name,
+      mode: 'embedded',
+      config: configPath,
+      store: shown(config.store),
+      keyFile: config.keyFile,
+      key,
+      baseUrl: config.baseUrl,
+    });
   }
   ctx.out.line(`Wrote ${shown(configPath)}: profile "${name}" (active), redirect URLs under ${config.baseUrl}.`);
   ctx.out.line(`Store ${shown(config.store)} is ready.`);
   if (key.status === 'env') ctx.out.line(`Master key: ${MASTER_KEY_ENV} is set, so no key file was written (key id ${key.id}).`);
-  else if (key.status === 'kept') ctx.out.line(`Master key ${shown(config.keyFile)} already exists (key id ${key.id}); kept it. Use --force to replace it.`);
+  else if (key.status === 'kept')
+    ctx.out.line(`Master key ${shown(config.keyFile)} already exists (key id ${key.id}); kept it. Use --force to replace it.`);
   else {
     ctx.out.line(`Master key ${shown(config.keyFile)} created (key id ${key.id}, mode 0600).`);
     ctx.out.note('Back it up somewhere safe: without it the stored tokens and secrets cannot be decrypted.');
   }
-  ctx.out.note('Next: `everyauth provider ls --search <name>`, then `everyauth service set <id> --provider <provider> --client-id <id> --client-secret -`.');
+  ctx.out.note(
+    'Next: `everyauth provider ls --search <name>`, then `everyauth service set <id> --provider <provider> --client-id <id> --client-secret -`.',
+  );
 }
 
 type KeyStatus = { status: 'created' | 'replaced' | 'kept' | 'env'; id: string };
@@ -138,7 +159,8 @@ async function ensureKey(ctx: Context, keyFile: string, force: boolean): Promise
 
 /** Adds or replaces one profile and makes it active; the file is 0600 because it may hold an API key. */
 async function saveProfile(ctx: Context, name: string, profile: ConfigProfile, force: boolean): Promise<string> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) throw new UsageError(`Profile name "${name}" must be 1–64 letters, digits, ".", "_" or "-".`, 'init');
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name))
+    throw new UsageError(`Profile name "${name}" must be 1–64 letters, digits, ".", "_" or "-".`, 'init');
   const path = join(ctx.dir, 'config.json');
   let file: ConfigFile | undefined;
   try {
@@ -154,9 +176,11 @@ async function saveProfile(ctx: Context, name: string, profile: ConfigProfile, f
 
 /** The folder holds the master key and maybe an API key: keep it out of version control by default. */
 async function ignoreFolderInGit(dir: string): Promise<void> {
-  await writeFile(join(dir, '.gitignore'), '# Created by everyauth init: this folder holds secrets.\n*\n', { flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
+  await writeFile(join(dir, '.gitignore'), '# Created by everyauth init: this folder holds secrets.\n*\n', { flag: 'wx' }).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    },
+  );
 }
 
 function checkedUrl(value: string, flag: string): string {
@@ -166,6 +190,7 @@ function checkedUrl(value: string, flag: string): string {
   } catch {
     throw new UsageError(`${flag} must be an absolute URL such as https://everyauth.example.com; got "${value}".`, 'init');
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`${flag} must be an http(s) URL; got "${value}".`, 'init');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new UsageError(`${flag} must be an http(s) URL; got "${value}".`, 'init');
   return value.replace(/\/+$/, '');
 }

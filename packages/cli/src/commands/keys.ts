@@ -77,12 +77,17 @@ export function registerKeys(program: Command, io: CliIo): void {
         const progress = startProgress(ctx, 'Re-encrypting', { lines: true });
         let result;
         try {
-          result = await resealStore(store, vault, { batchSize: options.batchSize, pauseMs: options.pauseMs, onProgress: (p) => progress.update(p.done, p.total) });
+          result = await resealStore(store, vault, {
+            batchSize: options.batchSize,
+            pauseMs: options.pauseMs,
+            onProgress: (p) => progress.update(p.done, p.total),
+          });
         } finally {
           progress.stop();
         }
         const remaining = result.changed > 0 ? await countNotUnderCurrentKey(store, vault) : 0;
-        if (ctx.out.json) return ctx.out.data({ currentKey: ring.current, resealed: result.resealed, changedMeanwhile: result.changed, remaining });
+        if (ctx.out.json)
+          return ctx.out.data({ currentKey: ring.current, resealed: result.resealed, changedMeanwhile: result.changed, remaining });
         ctx.out.line(`Re-encrypted ${result.resealed} value(s) under key ${ring.current}.`);
         if (remaining > 0) {
           ctx.out.warn(
@@ -91,7 +96,10 @@ export function registerKeys(program: Command, io: CliIo): void {
         }
         const old = ring.keys.filter((k) => k.id !== ring.current).map((k) => k.id);
         ctx.out.note('Restart processes that use this key ring so they seal new values with the new key.');
-        if (old.length > 0 && remaining === 0) ctx.out.note(`Older keys (${old.join(', ')}) are no longer needed by this store; remove them with \`everyauth keys retire <key-id>\`.`);
+        if (old.length > 0 && remaining === 0)
+          ctx.out.note(
+            `Older keys (${old.join(', ')}) are no longer needed by this store; remove them with \`everyauth keys retire <key-id>\`.`,
+          );
       });
     });
 
@@ -102,9 +110,17 @@ export function registerKeys(program: Command, io: CliIo): void {
       const ctx = contextOf(io, command);
       await ctx.withEmbedded('keys status', async ({ config, store }) => {
         const { ring, source } = await keyRingOf(ctx, config);
-        const usage = await countSealedByKey(store, ring.keys.map((k) => k.id));
+        const usage = await countSealedByKey(
+          store,
+          ring.keys.map((k) => k.id),
+        );
         const pending = usage.total - (usage.byKey[ring.current] ?? 0);
-        const rows = ring.keys.map((k) => ({ id: k.id, current: k.id === ring.current, createdAt: k.createdAt, values: usage.byKey[k.id] ?? 0 }));
+        const rows = ring.keys.map((k) => ({
+          id: k.id,
+          current: k.id === ring.current,
+          createdAt: k.createdAt,
+          values: usage.byKey[k.id] ?? 0,
+        }));
         ctx.out.list(
           rows,
           [
@@ -117,8 +133,12 @@ export function registerKeys(program: Command, io: CliIo): void {
         );
         if (ctx.out.json) return;
         ctx.out.note(`Key ring: ${source}. ${usage.total} sealed value(s) in the store.`);
-        if (usage.other > 0) ctx.out.warn(`${usage.other} value(s) are sealed under keys missing from this ring and cannot be decrypted; add those keys back.`);
-        if (pending - usage.other > 0) ctx.out.note(`${pending - usage.other} value(s) are not yet under the current key: run \`everyauth keys rotate\` to finish.`);
+        if (usage.other > 0)
+          ctx.out.warn(
+            `${usage.other} value(s) are sealed under keys missing from this ring and cannot be decrypted; add those keys back.`,
+          );
+        if (pending - usage.other > 0)
+          ctx.out.note(`${pending - usage.other} value(s) are not yet under the current key: run \`everyauth keys rotate\` to finish.`);
       });
     });
 
@@ -132,8 +152,14 @@ export function registerKeys(program: Command, io: CliIo): void {
         const { ring, fromEnv, source } = await keyRingOf(ctx, config);
         const next = removeKeyFromRing(ring, keyId); // refuses the current key and unknown ids
         const inUse = (await countSealedByKey(store, [keyId])).byKey[keyId] ?? 0;
-        if (inUse > 0) throw new ConfigurationError(`Key ${keyId} still seals ${inUse} value(s) in this store; run \`everyauth keys rotate\` to re-encrypt them first.`);
-        if (fromEnv) throw new ConfigurationError(`The key ring comes from ${MASTER_KEY_ENV}, which the CLI cannot change: remove key ${keyId} from it there. No value in this store uses it.`);
+        if (inUse > 0)
+          throw new ConfigurationError(
+            `Key ${keyId} still seals ${inUse} value(s) in this store; run \`everyauth keys rotate\` to re-encrypt them first.`,
+          );
+        if (fromEnv)
+          throw new ConfigurationError(
+            `The key ring comes from ${MASTER_KEY_ENV}, which the CLI cannot change: remove key ${keyId} from it there. No value in this store uses it.`,
+          );
         await writeKeyRing(config.keyFile, next, { overwrite: true });
         if (ctx.out.json) return ctx.out.data({ retired: keyId, current: next.current, keys: next.keys.map((k) => k.id) });
         ctx.out.line(`Removed key ${keyId} from ${source}.`);

@@ -20,7 +20,11 @@ export function registerProvider(program: Command, io: CliIo): void {
         [
           { header: 'id', value: (p) => p.id },
           { header: 'name', value: (p) => p.name },
-          { header: 'kind', value: (p) => (p.custom ? 'custom' : 'built-in'), style: (text, p) => (p.custom ? ctx.out.color.cyan(text) : text) },
+          {
+            header: 'kind',
+            value: (p) => (p.custom ? 'custom' : 'built-in'),
+            style: (text, p) => (p.custom ? ctx.out.color.cyan(text) : text),
+          },
           { header: 'docs', value: (p) => p.docs },
         ],
         { empty: options.search ? `No provider matches "${options.search}".` : 'No providers.' },
@@ -77,7 +81,10 @@ async function readDefinition(path: string, id: string): Promise<ProviderInput> 
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}.`, 'provider add');
+    throw new UsageError(
+      `Cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}.`,
+      'provider add',
+    );
   }
   let json: unknown;
   try {
@@ -85,10 +92,14 @@ async function readDefinition(path: string, id: string): Promise<ProviderInput> 
   } catch (error) {
     throw new UsageError(`${path} is not valid JSON (${(error as Error).message}).`, 'provider add');
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UsageError(`${path} must hold a JSON object (a provider definition).`, 'provider add');
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new UsageError(`${path} must hold a JSON object (a provider definition).`, 'provider add');
   const definition = json as Record<string, unknown>;
   if (definition.id !== undefined && definition.id !== id) {
-    throw new UsageError(`${path} defines provider "${String(definition.id)}", but the command names "${id}"; make them the same.`, 'provider add');
+    throw new UsageError(
+      `${path} defines provider "${String(definition.id)}", but the command names "${id}"; make them the same.`,
+      'provider add',
+    );
   }
   return { ...definition, id } as ProviderInput;
 }
@@ -108,10 +119,20 @@ function providerFields(p: Provider): [string, string | undefined][] {
     ['scope examples', p.scopes.examples.join(' ')],
     ['pkce', p.pkce ? 'yes' : 'no'],
     ['client auth', p.clientAuth],
-    ['auth params', Object.entries(p.authorizationParams).map(([k, v]) => `${k}=${v}`).join(' ')],
+    [
+      'auth params',
+      Object.entries(p.authorizationParams)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' '),
+    ],
     ['refresh tokens', p.token.refreshToken ? (p.token.refreshTokenRotates ? 'yes, rotating' : 'yes') : 'no'],
     ['tokens expire', p.token.expires ? 'yes' : 'no'],
-    ['variables', Object.entries(p.variables).map(([k, v]) => `${k} (${v.description})`).join('; ')],
+    [
+      'variables',
+      Object.entries(p.variables)
+        .map(([k, v]) => `${k} (${v.description})`)
+        .join('; '),
+    ],
     ['notes', p.notes],
   ];
 }

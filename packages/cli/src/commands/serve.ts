@@ -16,11 +16,11 @@ interface ServeOptions {
 export function registerServe(program: Command, io: CliIo): void {
   program
     .command('serve')
-    .description('run the EveryAuth server (REST API, hosted authorization flow, console) on this profile\'s store')
+    .description("run the EveryAuth server (REST API, hosted authorization flow, console) on this profile's store")
     .option('--port <port>', 'port to listen on (default EVERYAUTH_PORT, then 4000; 0 picks a free one)', portNumber)
     .option('--host <host>', 'address to listen on (default EVERYAUTH_HOST, then 127.0.0.1)')
-    .option('--store <path|url>', 'SQLite file or postgres:// URL (default: the profile\'s store)')
-    .option('--base-url <url>', 'public URL providers redirect back to (default: the profile\'s, then http://<host>:<port>)')
+    .option('--store <path|url>', "SQLite file or postgres:// URL (default: the profile's store)")
+    .option('--base-url <url>', "public URL providers redirect back to (default: the profile's, then http://<host>:<port>)")
     .option('--log-level <level>', 'trace, debug, info, warn or error (default EVERYAUTH_LOG_LEVEL, then info)')
     .option('--sandbox', 'run the built-in sandbox provider (default on for a SQLite store)')
     .option('--no-sandbox', 'do not run the sandbox provider')
@@ -30,7 +30,10 @@ export function registerServe(program: Command, io: CliIo): void {
       if (!ctx.env.EVERYAUTH_SERVER_URL && !options.store) await ensureEmbeddedDefaults(ctx);
       const config = await ctx.config();
       if (config.mode !== 'embedded') {
-        throw new UsageError(`This profile uses the server ${config.server}; \`everyauth serve\` runs a server on a local store. Choose a local profile with --profile, or give --store.`, 'serve');
+        throw new UsageError(
+          `This profile uses the server ${config.server}; \`everyauth serve\` runs a server on a local store. Choose a local profile with --profile, or give --store.`,
+          'serve',
+        );
       }
       const { createApiKey, listApiKeys, startServer } = await import('@everyauth/server'); // Fastify loads only for this command
       const store = options.store ?? config.store;

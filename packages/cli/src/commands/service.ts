@@ -34,7 +34,9 @@ export function registerService(program: Command, io: CliIo): void {
           { header: 'secret', value: (s) => (s.hasClientSecret ? 'set' : 'none') },
           { header: 'scopes', value: (s) => s.scopes.join(' ') || '(provider defaults)' },
         ],
-        { empty: 'No services yet. Create one with `everyauth service set <id> --provider <provider> --client-id <id> --client-secret -`.' },
+        {
+          empty: 'No services yet. Create one with `everyauth service set <id> --provider <provider> --client-id <id> --client-secret -`.',
+        },
       );
     });
 
@@ -57,7 +59,7 @@ export function registerService(program: Command, io: CliIo): void {
     .option('--client-secret <secret>', 'client secret; "-" reads it from standard input, keeping it out of shell history')
     .option('--client-secret-stdin', 'read the client secret from standard input')
     .option('--remove-client-secret', 'remove the stored client secret (public clients)')
-    .option('--scope <scopes...>', 'scopes to request (replaces the list; default: the provider\'s)')
+    .option('--scope <scopes...>', "scopes to request (replaces the list; default: the provider's)")
     .option('--param <key=value>', 'extra authorization parameter (repeatable; replaces the set)', collectPair)
     .option('--var <key=value>', 'value of a provider template variable such as subdomain (repeatable; replaces the set)', collectPair)
     .action(async (id: string, options: SetOptions, command: Command) => {
@@ -78,7 +80,12 @@ export function registerService(program: Command, io: CliIo): void {
       if (ctx.out.json) return ctx.out.data(saved);
       ctx.out.line(`${created ? 'Created' : 'Updated'} service "${saved.id}" (provider ${saved.providerId}).`);
       ctx.out.line(`Register this redirect URL at the provider: ${ctx.out.color.bold(saved.redirectUrl)}`);
-      if (!saved.hasClientSecret) ctx.out.note('No client secret is set; add one with `everyauth service set ' + saved.id + ' --client-secret -` unless this is a public client.');
+      if (!saved.hasClientSecret)
+        ctx.out.note(
+          'No client secret is set; add one with `everyauth service set ' +
+            saved.id +
+            ' --client-secret -` unless this is a public client.',
+        );
     });
 
   service
@@ -95,16 +102,23 @@ export function registerService(program: Command, io: CliIo): void {
 }
 
 async function clientSecretOf(ctx: Context, options: SetOptions): Promise<string | null | undefined> {
-  const given = [options.clientSecret !== undefined, options.clientSecretStdin === true, options.removeClientSecret === true].filter(Boolean).length;
+  const given = [options.clientSecret !== undefined, options.clientSecretStdin === true, options.removeClientSecret === true].filter(
+    Boolean,
+  ).length;
   if (given > 1) throw new UsageError('Give only one of --client-secret, --client-secret-stdin and --remove-client-secret.', 'service set');
   if (options.removeClientSecret) return null;
   if (options.clientSecretStdin || options.clientSecret === '-') {
     const secret = await ctx.readStdin('the client secret');
-    if (secret.trim() === '') throw new UsageError('Standard input was empty: pipe the client secret in, e.g. `pbpaste | everyauth service set <id> --client-secret -`.', 'service set');
+    if (secret.trim() === '')
+      throw new UsageError(
+        'Standard input was empty: pipe the client secret in, e.g. `pbpaste | everyauth service set <id> --client-secret -`.',
+        'service set',
+      );
     return secret.trim();
   }
   if (options.clientSecret !== undefined) {
-    if (options.clientSecret === '') throw new UsageError('--client-secret is empty; to remove the secret use --remove-client-secret.', 'service set');
+    if (options.clientSecret === '')
+      throw new UsageError('--client-secret is empty; to remove the secret use --remove-client-secret.', 'service set');
     ctx.out.warn('a secret on the command line lands in your shell history; prefer `--client-secret -` and standard input.');
   }
   return options.clientSecret;
@@ -123,5 +137,5 @@ function showService(ctx: Context, s: Service): void {
     ['created', s.createdAt],
     ['updated', s.updatedAt],
   ]);
-  if (!ctx.out.json) ctx.out.note('Register the redirect URL in the provider\'s app settings.');
+  if (!ctx.out.json) ctx.out.note("Register the redirect URL in the provider's app settings.");
 }

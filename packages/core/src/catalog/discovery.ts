@@ -46,10 +46,7 @@ export async function discoverProvider(id: string, issuer: string, options: Disc
   }
   const insecureOk = options.allowInsecure === true;
   if (url.protocol === 'http:' && !insecureOk && !isLoopbackHost(url.hostname)) {
-    throw new InvalidInput(
-      `The issuer "${issuer}" uses plain http; only loopback issuers may, unless allowInsecure is set.`,
-      'issuer',
-    );
+    throw new InvalidInput(`The issuer "${issuer}" uses plain http; only loopback issuers may, unless allowInsecure is set.`, 'issuer');
   }
 
   const requestOptions = (algorithm: 'oidc' | 'oauth2'): oauth.DiscoveryRequestOptions => ({
@@ -107,10 +104,7 @@ function unreachable(id: string, where: string, err: unknown): Error {
     return new InvalidInput(`The issuer host in ${where} does not resolve (${cause.code}); check the issuer URL.`, 'issuer');
   }
   const name = (err as Error).name;
-  const detail =
-    name === 'TimeoutError' || name === 'AbortError'
-      ? 'timed out'
-      : cause?.code ?? cause?.message ?? (err as Error).message;
+  const detail = name === 'TimeoutError' || name === 'AbortError' ? 'timed out' : (cause?.code ?? cause?.message ?? (err as Error).message);
   return new ProviderUnavailable(id, `could not reach ${where}: ${detail}`, { cause: err });
 }
 
@@ -169,7 +163,8 @@ function toProviderInput(
   const supported = as.scopes_supported;
   const defaultScopes = oidc ? OIDC_DEFAULT_SCOPES.filter((s) => s === 'openid' || !supported || supported.includes(s)) : [];
   const userinfoUrl = endpoint('userinfo_endpoint', false);
-  const docs = typeof as.service_documentation === 'string' && /^https?:\/\//.test(as.service_documentation) ? as.service_documentation : issuer;
+  const docs =
+    typeof as.service_documentation === 'string' && /^https?:\/\//.test(as.service_documentation) ? as.service_documentation : issuer;
   const source = oidc ? 'OpenID Connect discovery' : 'RFC 8414 metadata';
 
   return {

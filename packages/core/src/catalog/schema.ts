@@ -32,7 +32,10 @@ export const ProviderSchema = z
         default: z.array(z.string()).default([]),
         separator: z.enum([' ', ',', '+']).default(' '),
         /** The authorization request parameter that carries the scopes when it is not `scope` (Slack user tokens: `user_scope`). */
-        param: z.string().regex(/^[a-z][a-z0-9_]*$/).optional(),
+        param: z
+          .string()
+          .regex(/^[a-z][a-z0-9_]*$/)
+          .optional(),
         /** Scopes worth knowing about, for documentation and `provider get`. */
         examples: z.array(z.string()).default([]),
       })
@@ -68,9 +71,7 @@ export const ProviderSchema = z
       })
       .optional(),
     /** Template variables used by the URLs above, e.g. `subdomain` for `https://{subdomain}.zendesk.com`. */
-    variables: z
-      .record(variableName, z.object({ description: z.string(), example: z.string().optional() }))
-      .default({}),
+    variables: z.record(variableName, z.object({ description: z.string(), example: z.string().optional() })).default({}),
     notes: z.string().optional(),
   })
   .superRefine((p, ctx) => {

@@ -34,7 +34,14 @@ export function clientContext(provider: Provider, clientId: string, clientSecret
       : provider.clientAuth === 'client_secret_post'
         ? oauth.ClientSecretPost(clientSecret)
         : oauth.ClientSecretBasic(clientSecret);
-  const urls = [provider.authorizationUrl, provider.tokenUrl, provider.refreshUrl, provider.revocationUrl, provider.userinfoUrl, provider.profile?.url];
+  const urls = [
+    provider.authorizationUrl,
+    provider.tokenUrl,
+    provider.refreshUrl,
+    provider.revocationUrl,
+    provider.userinfoUrl,
+    provider.profile?.url,
+  ];
   const allowInsecure = urls.every((u) => u === undefined || u.startsWith('https:') || isLoopback(u));
   return { provider, as, client: { client_id: clientId }, auth, timeoutMs, allowInsecure };
 }
@@ -128,7 +135,10 @@ function tokenCall(ctx: ClientContext): TokenCall {
       if (!(response.headers.get('content-type') ?? '').includes('json')) return response;
       const text = await readAtMost(response, MAX_TOKEN_RESPONSE_BYTES);
       if (text === undefined) {
-        return new Response(`a token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, { status: response.status, headers: { 'content-type': 'text/plain' } });
+        return new Response(`a token response larger than ${MAX_TOKEN_RESPONSE_BYTES} bytes`, {
+          status: response.status,
+          headers: { 'content-type': 'text/plain' },
+        });
       }
       const body = parseJson(text) as Record<string, unknown> | undefined;
       if (!body || typeof body !== 'object' || Array.isArray(body)) {
@@ -192,7 +202,12 @@ function normaliseTokenBody(provider: Provider, status: number, body: Record<str
   return { status, normalised: tokens };
 }
 
-function toTokenSet(ctx: ClientContext, result: oauth.TokenEndpointResponse, raw: Record<string, unknown> | undefined, now: number): TokenSet {
+function toTokenSet(
+  ctx: ClientContext,
+  result: oauth.TokenEndpointResponse,
+  raw: Record<string, unknown> | undefined,
+  now: number,
+): TokenSet {
   const expiresIn = typeof result.expires_in === 'number' ? result.expires_in : undefined;
   return {
     accessToken: result.access_token,
@@ -305,8 +320,11 @@ export class RefreshFailure extends Error {
   }
 }
 
-
-export function toBrokerError(ctx: ClientContext, failure: ProviderFailure, identity: { serviceId: string; id: string; userId: string; tenantId?: string }) {
+export function toBrokerError(
+  ctx: ClientContext,
+  failure: ProviderFailure,
+  identity: { serviceId: string; id: string; userId: string; tenantId?: string },
+) {
   switch (failure.kind) {
     case 'invalid_grant':
       return new ReauthorizationRequired(identity.serviceId, identity.id, identity.userId, identity.tenantId);
@@ -384,16 +402,25 @@ async function fetchJson(ctx: ClientContext, url: string, accessToken: string): 
       signal: AbortSignal.timeout(ctx.timeoutMs),
     });
   } catch (err) {
-    throw new AuthorizationFailed('temporarily_unavailable', `Could not read the account's profile from provider "${ctx.provider.id}": ${(err as Error).message}.`);
+    throw new AuthorizationFailed(
+      'temporarily_unavailable',
+      `Could not read the account's profile from provider "${ctx.provider.id}": ${(err as Error).message}.`,
+    );
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new AuthorizationFailed('temporarily_unavailable', `Could not read the account's profile from provider "${ctx.provider.id}": HTTP ${response.status}.`);
+    throw new AuthorizationFailed(
+      'temporarily_unavailable',
+      `Could not read the account's profile from provider "${ctx.provider.id}": HTTP ${response.status}.`,
+    );
   }
   try {
     return await response.json();
   } catch {
-    throw new AuthorizationFailed('invalid_response', `Provider "${ctx.provider.id}" answered the profile request with something other than JSON.`);
+    throw new AuthorizationFailed(
+      'invalid_response',
+      `Provider "${ctx.provider.id}" answered the profile request with something other than JSON.`,
+    );
   }
 }
 

@@ -11,7 +11,10 @@ export async function openStore(url: string): Promise<Store> {
     return openPostgresStore({ connectionString: url });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new InvalidInput(`Store URL ${url.replace(/\/\/[^@/]*@/, '//…@')} is not supported: use postgres://… or a SQLite file path.`, 'store');
+    throw new InvalidInput(
+      `Store URL ${url.replace(/\/\/[^@/]*@/, '//…@')} is not supported: use postgres://… or a SQLite file path.`,
+      'store',
+    );
   }
   const { openSqliteStore } = await import('./sqlite.js');
   return openSqliteStore({ path: url.replace(/^sqlite:/, '') });

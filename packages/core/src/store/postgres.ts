@@ -16,7 +16,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     max: options.max ?? 10,
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === pg.types.builtins.INT8
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   // A restart or failover kills connections. An idle one the pool drops (reporting it here); one in
@@ -36,17 +38,27 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
  * connection instead of on every request. Everything else goes through Kysely as usual.
  */
 class PostgresStore extends Store {
-  constructor(db: Kysely<Database>, dialect: 'postgres', onClose: () => Promise<void>, private readonly pool: pg.Pool) {
+  constructor(
+    db: Kysely<Database>,
+    dialect: 'postgres',
+    onClose: () => Promise<void>,
+    private readonly pool: pg.Pool,
+  ) {
     super(db, dialect, onClose);
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {
-    const r = await this.pool.query<IdentityRow>({ name: 'everyauth_identity_by_id', text: 'SELECT * FROM identities WHERE id = $1', values: [id] });
+    const r = await this.pool.query<IdentityRow>({
+      name: 'everyauth_identity_by_id',
+      text: 'SELECT * FROM identities WHERE id = $1',
+      values: [id],
+    });
     return r.rows[0];
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
-    const byUserOnly = filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
+    const byUserOnly =
+      filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
     if (!byUserOnly || limit > 2) return super.findIdentities(filter, limit);
     const r =
       filter.tenantId === undefined

@@ -31,9 +31,7 @@ export interface RefreshWrite {
   last_refresh_at: number;
 }
 
-export type SessionTake =
-  | { ok: true; session: AuthSessionRow }
-  | { ok: false; reason: 'unknown' | 'used' | 'expired' };
+export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
 export type IdentityListFilter = IdentityFilter & { serviceId?: string };
 
@@ -244,8 +242,10 @@ export class Store {
 
   /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. */
   async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
-    const byUserOnly = filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
-    if (this.hot && byUserOnly && limit <= 2) return this.hot.identitiesByUser(filter.serviceId!, filter.userId!, filter.tenantId).slice(0, limit);
+    const byUserOnly =
+      filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
+    if (this.hot && byUserOnly && limit <= 2)
+      return this.hot.identitiesByUser(filter.serviceId!, filter.userId!, filter.tenantId).slice(0, limit);
     return this.filtered(this.db.selectFrom('identities').selectAll(), filter).limit(limit).execute();
   }
 

@@ -17,8 +17,15 @@ let server: AuthServer;
 let otherServer: AuthServer;
 
 beforeAll(async () => {
-  const client = { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local'), redirectUriFor('other'), redirectUriFor('mixb')] };
-  [server, otherServer] = await Promise.all([startAuthServer({ clients: [client], accessTokenTtl: 60 }), startAuthServer({ clients: [client], accessTokenTtl: 60 })]);
+  const client = {
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: [redirectUriFor('local'), redirectUriFor('other'), redirectUriFor('mixb')],
+  };
+  [server, otherServer] = await Promise.all([
+    startAuthServer({ clients: [client], accessTokenTtl: 60 }),
+    startAuthServer({ clients: [client], accessTokenTtl: 60 }),
+  ]);
 });
 afterAll(async () => {
   await server?.close();
@@ -45,9 +52,17 @@ describe.each(STORES)('on %s', (kind) => {
   });
 
   /** Starts a flow and logs in at the provider; returns the state, the callback (unfetched) and its code. */
-  async function startedAndCalledBack(userId: string, options: { serviceId?: string; browserBinding?: string; finishedUrl?: string; at?: AuthServer } = {}) {
+  async function startedAndCalledBack(
+    userId: string,
+    options: { serviceId?: string; browserBinding?: string; finishedUrl?: string; at?: AuthServer } = {},
+  ) {
     const serviceId = options.serviceId ?? 'local';
-    const started = await broker.beginAuthorization({ serviceId, userId, browserBinding: options.browserBinding, finishedUrl: options.finishedUrl });
+    const started = await broker.beginAuthorization({
+      serviceId,
+      userId,
+      browserBinding: options.browserBinding,
+      finishedUrl: options.finishedUrl,
+    });
     const callback = await (options.at ?? server).authorize(started.url, { login: userId });
     const code = callback.searchParams.get('code')!;
     for (const s of [started.state, code, options.browserBinding]) if (s) secrets.add(s);
@@ -55,7 +70,11 @@ describe.each(STORES)('on %s', (kind) => {
   }
 
   /** Completes a callback that must fail; asserts nothing was stored or changed. */
-  async function rejected(serviceId: string, query: URLSearchParams | Record<string, string>, options: { browserBinding?: string } = {}): Promise<AuthorizationFailed> {
+  async function rejected(
+    serviceId: string,
+    query: URLSearchParams | Record<string, string>,
+    options: { browserBinding?: string } = {},
+  ): Promise<AuthorizationFailed> {
     const before = await allIdentityRows(broker);
     const err = await failureOf(broker.completeAuthorization(serviceId, query, options));
     expect(err).toBeInstanceOf(AuthorizationFailed);
@@ -86,7 +105,7 @@ describe.each(STORES)('on %s', (kind) => {
       expect(noCookie.message).toMatch(/different browser/);
     });
 
-    it('the attacker\'s own completed flow pushed into the victim\'s browser stores nothing for anyone', async () => {
+    it("the attacker's own completed flow pushed into the victim's browser stores nothing for anyone", async () => {
       // The attacker starts a flow in their browser, stops at the callback, and makes the victim's browser open it.
       const attacker = await startedAndCalledBack('mallory', { browserBinding: 'mallory-browser-binding-000000' });
       await rejected('local', attacker.callback.searchParams, { browserBinding: 'victim-browser-binding-11111111' });
@@ -95,7 +114,9 @@ describe.each(STORES)('on %s', (kind) => {
 
     it('the same browser completes the flow', async () => {
       const ok = await startedAndCalledBack('csrf-ok', { browserBinding: 'binding-of-browser-C-0123456789' });
-      const done = await broker.completeAuthorization('local', ok.callback.searchParams, { browserBinding: 'binding-of-browser-C-0123456789' });
+      const done = await broker.completeAuthorization('local', ok.callback.searchParams, {
+        browserBinding: 'binding-of-browser-C-0123456789',
+      });
       expect(done.identity.userId).toBe('csrf-ok');
     });
   });
@@ -117,7 +138,9 @@ describe.each(STORES)('on %s', (kind) => {
 
     it('two callbacks racing with one state: exactly one completes', async () => {
       const { callback } = await startedAndCalledBack('replay-race');
-      const results = await Promise.allSettled([1, 2, 3, 4].map(() => broker.completeAuthorization('local', new URLSearchParams(callback.searchParams))));
+      const results = await Promise.allSettled(
+        [1, 2, 3, 4].map(() => broker.completeAuthorization('local', new URLSearchParams(callback.searchParams))),
+      );
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(AuthorizationFailed);
     });
@@ -132,7 +155,7 @@ describe.each(STORES)('on %s', (kind) => {
   });
 
   describe('authorization code injection (RFC 9700 §4.5): PKCE binds the code to its flow', () => {
-    it('a victim\'s code injected into the attacker\'s flow fails at the provider: the verifier does not match', async () => {
+    it("a victim's code injected into the attacker's flow fails at the provider: the verifier does not match", async () => {
       const victim = await startedAndCalledBack('victim');
       const attacker = await startedAndCalledBack('attacker');
       const before = server.tokenRequests.byGrant.authorization_code ?? 0;
@@ -149,8 +172,16 @@ describe.each(STORES)('on %s', (kind) => {
       const exchange = (verifier?: string) =>
         fetch(server.tokenEndpoint, {
           method: 'POST',
-          headers: { authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUriFor('local'), ...(verifier ? { code_verifier: verifier } : {}) }),
+          headers: {
+            authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: new URLSearchParams({
+            grant_type: 'authorization_code',
+            code,
+            redirect_uri: redirectUriFor('local'),
+            ...(verifier ? { code_verifier: verifier } : {}),
+          }),
         });
       for (const verifier of ['a'.repeat(43), undefined]) {
         const response = await exchange(verifier);
@@ -161,7 +192,7 @@ describe.each(STORES)('on %s', (kind) => {
   });
 
   describe('mix-up (RFC 9700 §4.4, RFC 9207)', () => {
-    it('an iss that is not the service\'s provider is refused', async () => {
+    it("an iss that is not the service's provider is refused", async () => {
       const { callback } = await startedAndCalledBack('mixup-iss');
       callback.searchParams.set('iss', otherServer.issuer);
       const err = await rejected('local', callback.searchParams);
@@ -175,13 +206,13 @@ describe.each(STORES)('on %s', (kind) => {
       expect(err.message).toMatch(/iss/);
     });
 
-    it('a response from the other provider, delivered to this service\'s callback, is refused', async () => {
+    it("a response from the other provider, delivered to this service's callback, is refused", async () => {
       const atB = await startedAndCalledBack('mixup-b', { serviceId: 'mixb', at: otherServer });
       const err = await rejected('local', atB.callback.searchParams);
       expect(err.message).toMatch(/another service/);
     });
 
-    it('this provider\'s code with this state but the other provider\'s iss is refused before any token request', async () => {
+    it("this provider's code with this state but the other provider's iss is refused before any token request", async () => {
       const { started, code } = await startedAndCalledBack('mixup-cross');
       const before = server.tokenRequests.total + otherServer.tokenRequests.total;
       const err = await rejected('local', { state: started.state, code, iss: otherServer.issuer });
@@ -211,13 +242,21 @@ describe.each(STORES)('on %s', (kind) => {
       expect(challenges.size).toBe(20);
     });
 
-    it('a service\'s extra parameters cannot replace the protocol ones (plain challenge, state, redirect_uri, response_type)', async () => {
+    it("a service's extra parameters cannot replace the protocol ones (plain challenge, state, redirect_uri, response_type)", async () => {
       await broker.putService({
         id: 'downgrade',
         providerId: 'local-idp',
         clientId: CLIENT_ID,
         clientSecret: CLIENT_SECRET,
-        params: { code_challenge_method: 'plain', code_challenge: 'known', state: 'fixed', redirect_uri: 'https://evil.example/cb', response_type: 'token', client_id: 'other', prompt: 'login' },
+        params: {
+          code_challenge_method: 'plain',
+          code_challenge: 'known',
+          state: 'fixed',
+          redirect_uri: 'https://evil.example/cb',
+          response_type: 'token',
+          client_id: 'other',
+          prompt: 'login',
+        },
       });
       const started = await broker.beginAuthorization({ serviceId: 'downgrade', userId: 'downgrade' });
       const url = new URL(started.url);
@@ -241,7 +280,13 @@ describe('PKCE across the built-in catalog', () => {
       const variables = Object.fromEntries(Object.keys(entry.variables).map((name) => [name, 'acme']));
       const ctx = clientContext(resolveProviderUrls(entry, variables), 'client', 'secret', 1000);
       const verifier = 'v'.repeat(43);
-      const url = await buildAuthorizationUrl(ctx, { redirectUri: 'https://app.example/cb', state: 's', scopes: ['a'], params: {}, codeVerifier: verifier });
+      const url = await buildAuthorizationUrl(ctx, {
+        redirectUri: 'https://app.example/cb',
+        state: 's',
+        scopes: ['a'],
+        params: {},
+        codeVerifier: verifier,
+      });
       expect(Object.keys(entry.authorizationParams), entry.id).not.toContain('code_challenge_method');
       if (entry.pkce) {
         expect(url.searchParams.get('code_challenge_method'), entry.id).toBe('S256');

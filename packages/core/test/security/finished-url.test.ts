@@ -84,10 +84,45 @@ describe('finishedUrl tricks are refused before the flow starts', () => {
 describe('property: whatever finishedUrl is accepted, the browser lands on an allowed origin', () => {
   // Pieces that have opened redirects somewhere: slashes and backslashes, dot segments raw and
   // encoded, userinfo, schemes, whitespace, lookalikes; composed as a prefix and path segments.
-  const prefix = fc.constantFrom('', '/', '//', '\\', '/\\', 'https://', 'https://app.example', 'https://app.example/', 'http://127.0.0.1:3999/', 'javascript:', 'data:', ' ', '\t', '\u00a0', '%2f');
+  const prefix = fc.constantFrom(
+    '',
+    '/',
+    '//',
+    '\\',
+    '/\\',
+    'https://',
+    'https://app.example',
+    'https://app.example/',
+    'http://127.0.0.1:3999/',
+    'javascript:',
+    'data:',
+    ' ',
+    '\t',
+    '\u00a0',
+    '%2f',
+  );
   const segment = fc.constantFrom(
-    '', '.', '..', '%2e', '%2E%2e', '.%2e', 'evil.example', 'app.example', '@evil.example', 'app.example@evil.example', ':', 'a', 'x?y=1', '#', '%2f',
-    '%5c', '\\', ' ', '\u3002', '\uff0f', 'évil',
+    '',
+    '.',
+    '..',
+    '%2e',
+    '%2E%2e',
+    '.%2e',
+    'evil.example',
+    'app.example',
+    '@evil.example',
+    'app.example@evil.example',
+    ':',
+    'a',
+    'x?y=1',
+    '#',
+    '%2f',
+    '%5c',
+    '\\',
+    ' ',
+    '\u3002',
+    '\uff0f',
+    'évil',
   );
   const separator = fc.constantFrom('/', '\\', '//', '/./', '/../');
   const candidate = fc
@@ -136,7 +171,10 @@ describe('through the broker', () => {
   let t: TestBroker;
   let broker: LocalBroker;
   beforeAll(async () => {
-    server = await startAuthServer({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }], accessTokenTtl: 60 });
+    server = await startAuthServer({
+      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+      accessTokenTtl: 60,
+    });
     t = await startTestBroker(server, { allowedRedirectOrigins: [APP] });
     broker = t.broker;
   });
@@ -147,7 +185,9 @@ describe('through the broker', () => {
 
   it('beginAuthorization refuses every trick and stores no session', async () => {
     for (const [, value] of TRICKS) {
-      await expect(broker.beginAuthorization({ serviceId: 'local', userId: 'u', finishedUrl: value }), value).rejects.toBeInstanceOf(InvalidInput);
+      await expect(broker.beginAuthorization({ serviceId: 'local', userId: 'u', finishedUrl: value }), value).rejects.toBeInstanceOf(
+        InvalidInput,
+      );
     }
     expect(await broker.store.db.selectFrom('auth_sessions').select('state_hash').execute()).toEqual([]);
   });

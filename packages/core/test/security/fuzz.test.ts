@@ -13,7 +13,10 @@ import { allIdentityRows, captureLogs, type CapturedLogs } from './support.js';
 
 let server: AuthServer;
 beforeAll(async () => {
-  server = await startAuthServer({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }], accessTokenTtl: 60 });
+  server = await startAuthServer({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    accessTokenTtl: 60,
+  });
 });
 afterAll(() => server?.close());
 
@@ -51,26 +54,41 @@ describe.each(STORES)('on %s', (kind) => {
     // Half the runs carry a live state, so the fuzz reaches the iss check and the token request.
     const query = fc.record({
       extra: fc.dictionary(queryKey, queryValue, { maxKeys: 6 }),
-      state: fc.option(fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...states) }, { weight: 1, arbitrary: fc.string({ maxLength: 50 }) }), { nil: undefined, freq: 5 }),
-      iss: fc.option(fc.oneof({ weight: 3, arbitrary: fc.constant(server.issuer) }, { weight: 1, arbitrary: fc.constantFrom(`${server.issuer}/`, 'https://evil.example', '') }), { nil: undefined, freq: 5 }),
+      state: fc.option(
+        fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...states) }, { weight: 1, arbitrary: fc.string({ maxLength: 50 }) }),
+        { nil: undefined, freq: 5 },
+      ),
+      iss: fc.option(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constant(server.issuer) },
+          { weight: 1, arbitrary: fc.constantFrom(`${server.issuer}/`, 'https://evil.example', '') },
+        ),
+        { nil: undefined, freq: 5 },
+      ),
       code: fc.option(fc.string({ unit: 'binary', maxLength: 100 }), { nil: undefined, freq: 5 }),
       asParams: fc.boolean(),
     });
     await fc.assert(
-      fc.asyncProperty(query, fc.constantFrom('local', 'local', 'local', 'other', 'nope'), async ({ extra, state, iss, code, asParams }, serviceId) => {
-        const q: Record<string, unknown> = { ...extra };
-        if (state !== undefined) q.state = state;
-        if (iss !== undefined) q.iss = iss;
-        if (code !== undefined) q.code = code;
-        const input = asParams ? new URLSearchParams(Object.entries(q).filter(([, v]) => typeof v === 'string') as [string, string][]) : q;
-        const err = await broker.completeAuthorization(serviceId, input).then(
-          () => new Error('a fuzzed callback completed'),
-          (e: unknown) => e,
-        );
-        expect(err, String(err)).toBeInstanceOf(AuthorizationFailed);
-        const failed = err as AuthorizationFailed;
-        if (failed.context.finishedUrl) expect(failed.context.finishedUrl.startsWith('/done?')).toBe(true);
-      }),
+      fc.asyncProperty(
+        query,
+        fc.constantFrom('local', 'local', 'local', 'other', 'nope'),
+        async ({ extra, state, iss, code, asParams }, serviceId) => {
+          const q: Record<string, unknown> = { ...extra };
+          if (state !== undefined) q.state = state;
+          if (iss !== undefined) q.iss = iss;
+          if (code !== undefined) q.code = code;
+          const input = asParams
+            ? new URLSearchParams(Object.entries(q).filter(([, v]) => typeof v === 'string') as [string, string][])
+            : q;
+          const err = await broker.completeAuthorization(serviceId, input).then(
+            () => new Error('a fuzzed callback completed'),
+            (e: unknown) => e,
+          );
+          expect(err, String(err)).toBeInstanceOf(AuthorizationFailed);
+          const failed = err as AuthorizationFailed;
+          if (failed.context.finishedUrl) expect(failed.context.finishedUrl.startsWith('/done?')).toBe(true);
+        },
+      ),
       { numRuns: 150 },
     );
     // The fuzz went as deep as the token request (where oidc-provider refused every made-up code).
@@ -80,18 +98,35 @@ describe.each(STORES)('on %s', (kind) => {
   });
 
   it('beginAuthorization, getIdentity and listIdentities with arbitrary input: typed errors only, no stray sessions', async () => {
-    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.constantFrom("' OR 1=1 --", '%', '_', '\\', '\u0000', 'idn_x', 'a'.repeat(257)));
-    const anyValue = fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text, { maxLength: 2 }), fc.dictionary(text, text, { maxKeys: 3 }));
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 300 }),
+      fc.constantFrom("' OR 1=1 --", '%', '_', '\\', '\u0000', 'idn_x', 'a'.repeat(257)),
+    );
+    const anyValue = fc.oneof(
+      text,
+      fc.integer(),
+      fc.constant(null),
+      fc.array(text, { maxLength: 2 }),
+      fc.dictionary(text, text, { maxKeys: 3 }),
+    );
     const before = (await broker.store.db.selectFrom('auth_sessions').select('state_hash').execute()).length;
     let begun = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.record({ serviceId: fc.oneof(fc.constant('local'), text), userId: anyValue, tenantId: fc.option(anyValue, { nil: undefined }), tags: fc.option(anyValue, { nil: undefined }), finishedUrl: fc.option(anyValue, { nil: undefined }) }),
+        fc.record({
+          serviceId: fc.oneof(fc.constant('local'), text),
+          userId: anyValue,
+          tenantId: fc.option(anyValue, { nil: undefined }),
+          tags: fc.option(anyValue, { nil: undefined }),
+          finishedUrl: fc.option(anyValue, { nil: undefined }),
+        }),
         async (input) => {
           const outcomes = await Promise.allSettled([
             broker.beginAuthorization(input as never),
             broker.getIdentity(input.serviceId, input.userId as never),
-            broker.listIdentities(input.serviceId, { userId: input.userId, tenantId: input.tenantId, tags: input.tags } as never, { count: 5 }),
+            broker.listIdentities(input.serviceId, { userId: input.userId, tenantId: input.tenantId, tags: input.tags } as never, {
+              count: 5,
+            }),
           ]);
           for (const o of outcomes) {
             if (o.status === 'rejected') {

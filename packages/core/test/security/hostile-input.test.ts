@@ -13,7 +13,10 @@ import { allIdentityRows, failureOf } from './support.js';
 
 let server: AuthServer;
 beforeAll(async () => {
-  server = await startAuthServer({ clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }], accessTokenTtl: 600 });
+  server = await startAuthServer({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    accessTokenTtl: 600,
+  });
 });
 afterAll(() => server?.close());
 
@@ -123,7 +126,11 @@ describe.each(STORES)('on %s', (kind) => {
       for (const [i, call] of bad.entries()) expect(await failureOf(call()), `call ${i}`).toBeInstanceOf(InvalidInput);
       expect(({} as Record<string, unknown>).admin).toBeUndefined();
       // A cursor is a position, never SQL: one made of an id-shaped string just pages from there.
-      const forged = await broker.listIdentities('local', {}, { next: Buffer.from('idn_zzzzzzzzzzzzzzzzzzzzzzzzzz').toString('base64url') });
+      const forged = await broker.listIdentities(
+        'local',
+        {},
+        { next: Buffer.from('idn_zzzzzzzzzzzzzzzzzzzzzzzzzz').toString('base64url') },
+      );
       expect(forged.items).toEqual([]);
       const quoted = await broker.listIdentities('local', {}, { next: Buffer.from("idn_' OR 1=1 --").toString('base64url') });
       expect(quoted.items).toEqual((await broker.listIdentities('local', {})).items);
@@ -199,7 +206,12 @@ describe.each(STORES)('on %s', (kind) => {
                 expect(result, String(result)).toBeInstanceOf(InvalidInput);
                 continue;
               }
-              const found = result === undefined ? [] : 'items' in (result as object) ? (result as { items: { userId: string }[] }).items : [result as { userId: string }];
+              const found =
+                result === undefined
+                  ? []
+                  : 'items' in (result as object)
+                    ? (result as { items: { userId: string }[] }).items
+                    : [result as { userId: string }];
               for (const f of found) expect(known.has(f.userId)).toBe(true);
               if (!known.has(value)) expect(found.every((f) => f.userId !== value)).toBe(true);
             }

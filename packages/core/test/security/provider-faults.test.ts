@@ -24,7 +24,11 @@ let steady: AuthServer;
 let userinfo: FlakyUserinfo;
 
 beforeAll(async () => {
-  const client = { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: ['local', 'flaky', 'steady', 'plain'].map(redirectUriFor) };
+  const client = {
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    redirect_uris: ['local', 'flaky', 'steady', 'plain'].map(redirectUriFor),
+  };
   [server, steady] = await Promise.all([
     startAuthServer({ clients: [client], accessTokenTtl: 60 }),
     startAuthServer({ clients: [client], accessTokenTtl: 60, rotateRefreshTokens: false }),
@@ -103,7 +107,13 @@ describe.each(STORES)('on %s', (kind) => {
     // Plain OAuth 2.0 (no openid scope, so no ID token is required) with the profile in the token
     // response: a token response stands or falls on its own shape.
     await broker.putProvider({ ...idp, id: 'plain-idp', profile: { source: 'token_response', id: 'user_id' } });
-    await broker.putService({ id: 'plain', providerId: 'plain-idp', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, scopes: ['tasks:read'] });
+    await broker.putService({
+      id: 'plain',
+      providerId: 'plain-idp',
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      scopes: ['tasks:read'],
+    });
     await broker.discoverProvider('steady-idp', steady.issuer);
     await broker.putService({ id: 'steady', providerId: 'steady-idp', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
   });
@@ -149,7 +159,11 @@ describe.each(STORES)('on %s', (kind) => {
   }
 
   async function expire(identityId: string) {
-    await broker.store.db.updateTable('identities').set({ expires_at: Date.now() - 1000 }).where('id', '=', identityId).execute();
+    await broker.store.db
+      .updateTable('identities')
+      .set({ expires_at: Date.now() - 1000 })
+      .where('id', '=', identityId)
+      .execute();
   }
 
   /** The row as a refresh that failed must leave it: the same but for the (released) lease. */
@@ -160,27 +174,60 @@ describe.each(STORES)('on %s', (kind) => {
 
   describe('hostile token responses to the code exchange', () => {
     const HOSTILE: [string, TokenFault, string][] = [
-      ['a JSON body over 256 KiB', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, user_id: 'u', padding: 'p'.repeat(260 * 1024) } }, 'invalid_response'],
+      [
+        'a JSON body over 256 KiB',
+        {
+          status: 200,
+          body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, user_id: 'u', padding: 'p'.repeat(260 * 1024) },
+        },
+        'invalid_response',
+      ],
       ['not JSON (form-encoded, text/plain)', { status: 200, body: `access_token=${INJECTED}&token_type=bearer` }, 'invalid_response'],
-      ['a JSON content type over a broken body', { status: 200, body: `{"access_token":"${INJECTED}"`, headers: { 'content-type': 'application/json' } }, 'invalid_response'],
-      ['a 5 MB JSON body', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, user_id: 'u', padding: 'x'.repeat(5 * 1024 * 1024) } }, 'invalid_response'],
+      [
+        'a JSON content type over a broken body',
+        { status: 200, body: `{"access_token":"${INJECTED}"`, headers: { 'content-type': 'application/json' } },
+        'invalid_response',
+      ],
+      [
+        'a 5 MB JSON body',
+        {
+          status: 200,
+          body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, user_id: 'u', padding: 'x'.repeat(5 * 1024 * 1024) },
+        },
+        'invalid_response',
+      ],
       ['a 5 MB body that is not JSON', { status: 200, body: `${INJECTED}${'y'.repeat(5 * 1024 * 1024)}` }, 'invalid_response'],
       ['no access_token', { status: 200, body: { token_type: 'Bearer', expires_in: 60, refresh_token: INJECTED } }, 'invalid_response'],
       ['access_token as a number', { status: 200, body: { access_token: 42, token_type: 'Bearer' } }, 'invalid_response'],
       ['access_token as an object', { status: 200, body: { access_token: { value: INJECTED }, token_type: 'Bearer' } }, 'invalid_response'],
       ['an empty access_token', { status: 200, body: { access_token: '', token_type: 'Bearer' } }, 'invalid_response'],
-      ['expires_in not a number', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 'soon' } }, 'invalid_response'],
+      [
+        'expires_in not a number',
+        { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 'soon' } },
+        'invalid_response',
+      ],
       ['expires_in negative', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: -5 } }, 'invalid_response'],
-      ['refresh_token as a number', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', refresh_token: 7 } }, 'invalid_response'],
-      ['id_token that is not a JWT', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', id_token: 'not-a-jwt' } }, 'invalid_response'],
+      [
+        'refresh_token as a number',
+        { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', refresh_token: 7 } },
+        'invalid_response',
+      ],
+      [
+        'id_token that is not a JWT',
+        { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', id_token: 'not-a-jwt' } },
+        'invalid_response',
+      ],
       ['a JSON array', { status: 200, body: [INJECTED] }, 'invalid_response'],
       ['JSON null', { status: 200, body: 'null', headers: { 'content-type': 'application/json' } }, 'invalid_response'],
       ['an empty body', { status: 200 }, 'invalid_response'],
     ];
 
-    it('control: a well-formed injected response is stored, so each failure below is the response\'s shape', async () => {
+    it("control: a well-formed injected response is stored, so each failure below is the response's shape", async () => {
       const query = await calledBack('control', 'plain');
-      server.failNextTokenRequests(1, { status: 200, body: { access_token: `${INJECTED}-control`, token_type: 'Bearer', expires_in: 60, user_id: 'u-1' } });
+      server.failNextTokenRequests(1, {
+        status: 200,
+        body: { access_token: `${INJECTED}-control`, token_type: 'Bearer', expires_in: 60, user_id: 'u-1' },
+      });
       const done = await broker.completeAuthorization('plain', query);
       expect(done.identity.profile).toEqual({ id: 'u-1' });
       expect((await storedTokens(broker, done.identity.id)).access).toBe(`${INJECTED}-control`);
@@ -189,7 +236,10 @@ describe.each(STORES)('on %s', (kind) => {
 
     it.each([
       ['token_type missing: read as bearer', { access_token: `${INJECTED}-t1`, expires_in: 3600, user_id: 'u' }],
-      ['expires_in as a numeric string: parsed', { access_token: `${INJECTED}-t2`, token_type: 'Bearer', expires_in: '3600', user_id: 'u' }],
+      [
+        'expires_in as a numeric string: parsed',
+        { access_token: `${INJECTED}-t2`, token_type: 'Bearer', expires_in: '3600', user_id: 'u' },
+      ],
     ])('tolerated: %s, with the right expiry', async (_name, body) => {
       const query = await calledBack('tolerated', 'plain');
       server.failNextTokenRequests(1, { status: 200, body });
@@ -213,9 +263,24 @@ describe.each(STORES)('on %s', (kind) => {
     it.each([
       ['a response slower than the timeout', { delayMs: TIMEOUT_MS * 3 } as TokenFault, 'temporarily_unavailable', /timed out/],
       ['a connection reset', { reset: true } as TokenFault, 'temporarily_unavailable', /network|ECONNRESET|socket|fetch failed/i],
-      ['429 with Retry-After', { status: 429, body: { error: 'slow_down' }, headers: { 'retry-after': '1' } } as TokenFault, 'temporarily_unavailable', /HTTP 429/],
-      ['503 with an HTML page', { status: 503, body: '<html>down</html>', headers: { 'content-type': 'text/html' } } as TokenFault, 'temporarily_unavailable', /HTTP 503/],
-      ['invalid_grant (code already used or expired)', { status: 400, body: { error: 'invalid_grant', error_description: 'grant request is invalid' } } as TokenFault, 'invalid_grant', /invalid_grant/],
+      [
+        '429 with Retry-After',
+        { status: 429, body: { error: 'slow_down' }, headers: { 'retry-after': '1' } } as TokenFault,
+        'temporarily_unavailable',
+        /HTTP 429/,
+      ],
+      [
+        '503 with an HTML page',
+        { status: 503, body: '<html>down</html>', headers: { 'content-type': 'text/html' } } as TokenFault,
+        'temporarily_unavailable',
+        /HTTP 503/,
+      ],
+      [
+        'invalid_grant (code already used or expired)',
+        { status: 400, body: { error: 'invalid_grant', error_description: 'grant request is invalid' } } as TokenFault,
+        'invalid_grant',
+        /invalid_grant/,
+      ],
       ['invalid_client', { status: 401, body: { error: 'invalid_client' } } as TokenFault, 'invalid_client', /invalid_client/],
     ])('%s: a defined error, nothing stored, one token request (a code is never retried)', async (_name, fault, error, says) => {
       const query = await calledBack('faulty-code');
@@ -236,30 +301,42 @@ describe.each(STORES)('on %s', (kind) => {
       ['a connection reset', 'reset', 'temporarily_unavailable'],
       ['no answer within the timeout', 'hang', 'temporarily_unavailable'],
       ['HTML with HTTP 200', 'html', 'invalid_response'],
-    ] as [string, UserinfoMode, string][])('%s: the new grant is not stored, and an existing identity keeps its tokens', async (_name, mode, error) => {
-      const existing = await authorized('profile-fails', 'flaky');
-      const before = await broker.store.getIdentity(existing.id);
-      const query = await calledBack('profile-fails', 'flaky');
-      userinfo.mode = mode;
-      const err = await failsWithNothingStored(query, 'flaky');
-      expect(err.error).toBe(error);
-      expect(err.message).toMatch(/profile/);
-      expect(server.tokenRequests.byGrant.authorization_code).toBe(2);
-      // Nothing lost: the identity from before still serves its own, still valid, token.
-      expect(await broker.store.getIdentity(existing.id)).toEqual(before);
-      userinfo.mode = 'pass';
-      const fresh = await broker.getIdentity('flaky', 'profile-fails');
-      expect(fresh!.accessToken).toBe(existing.tokens.access);
-      expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
-    });
+    ] as [string, UserinfoMode, string][])(
+      '%s: the new grant is not stored, and an existing identity keeps its tokens',
+      async (_name, mode, error) => {
+        const existing = await authorized('profile-fails', 'flaky');
+        const before = await broker.store.getIdentity(existing.id);
+        const query = await calledBack('profile-fails', 'flaky');
+        userinfo.mode = mode;
+        const err = await failsWithNothingStored(query, 'flaky');
+        expect(err.error).toBe(error);
+        expect(err.message).toMatch(/profile/);
+        expect(server.tokenRequests.byGrant.authorization_code).toBe(2);
+        // Nothing lost: the identity from before still serves its own, still valid, token.
+        expect(await broker.store.getIdentity(existing.id)).toEqual(before);
+        userinfo.mode = 'pass';
+        const fresh = await broker.getIdentity('flaky', 'profile-fails');
+        expect(fresh!.accessToken).toBe(existing.tokens.access);
+        expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
+      },
+    );
   });
 
   describe('hostile token responses to a refresh', () => {
     it.each([
       ['not JSON', { status: 200, body: `access_token=${INJECTED}` } as TokenFault],
       ['no access_token', { status: 200, body: { token_type: 'Bearer', refresh_token: INJECTED } } as TokenFault],
-      ['wrong types', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 'soon', refresh_token: ['x'] } } as TokenFault],
-      ['a 5 MB body', { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, padding: 'z'.repeat(5 * 1024 * 1024) } } as TokenFault],
+      [
+        'wrong types',
+        { status: 200, body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 'soon', refresh_token: ['x'] } } as TokenFault,
+      ],
+      [
+        'a 5 MB body',
+        {
+          status: 200,
+          body: { access_token: INJECTED, token_type: 'Bearer', expires_in: 60, padding: 'z'.repeat(5 * 1024 * 1024) },
+        } as TokenFault,
+      ],
       ['a JSON array', { status: 200, body: [] } as TokenFault],
     ])('%s: ProviderError, one request, the row unchanged and still active, the old refresh token still good', async (_name, fault) => {
       const { id, tokens } = await authorized('hostile-refresh');
@@ -349,7 +426,11 @@ describe.each(STORES)('on %s', (kind) => {
     it('a 5xx burst while the token is still valid: the current token is served, the row unchanged, a refresh_failed event', async () => {
       const { id, tokens } = await authorized('burst-valid');
       // Inside the refresh margin, not yet expired.
-      await broker.store.db.updateTable('identities').set({ expires_at: Date.now() + 800, updated_at: Date.now() - 3_600_000 }).where('id', '=', id).execute();
+      await broker.store.db
+        .updateTable('identities')
+        .set({ expires_at: Date.now() + 800, updated_at: Date.now() - 3_600_000 })
+        .where('id', '=', id)
+        .execute();
       const before = await rowWithoutLease(id);
       server.resetCounters();
       server.failNextTokenRequests(3, { status: 500 });

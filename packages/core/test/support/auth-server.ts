@@ -50,10 +50,7 @@ export interface AuthServerOptions {
  * unless a string) and headers; or held for delayMs, then answered normally (instead of, not on
  * top of, tokenDelayMs); or the socket destroyed unanswered (a network error for the client).
  */
-export type TokenFault =
-  | { status: number; body?: unknown; headers?: Record<string, string> }
-  | { delayMs: number }
-  | { reset: true };
+export type TokenFault = { status: number; body?: unknown; headers?: Record<string, string> } | { delayMs: number } | { reset: true };
 
 export interface TokenRequestCounts {
   /** Every POST /token that arrived, faulted or not. */
@@ -97,7 +94,9 @@ export interface AuthServer {
 }
 
 export const DEFAULT_CLIENT: AuthServerClient = {
-  client_id: 'everyauth-test', client_secret: 'everyauth-test-secret', redirect_uris: ['http://127.0.0.1/callback'],
+  client_id: 'everyauth-test',
+  client_secret: 'everyauth-test-secret',
+  redirect_uris: ['http://127.0.0.1/callback'],
 };
 
 /** The account authorize() signs in as unless told otherwise. */
@@ -151,8 +150,12 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     issuer,
     tokenEndpoint: `${issuer}/token`,
     tokenRequests: counts,
-    get tokenDelayMs() { return tokenDelayMs; },
-    set tokenDelayMs(ms: number) { tokenDelayMs = ms; },
+    get tokenDelayMs() {
+      return tokenDelayMs;
+    },
+    set tokenDelayMs(ms: number) {
+      tokenDelayMs = ms;
+    },
     provider,
     addClient,
     authorize: (url, authorizeOptions) => driveAuthorization(issuer, new URL(url), authorizeOptions),
@@ -196,8 +199,15 @@ function providerConfiguration(options: AuthServerOptions, store: MemoryStore): 
     expiresWithSession: async () => false,
     rotateRefreshToken: () => rotate,
     // Every TTL set explicitly: oidc-provider warns about each default it has to use.
-    ttl: { AccessToken: options.accessTokenTtl ?? 5, AuthorizationCode: 60, IdToken: 3600, Interaction: 600,
-      Session: 3600, Grant: 14 * 86400, RefreshToken: 14 * 86400 },
+    ttl: {
+      AccessToken: options.accessTokenTtl ?? 5,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 14 * 86400,
+      RefreshToken: 14 * 86400,
+    },
     clientBasedCORS: () => true,
     // JSON rather than an HTML page, so a failing authorize() can say what went wrong.
     renderError: async (ctx: any, out: unknown) => Object.assign(ctx, { type: 'json', body: out }),
@@ -386,7 +396,10 @@ function sendFault(res: ServerResponse, fault: Extract<TokenFault, { status: num
  */
 function quietly<T>(construct: () => T): T {
   const { warn, info } = console;
-  const unlessOidcProvider = (log: typeof warn) => (...args: unknown[]) => void (String(args[0]).includes('oidc-provider') || log(...args));
+  const unlessOidcProvider =
+    (log: typeof warn) =>
+    (...args: unknown[]) =>
+      void (String(args[0]).includes('oidc-provider') || log(...args));
   console.warn = unlessOidcProvider(warn);
   console.info = unlessOidcProvider(info);
   try {

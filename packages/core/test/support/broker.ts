@@ -2,7 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { LocalBroker, Vault, createKeyRing, openSqliteStore, openStore, type KeyRing, type LocalBrokerOptions, type Store } from '@everyauth/core';
+import {
+  LocalBroker,
+  Vault,
+  createKeyRing,
+  openSqliteStore,
+  openStore,
+  type KeyRing,
+  type LocalBrokerOptions,
+  type Store,
+} from '@everyauth/core';
 import type { AuthServer } from './auth-server.js';
 
 /** Where the broker says the provider redirects back to; tests hand the callback's query to the broker directly. */
@@ -51,7 +60,12 @@ export interface TestBroker {
  */
 export async function startTestBroker(
   server: AuthServer,
-  options: Partial<Omit<LocalBrokerOptions, 'store' | 'vault'>> & { extraServices?: string[]; dbPath?: string; ring?: KeyRing; kind?: StoreKind } = {},
+  options: Partial<Omit<LocalBrokerOptions, 'store' | 'vault'>> & {
+    extraServices?: string[];
+    dbPath?: string;
+    ring?: KeyRing;
+    kind?: StoreKind;
+  } = {},
 ): Promise<TestBroker> {
   const kind = options.kind ?? 'sqlite';
   const dir = mkdtempSync(join(tmpdir(), 'everyauth-test-'));
@@ -82,9 +96,20 @@ export async function startTestBroker(
 }
 
 /** Runs the whole flow for one user: begin, log in and consent at the provider, callback. */
-export async function authorizeUser(broker: LocalBroker, server: AuthServer, userId: string, extra: { serviceId?: string; tenantId?: string; tags?: Record<string, string>; finishedUrl?: string } = {}) {
+export async function authorizeUser(
+  broker: LocalBroker,
+  server: AuthServer,
+  userId: string,
+  extra: { serviceId?: string; tenantId?: string; tags?: Record<string, string>; finishedUrl?: string } = {},
+) {
   const serviceId = extra.serviceId ?? 'local';
-  const started = await broker.beginAuthorization({ serviceId, userId, tenantId: extra.tenantId, tags: extra.tags, finishedUrl: extra.finishedUrl });
+  const started = await broker.beginAuthorization({
+    serviceId,
+    userId,
+    tenantId: extra.tenantId,
+    tags: extra.tags,
+    finishedUrl: extra.finishedUrl,
+  });
   const callback = await server.authorize(started.url, { login: userId });
   return broker.completeAuthorization(serviceId, callback.searchParams);
 }

@@ -88,7 +88,13 @@ export async function startShapeProvider(): Promise<ShapeProvider> {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
     const isForm = (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
-    const seen: SeenRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, form: new URLSearchParams(isForm ? text : '') };
+    const seen: SeenRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.searchParams,
+      headers: req.headers,
+      form: new URLSearchParams(isForm ? text : ''),
+    };
     requests.push(seen);
     const handler = handlers.get(url.pathname);
     const answer: Answer = handler ? await handler(seen) : { status: 404, body: { error: 'not_found' } };

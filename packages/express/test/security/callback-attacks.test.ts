@@ -24,7 +24,16 @@ const KINDS: { name: string; express: typeof express5; store: StoreKind }[] = [
   { name: 'Express 4 on PostgreSQL', express: express4, store: 'postgres' },
 ];
 
-const FOREIGN_FINISHED_URLS = ['https://evil.example/x', '//evil.example', '/\\evil.example', '/.//evil.example', '/%2e//evil.example', 'https://app.example@evil.example', 'javascript:alert(1)', 'java\tscript:alert(1)'];
+const FOREIGN_FINISHED_URLS = [
+  'https://evil.example/x',
+  '//evil.example',
+  '/\\evil.example',
+  '/.//evil.example',
+  '/%2e//evil.example',
+  'https://app.example@evil.example',
+  'javascript:alert(1)',
+  'java\tscript:alert(1)',
+];
 
 let server: AuthServer;
 beforeAll(async () => {
@@ -46,11 +55,14 @@ describe.each(KINDS)('$name', ({ express, store }) => {
     everyauth = createEveryAuth();
     const app = express();
     app.use('/local/authorize/:userId', everyauth.authorize('local', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId! }));
-    app.use('/page/authorize/:userId', everyauth.authorize('page', {
-      mapToUserId: (req) => req.params.userId!,
-      // The app renders its own page at the callback URL, which still holds the code and state.
-      onAuthorized: (_req, _identity, res) => void res.type('html').send('<!doctype html><img src="/same-origin.png"><p>Welcome</p>'),
-    }));
+    app.use(
+      '/page/authorize/:userId',
+      everyauth.authorize('page', {
+        mapToUserId: (req) => req.params.userId!,
+        // The app renders its own page at the callback URL, which still holds the code and state.
+        onAuthorized: (_req, _identity, res) => void res.type('html').send('<!doctype html><img src="/same-origin.png"><p>Welcome</p>'),
+      }),
+    );
     FOREIGN_FINISHED_URLS.forEach((finishedUrl, i) => {
       app.use(`/evil${i}/authorize/:userId`, everyauth.authorize('evil', { finishedUrl, mapToUserId: (req) => req.params.userId! }));
     });
@@ -62,8 +74,18 @@ describe.each(KINDS)('$name', ({ express, store }) => {
       res.status(err.status ?? 500).json({ handled: err.code ?? 'error' });
     }) as ErrorRequestHandler);
     http = await listen(app);
-    t = await startTestBroker(server, { kind: store, baseUrl: http.origin, extraServices: ['page', 'evil'], logger: logs.logger, providerTimeoutMs: 1000 });
-    await server.addClient({ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${http.origin}/local/callback`, `${http.origin}/page/callback`] });
+    t = await startTestBroker(server, {
+      kind: store,
+      baseUrl: http.origin,
+      extraServices: ['page', 'evil'],
+      logger: logs.logger,
+      providerTimeoutMs: 1000,
+    });
+    await server.addClient({
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      redirect_uris: [`${http.origin}/local/callback`, `${http.origin}/page/callback`],
+    });
     everyauth.config({ broker: t.broker, logger: logs.logger });
   });
   afterAll(async () => {
@@ -114,7 +136,7 @@ describe.each(KINDS)('$name', ({ express, store }) => {
       expect((await refusedAtDone(browser, foreign)).searchParams.get('error_description')).toMatch(/unknown/);
     });
 
-    it('the attacker\'s callback opened in the victim\'s browser (which holds its own flow cookie) fails', async () => {
+    it("the attacker's callback opened in the victim's browser (which holds its own flow cookie) fails", async () => {
       const attacker = new CookieJar();
       const victim = new CookieJar();
       const attackersCallback = await startFlow(attacker, '/local/authorize/mallory', 'mallory');
@@ -124,7 +146,7 @@ describe.each(KINDS)('$name', ({ express, store }) => {
       expect((await identities()).map((i) => i.userId)).not.toContain('mallory');
     });
 
-    it('a completed callback replayed in the same browser, and in another browser\'s cookie jar, fails', async () => {
+    it("a completed callback replayed in the same browser, and in another browser's cookie jar, fails", async () => {
       const browser = new CookieJar();
       const callback = await startFlow(browser, '/local/authorize/replayed', 'replayed');
       const cookies = new Map(browser.cookies(http.origin));
@@ -143,7 +165,7 @@ describe.each(KINDS)('$name', ({ express, store }) => {
   });
 
   describe('code injection and mix-up', () => {
-    it('the victim\'s code in the attacker\'s own callback (with the attacker\'s cookie) fails at the provider: PKCE', async () => {
+    it("the victim's code in the attacker's own callback (with the attacker's cookie) fails at the provider: PKCE", async () => {
       const victimsCallback = await startFlow(new CookieJar(), '/local/authorize/victim2', 'victim2');
       const attacker = new CookieJar();
       const attackersCallback = await startFlow(attacker, '/local/authorize/attacker2', 'attacker2');
@@ -161,7 +183,7 @@ describe.each(KINDS)('$name', ({ express, store }) => {
       expect(server.tokenRequests.total).toBe(before);
     });
 
-    it('a response for one service delivered to another service\'s callback fails', async () => {
+    it("a response for one service delivered to another service's callback fails", async () => {
       const browser = new CookieJar();
       const callback = await startFlow(browser, '/local/authorize/cross', 'cross');
       const wrong = new URL(callback);
@@ -184,7 +206,11 @@ describe.each(KINDS)('$name', ({ express, store }) => {
     it('every callback response says Referrer-Policy: no-referrer and Cache-Control: no-store', async () => {
       const ok = new CookieJar();
       const cb = await startFlow(ok, '/local/authorize/referer-ok', 'referer-ok');
-      const responses = [await ok.get(cb), await new CookieJar().get(`${http.origin}/local/callback?state=x&code=y`), await new CookieJar().get(`${http.origin}/page/callback?state=x&code=y`)];
+      const responses = [
+        await ok.get(cb),
+        await new CookieJar().get(`${http.origin}/local/callback?state=x&code=y`),
+        await new CookieJar().get(`${http.origin}/page/callback?state=x&code=y`),
+      ];
       for (const r of responses) {
         expect(r.headers.get('referrer-policy')).toBe('no-referrer');
         expect(r.headers.get('cache-control')).toMatch(/no-store/);
@@ -222,7 +248,10 @@ describe.each(KINDS)('$name', ({ express, store }) => {
     });
 
     it('an oversized Cookie header is answered (431), not hung', async () => {
-      const response = await fetch(`${http.origin}/local/callback?state=x&code=y`, { headers: { cookie: `everyauth_flow_local=${'b'.repeat(40_000)}` }, signal: AbortSignal.timeout(5000) });
+      const response = await fetch(`${http.origin}/local/callback?state=x&code=y`, {
+        headers: { cookie: `everyauth_flow_local=${'b'.repeat(40_000)}` },
+        signal: AbortSignal.timeout(5000),
+      });
       expect(response.status).toBe(431);
     });
 
@@ -244,11 +273,17 @@ describe.each(KINDS)('$name', ({ express, store }) => {
 
     it('property: arbitrary callback query strings get a typed answer below 500, and store nothing', async () => {
       const before = await identities();
-      const param = fc.tuple(fc.constantFrom('state', 'code', 'iss', 'error', 'error_description', 'x'), fc.string({ unit: 'binary', maxLength: 40 }));
+      const param = fc.tuple(
+        fc.constantFrom('state', 'code', 'iss', 'error', 'error_description', 'x'),
+        fc.string({ unit: 'binary', maxLength: 40 }),
+      );
       await fc.assert(
         fc.asyncProperty(fc.array(param, { maxLength: 5 }), fc.constantFrom('local', 'page'), async (params, serviceId) => {
           const query = new URLSearchParams(params).toString();
-          const response = await fetch(`${http.origin}/${serviceId}/callback?${query}`, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+          const response = await fetch(`${http.origin}/${serviceId}/callback?${query}`, {
+            redirect: 'manual',
+            signal: AbortSignal.timeout(5000),
+          });
           await response.body?.cancel();
           expect(response.status).toBeLessThan(500);
           expect([302, 400]).toContain(response.status);
@@ -277,11 +312,18 @@ describe('Referer leakage in a real browser (Chromium)', () => {
     thirdPartyOrigin = `http://localhost:${(thirdParty.address() as AddressInfo).port}`; // another origin than 127.0.0.1
     const everyauth = createEveryAuth();
     const app = express5();
-    app.use('/page/authorize/:userId', everyauth.authorize('page', {
-      mapToUserId: (req) => req.params.userId!,
-      onAuthorized: (_req, _identity, res) =>
-        void res.type('html').send(`<!doctype html><img src="/pixel.png"><img src="${thirdPartyOrigin}/pixel.png"><a id="out" href="${thirdPartyOrigin}/clicked">out</a>`),
-    }));
+    app.use(
+      '/page/authorize/:userId',
+      everyauth.authorize('page', {
+        mapToUserId: (req) => req.params.userId!,
+        onAuthorized: (_req, _identity, res) =>
+          void res
+            .type('html')
+            .send(
+              `<!doctype html><img src="/pixel.png"><img src="${thirdPartyOrigin}/pixel.png"><a id="out" href="${thirdPartyOrigin}/clicked">out</a>`,
+            ),
+      }),
+    );
     app.use('/local/authorize/:userId', everyauth.authorize('local', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId! }));
     app.get('/pixel.png', (req, res) => {
       seenReferers.push({ path: '/same-origin', referer: req.headers.referer });
@@ -290,11 +332,23 @@ describe('Referer leakage in a real browser (Chromium)', () => {
     app.get('/done', (_req, res) => void res.type('html').send(`<!doctype html><img src="${thirdPartyOrigin}/done-pixel.png">`));
     http = await listen(app);
     t = await startTestBroker(server, { baseUrl: http.origin, extraServices: ['page'] });
-    await server.addClient({ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [`${http.origin}/local/callback`, `${http.origin}/page/callback`] });
+    await server.addClient({
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      redirect_uris: [`${http.origin}/local/callback`, `${http.origin}/page/callback`],
+    });
     everyauth.config({ broker: t.broker });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {

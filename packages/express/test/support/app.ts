@@ -2,7 +2,9 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** Starts anything with Node's `listen` on a free 127.0.0.1 port; returns its origin and a closer. */
-export async function listen(app: { listen: (port: number, host: string, cb: () => void) => Server }): Promise<{ origin: string; port: number; close(): Promise<void> }> {
+export async function listen(app: {
+  listen: (port: number, host: string, cb: () => void) => Server;
+}): Promise<{ origin: string; port: number; close(): Promise<void> }> {
   let server!: Server;
   await new Promise<void>((resolve) => {
     server = app.listen(0, '127.0.0.1', resolve);

@@ -57,14 +57,16 @@ async function loadAssets(dir: string): Promise<Map<string, Asset>> {
 }
 
 function send(reply: FastifyReply, asset: Asset): FastifyReply {
-  return reply
-    .header('content-type', asset.type)
-    .header('content-security-policy', CONTENT_SECURITY_POLICY)
-    .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
-    // Revalidated on each load: a small console, and an upgraded server must not run stale scripts.
-    .header('cache-control', 'no-cache')
-    .send(asset.body);
+  return (
+    reply
+      .header('content-type', asset.type)
+      .header('content-security-policy', CONTENT_SECURITY_POLICY)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      // Revalidated on each load: a small console, and an upgraded server must not run stale scripts.
+      .header('cache-control', 'no-cache')
+      .send(asset.body)
+  );
 }
 
 /**
@@ -78,7 +80,8 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
   const schema = { hide: true };
 
   // The server's root has nothing else to show a person who opens it in a browser.
-  if (!app.hasRoute({ method: 'GET', url: '/' })) app.get('/', { config, schema }, (_request, reply) => reply.redirect(`${CONSOLE_PATH}/`, 302));
+  if (!app.hasRoute({ method: 'GET', url: '/' }))
+    app.get('/', { config, schema }, (_request, reply) => reply.redirect(`${CONSOLE_PATH}/`, 302));
   app.get(CONSOLE_PATH, { config, schema }, (_request, reply) => reply.redirect(`${CONSOLE_PATH}/`, 302));
   app.get(`${CONSOLE_PATH}/`, { config, schema }, (_request, reply) => send(reply, index));
   app.get<{ Params: { name: string } }>(`${CONSOLE_PATH}/assets/:name`, { config, schema }, (request, reply) => {

@@ -9,7 +9,14 @@ import { WEBHOOK_EVENTS } from '../webhooks.js';
 export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get(
     '/v1/api-keys',
-    { config: { access: 'admin' }, schema: { tags: ['api keys'], summary: 'List API keys (never the keys themselves)', response: { 200: { type: 'array', items: apiKeySummary }, ...errorResponses } } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['api keys'],
+        summary: 'List API keys (never the keys themselves)',
+        response: { 200: { type: 'array', items: apiKeySummary }, ...errorResponses },
+      },
+    },
     async () => listApiKeys(ctx.store),
   );
 
@@ -24,7 +31,10 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
           type: 'object',
           additionalProperties: false,
           required: ['name', 'scopes'],
-          properties: { name: { type: 'string', minLength: 1, maxLength: 100 }, scopes: { type: 'array', minItems: 1, items: { type: 'string', enum: [...SCOPES] } } },
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 100 },
+            scopes: { type: 'array', minItems: 1, items: { type: 'string', enum: [...SCOPES] } },
+          },
         },
         response: { 201: { type: 'object', properties: { key: { type: 'string' }, ...apiKeySummary.properties } }, ...errorResponses },
       },
@@ -37,7 +47,10 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/api-keys/:id',
-    { config: { access: 'admin' }, schema: { tags: ['api keys'], summary: 'Delete an API key', params: { type: 'object', properties: { id: idParam } } } },
+    {
+      config: { access: 'admin' },
+      schema: { tags: ['api keys'], summary: 'Delete an API key', params: { type: 'object', properties: { id: idParam } } },
+    },
     async (request, reply) => {
       if (!(await deleteApiKey(ctx.store, request.params.id))) throw new NotFound('api_key', request.params.id);
       ctx.keys.forget(request.params.id);
@@ -47,7 +60,10 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get(
     '/v1/webhooks',
-    { config: { access: 'admin' }, schema: { tags: ['webhooks'], summary: 'List webhooks', response: { 200: { type: 'array', items: webhook }, ...errorResponses } } },
+    {
+      config: { access: 'admin' },
+      schema: { tags: ['webhooks'], summary: 'List webhooks', response: { 200: { type: 'array', items: webhook }, ...errorResponses } },
+    },
     async () => ctx.webhooks.list(),
   );
 
@@ -62,7 +78,10 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
           type: 'object',
           additionalProperties: false,
           required: ['url'],
-          properties: { url: { type: 'string', minLength: 1, maxLength: 2048 }, events: { type: 'array', items: { type: 'string', enum: WEBHOOK_EVENTS } } },
+          properties: {
+            url: { type: 'string', minLength: 1, maxLength: 2048 },
+            events: { type: 'array', items: { type: 'string', enum: WEBHOOK_EVENTS } },
+          },
         },
         response: { 201: { type: 'object', properties: { secret: { type: 'string' }, ...webhook.properties } }, ...errorResponses },
       },
@@ -75,7 +94,14 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
-    { config: { access: 'admin' }, schema: { tags: ['webhooks'], summary: 'Delete a webhook and its deliveries', params: { type: 'object', properties: { id: idParam } } } },
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Delete a webhook and its deliveries',
+        params: { type: 'object', properties: { id: idParam } },
+      },
+    },
     async (request, reply) => {
       if (!(await ctx.webhooks.delete(request.params.id))) {
         throw new EveryAuthError('webhook_not_found', `No webhook "${request.params.id}" exists.`, { status: 404 });

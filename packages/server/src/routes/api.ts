@@ -1,5 +1,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { NotFound, type IdentityFilter, type IdentitySelector, type IdentityStatus, type ProviderInput, type ServiceInput, type Tags } from '@everyauth/core';
+import {
+  NotFound,
+  type IdentityFilter,
+  type IdentitySelector,
+  type IdentityStatus,
+  type ProviderInput,
+  type ServiceInput,
+  type Tags,
+} from '@everyauth/core';
 import type { ServerContext } from '../context.js';
 import {
   brokerEvent,
@@ -81,7 +89,15 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { id: string } }>(
     '/v1/providers/:id',
-    { config: { access: 'tokens:read' }, schema: { tags: ['providers'], summary: 'One provider definition', params: { type: 'object', properties: { id: idParam } }, response: { 200: freeObject, ...errorResponses } } },
+    {
+      config: { access: 'tokens:read' },
+      schema: {
+        tags: ['providers'],
+        summary: 'One provider definition',
+        params: { type: 'object', properties: { id: idParam } },
+        response: { 200: freeObject, ...errorResponses },
+      },
+    },
     async (request) => broker.getProvider(request.params.id),
   );
 
@@ -89,7 +105,13 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/providers/:id',
     {
       config: { access: 'admin' },
-      schema: { tags: ['providers'], summary: 'Add or replace a custom provider (validated against the catalog schema)', params: { type: 'object', properties: { id: idParam } }, body: freeObject, response: { 200: freeObject, ...errorResponses } },
+      schema: {
+        tags: ['providers'],
+        summary: 'Add or replace a custom provider (validated against the catalog schema)',
+        params: { type: 'object', properties: { id: idParam } },
+        body: freeObject,
+        response: { 200: freeObject, ...errorResponses },
+      },
     },
     async (request) => broker.putProvider({ ...request.body, id: request.params.id } as ProviderInput),
   );
@@ -101,7 +123,12 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['providers'],
         summary: 'Add a custom provider by OpenID Connect / RFC 8414 discovery from its issuer',
-        body: { type: 'object', additionalProperties: false, required: ['id', 'issuer'], properties: { id: idParam, issuer: { type: 'string', maxLength: 2048 }, name: { type: 'string', maxLength: 200 } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'issuer'],
+          properties: { id: idParam, issuer: { type: 'string', maxLength: 2048 }, name: { type: 'string', maxLength: 200 } },
+        },
         response: { 200: freeObject, ...errorResponses },
       },
     },
@@ -110,7 +137,10 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/providers/:id',
-    { config: { access: 'admin' }, schema: { tags: ['providers'], summary: 'Delete a custom provider', params: { type: 'object', properties: { id: idParam } } } },
+    {
+      config: { access: 'admin' },
+      schema: { tags: ['providers'], summary: 'Delete a custom provider', params: { type: 'object', properties: { id: idParam } } },
+    },
     async (request, reply) => deleted(reply, await broker.deleteProvider(request.params.id), new NotFound('provider', request.params.id)),
   );
 
@@ -118,13 +148,24 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get(
     '/v1/services',
-    { config: { access: 'tokens:read' }, schema: { tags: ['services'], summary: 'List services', response: { 200: { type: 'array', items: service }, ...errorResponses } } },
+    {
+      config: { access: 'tokens:read' },
+      schema: { tags: ['services'], summary: 'List services', response: { 200: { type: 'array', items: service }, ...errorResponses } },
+    },
     async () => broker.listServices(),
   );
 
   app.get<{ Params: { serviceId: string } }>(
     '/v1/services/:serviceId',
-    { config: { access: 'tokens:read' }, schema: { tags: ['services'], summary: 'One service', params: { type: 'object', properties: { serviceId: serviceIdParam } }, response: { 200: service, ...errorResponses } } },
+    {
+      config: { access: 'tokens:read' },
+      schema: {
+        tags: ['services'],
+        summary: 'One service',
+        params: { type: 'object', properties: { serviceId: serviceIdParam } },
+        response: { 200: service, ...errorResponses },
+      },
+    },
     async (request) => broker.getService(request.params.serviceId),
   );
 
@@ -132,15 +173,29 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/services/:serviceId',
     {
       config: { access: 'admin' },
-      schema: { tags: ['services'], summary: 'Create or update a service', params: { type: 'object', properties: { serviceId: serviceIdParam } }, body: serviceInput, response: { 200: service, ...errorResponses } },
+      schema: {
+        tags: ['services'],
+        summary: 'Create or update a service',
+        params: { type: 'object', properties: { serviceId: serviceIdParam } },
+        body: serviceInput,
+        response: { 200: service, ...errorResponses },
+      },
     },
     async (request) => broker.putService({ ...request.body, id: request.params.serviceId }),
   );
 
   app.delete<{ Params: { serviceId: string } }>(
     '/v1/services/:serviceId',
-    { config: { access: 'admin' }, schema: { tags: ['services'], summary: 'Delete a service with its identities', params: { type: 'object', properties: { serviceId: serviceIdParam } } } },
-    async (request, reply) => deleted(reply, await broker.deleteService(request.params.serviceId), new NotFound('service', request.params.serviceId)),
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['services'],
+        summary: 'Delete a service with its identities',
+        params: { type: 'object', properties: { serviceId: serviceIdParam } },
+      },
+    },
+    async (request, reply) =>
+      deleted(reply, await broker.deleteService(request.params.serviceId), new NotFound('service', request.params.serviceId)),
   );
 
   // ---- identities ----
@@ -152,8 +207,15 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['identities'],
         summary: 'List identities (no tokens), filtered, in pages',
-        querystring: { type: 'object', additionalProperties: false, properties: { serviceId: serviceIdParam, ...filterQuery, ...pageQuery } },
-        response: { 200: { type: 'object', properties: { items: { type: 'array', items: identitySummary }, next: { type: 'string' } } }, ...errorResponses },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { serviceId: serviceIdParam, ...filterQuery, ...pageQuery },
+        },
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: identitySummary }, next: { type: 'string' } } },
+          ...errorResponses,
+        },
       },
     },
     async (request) => {
@@ -164,7 +226,15 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { identityId: string } }>(
     '/v1/identities/:identityId',
-    { config: { access: 'tokens:read' }, schema: { tags: ['identities'], summary: 'One identity (no tokens)', params: { type: 'object', properties: { identityId: idParam } }, response: { 200: identitySummary, ...errorResponses } } },
+    {
+      config: { access: 'tokens:read' },
+      schema: {
+        tags: ['identities'],
+        summary: 'One identity (no tokens)',
+        params: { type: 'object', properties: { identityId: idParam } },
+        response: { 200: identitySummary, ...errorResponses },
+      },
+    },
     async (request) => {
       const row = await ctx.store.getIdentity(request.params.identityId);
       const found = row && (await broker.findIdentity(row.service_id, row.id));
@@ -177,10 +247,19 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/identities/:identityId',
     {
       config: { access: 'admin' },
-      schema: { tags: ['identities'], summary: 'Delete an identity, revoking its grant at the provider first if asked', params: { type: 'object', properties: { identityId: idParam } }, querystring: revokeQuery },
+      schema: {
+        tags: ['identities'],
+        summary: 'Delete an identity, revoking its grant at the provider first if asked',
+        params: { type: 'object', properties: { identityId: idParam } },
+        querystring: revokeQuery,
+      },
     },
     async (request, reply) =>
-      deleted(reply, await broker.deleteIdentity(request.params.identityId, { revoke: request.query.revoke }), new NotFound('identity', request.params.identityId)),
+      deleted(
+        reply,
+        await broker.deleteIdentity(request.params.identityId, { revoke: request.query.revoke }),
+        new NotFound('identity', request.params.identityId),
+      ),
   );
 
   app.get<{ Params: { serviceId: string }; Querystring: FilterQuery }>(
@@ -210,7 +289,11 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tags: ['identities'],
         summary: 'Delete the identities of a service matching the filter (all=true for every one)',
         params: { type: 'object', properties: { serviceId: serviceIdParam } },
-        querystring: { type: 'object', additionalProperties: false, properties: { ...filterQuery, all: { type: 'boolean' }, revoke: { type: 'boolean' } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { ...filterQuery, all: { type: 'boolean' }, revoke: { type: 'boolean' } },
+        },
         response: { 200: { type: 'object', properties: { deleted: { type: 'integer' } } }, ...errorResponses },
       },
     },
@@ -271,7 +354,11 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['events'],
         summary: 'Identity events in order, after a given event id',
-        querystring: { type: 'object', additionalProperties: false, properties: { after: idParam, count: pageQuery.count, identityId: idParam } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { after: idParam, count: pageQuery.count, identityId: idParam },
+        },
         response: { 200: { type: 'array', items: brokerEvent }, ...errorResponses },
       },
     },
@@ -281,5 +368,7 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
 /** Names a filter in a not-found message without echoing more than the ids asked for. */
 function describeFilter(q: FilterQuery): string {
-  return [q.userId && `userId=${q.userId}`, q.tenantId && `tenantId=${q.tenantId}`, ...(q.tag ?? []), q.status && `status=${q.status}`].filter(Boolean).join(', ');
+  return [q.userId && `userId=${q.userId}`, q.tenantId && `tenantId=${q.tenantId}`, ...(q.tag ?? []), q.status && `status=${q.status}`]
+    .filter(Boolean)
+    .join(', ');
 }

@@ -44,7 +44,9 @@ function page(reply: FastifyReply, status: number, title: string, detail: string
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
     .header('content-security-policy', "default-src 'none'")
-    .send(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>`);
+    .send(
+      `<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>`,
+    );
 }
 
 /**
@@ -70,7 +72,13 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request, reply) => {
       const binding = randomToken();
       const started = await ctx.broker.beginAuthorization({ ...request.body, browserBinding: binding });
-      const ticket: StartTicket = { u: started.url, b: binding, s: started.state, serviceId: request.body.serviceId, e: Date.parse(started.expiresAt) };
+      const ticket: StartTicket = {
+        u: started.url,
+        b: binding,
+        s: started.state,
+        serviceId: request.body.serviceId,
+        e: Date.parse(started.expiresAt),
+      };
       const sealed = ctx.vault.seal(JSON.stringify(ticket), TICKET_AAD);
       return reply.code(201).send({ url: `${ctx.publicUrl}/v1/sessions/start?t=${sealed}`, expiresAt: started.expiresAt });
     },
@@ -80,14 +88,23 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/sessions/start',
     {
       config: { access: 'public', rateLimit: false },
-      schema: { tags: ['authorization'], summary: 'Hosted: binds the flow to the browser and redirects to the provider', querystring: { type: 'object', required: ['t'], properties: { t: { type: 'string', maxLength: 8192 } } } },
+      schema: {
+        tags: ['authorization'],
+        summary: 'Hosted: binds the flow to the browser and redirects to the provider',
+        querystring: { type: 'object', required: ['t'], properties: { t: { type: 'string', maxLength: 8192 } } },
+      },
     },
     async (request, reply) => {
       let ticket: StartTicket;
       try {
         ticket = JSON.parse(ctx.vault.open(request.query.t, TICKET_AAD)) as StartTicket;
       } catch {
-        return page(reply, 400, 'Invalid authorization link', 'This link was not made by this EveryAuth server, or it was altered. Start again from the application.');
+        return page(
+          reply,
+          400,
+          'Invalid authorization link',
+          'This link was not made by this EveryAuth server, or it was altered. Start again from the application.',
+        );
       }
       if (ticket.e <= Date.now()) return page(reply, 400, 'Authorization link expired', 'Start again from the application.');
       const path = new URL(ctx.broker.redirectUrl(ticket.serviceId)).pathname;
@@ -102,7 +119,11 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/:serviceId/callback',
     {
       config: { access: 'public', rateLimit: false },
-      schema: { tags: ['authorization'], summary: "Hosted: the provider's redirect back (the service's redirect URL)", params: { type: 'object', properties: { serviceId: serviceIdParam } } },
+      schema: {
+        tags: ['authorization'],
+        summary: "Hosted: the provider's redirect back (the service's redirect URL)",
+        params: { type: 'object', properties: { serviceId: serviceIdParam } },
+      },
     },
     async (request, reply) => completeHosted(ctx, request, reply, secure),
   );
@@ -116,8 +137,14 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['authorization'],
         summary: "Start an authorization; returns the provider's URL (the caller handles the browser)",
-        body: { ...beginInput, properties: { ...beginInput.properties, browserBinding: { type: 'string', minLength: 16, maxLength: 256 } } },
-        response: { 201: { type: 'object', properties: { url: { type: 'string' }, state: { type: 'string' }, expiresAt: { type: 'string' } } }, ...errorResponses },
+        body: {
+          ...beginInput,
+          properties: { ...beginInput.properties, browserBinding: { type: 'string', minLength: 16, maxLength: 256 } },
+        },
+        response: {
+          201: { type: 'object', properties: { url: { type: 'string' }, state: { type: 'string' }, expiresAt: { type: 'string' } } },
+          ...errorResponses,
+        },
       },
     },
     async (request, reply) => reply.code(201).send(await ctx.broker.beginAuthorization(request.body)),
@@ -134,7 +161,11 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
           type: 'object',
           additionalProperties: false,
           required: ['serviceId', 'query'],
-          properties: { serviceId: serviceIdParam, query: { type: 'string', maxLength: 8192 }, browserBinding: { type: 'string', maxLength: 256 } },
+          properties: {
+            serviceId: serviceIdParam,
+            query: { type: 'string', maxLength: 8192 },
+            browserBinding: { type: 'string', maxLength: 256 },
+          },
         },
       },
     },
@@ -145,7 +176,12 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   );
 }
 
-async function completeHosted(ctx: ServerContext, request: FastifyRequest<{ Params: { serviceId: string } }>, reply: FastifyReply, secure: boolean) {
+async function completeHosted(
+  ctx: ServerContext,
+  request: FastifyRequest<{ Params: { serviceId: string } }>,
+  reply: FastifyReply,
+  secure: boolean,
+) {
   const raw = request.raw.url ?? '';
   const query = new URLSearchParams(raw.includes('?') ? raw.slice(raw.indexOf('?') + 1) : '');
   const state = query.get('state');

@@ -38,7 +38,13 @@ export function loginPage(input: { action: string; abortAction: string; clientNa
   );
 }
 
-export function consentPage(input: { action: string; abortAction: string; clientName: string; accountId: string; scopes: string[] }): string {
+export function consentPage(input: {
+  action: string;
+  abortAction: string;
+  clientName: string;
+  accountId: string;
+  scopes: string[];
+}): string {
   const scopes = input.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('');
   return page(
     'Allow access',

@@ -22,7 +22,8 @@ export interface SandboxRoutesOptions {
  * onRequest hook, before Fastify reads the body (oidc-provider parses its own forms and JSON).
  */
 export async function sandboxRoutes(app: FastifyInstance, { sandbox }: SandboxRoutesOptions): Promise<void> {
-  if (sandbox.basePath === '') throw new TypeError('A sandbox mounted in the server needs an issuer with a path, e.g. `${baseUrl}/_sandbox`.');
+  if (sandbox.basePath === '')
+    throw new TypeError('A sandbox mounted in the server needs an issuer with a path, e.g. `${baseUrl}/_sandbox`.');
   app.route({
     method: ['GET', 'POST', 'OPTIONS', 'DELETE', 'PUT', 'PATCH'],
     url: `${sandbox.basePath}/*`,
@@ -75,7 +76,11 @@ export function sandboxWanted(store: string, env: NodeJS.ProcessEnv = process.en
  * grants kept in `sandbox.json` next to a SQLite store (in memory for PostgreSQL, whose replicas
  * could not share a file anyway).
  */
-export function serverSandbox(baseUrl: string, store: string, options: Omit<SandboxOptions, 'issuer' | 'stateFile'> = {}): Promise<Sandbox> {
+export function serverSandbox(
+  baseUrl: string,
+  store: string,
+  options: Omit<SandboxOptions, 'issuer' | 'stateFile'> = {},
+): Promise<Sandbox> {
   const sqliteFile = !/^[a-z]+:\/\//i.test(store) && store !== ':memory:' ? store : undefined;
   return createSandbox({
     ...options,

@@ -184,11 +184,16 @@ function configuration(options: SandboxOptions, state: SandboxState, basePath: s
     features: {
       devInteractions: { enabled: false },
       // RFC 7009 §2.1: a client revokes only tokens issued to it.
-      revocation: { enabled: true, allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) => token.clientId === client.clientId },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
+          token.clientId === client.clientId,
+      },
       userinfo: { enabled: true },
     },
     // Every code grant gets a refresh token: refreshing is what the sandbox is for.
-    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) =>
+      client.grantTypeAllowed('refresh_token'),
     // Tokens outlive the browser session at the sandbox that obtained them, as at real providers.
     expiresWithSession: async () => false,
     rotateRefreshToken: () => rotate,
@@ -246,14 +251,25 @@ function interactionHandlers(provider: Provider, basePath: string): InteractionH
     answerInteraction(provider, `${basePath}/interaction/${uid}`, action, req, res).catch((err: unknown) => {
       // An expired or unknown interaction (its cookie is gone): say so rather than a bare 500.
       const message = (err as { error_description?: string; message?: string }).error_description ?? (err as Error).message;
-      if (!res.headersSent) sendHtml(res, (err as { statusCode?: number }).statusCode ?? 500, errorPage(`The sign-in could not continue: ${message}. Start again from the application.`));
+      if (!res.headersSent)
+        sendHtml(
+          res,
+          (err as { statusCode?: number }).statusCode ?? 500,
+          errorPage(`The sign-in could not continue: ${message}. Start again from the application.`),
+        );
       else res.end();
     });
     return true;
   };
 }
 
-async function answerInteraction(provider: Provider, path: string, action: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function answerInteraction(
+  provider: Provider,
+  path: string,
+  action: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params } = details;
   const client = await provider.Client.find(String(params.client_id));
@@ -264,13 +280,19 @@ async function answerInteraction(provider: Provider, path: string, action: strin
         const loginHint = typeof params.login_hint === 'string' ? params.login_hint : undefined;
         return sendHtml(res, 200, loginPage({ action: `${path}/login`, abortAction: `${path}/abort`, clientName, loginHint }));
       }
-      return sendHtml(res, 200, consentPage({
-        action: `${path}/consent`,
-        abortAction: `${path}/abort`,
-        clientName,
-        accountId: String(details.session?.accountId ?? ''),
-        scopes: String(params.scope ?? '').split(' ').filter(Boolean),
-      }));
+      return sendHtml(
+        res,
+        200,
+        consentPage({
+          action: `${path}/consent`,
+          abortAction: `${path}/abort`,
+          clientName,
+          accountId: String(details.session?.accountId ?? ''),
+          scopes: String(params.scope ?? '')
+            .split(' ')
+            .filter(Boolean),
+        }),
+      );
     case 'login': {
       const login = new URLSearchParams(await readBody(req)).get('login')?.trim();
       if (prompt.name !== 'login' || !login || login.length > 100) {
@@ -284,10 +306,15 @@ async function answerInteraction(provider: Provider, path: string, action: strin
         ? await provider.Grant.find(details.grantId)
         : new provider.Grant({ accountId: details.session!.accountId, clientId: String(params.client_id) });
       if (!grant) return sendHtml(res, 400, errorPage('The grant being extended no longer exists.'));
-      const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const missing = prompt.details as {
+        missingOIDCScope?: string[];
+        missingOIDCClaims?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
       if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
       if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
+        grant.addResourceScope(indicator, scopes.join(' '));
       return provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
     }
     default:

@@ -44,7 +44,12 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
     secrets.add(t.adminKey);
     secrets.add(t.readerKey);
     for (const [i, id] of NASTY.entries()) {
-      const done = await hostedFlow(t, as, { userId: id, tenantId: id, tags: { v: id, i: String(i) }, finishedUrl: '/done' }, { login: `nasty-${i}` });
+      const done = await hostedFlow(
+        t,
+        as,
+        { userId: id, tenantId: id, tags: { v: id, i: String(i) }, finishedUrl: '/done' },
+        { login: `nasty-${i}` },
+      );
       expect(done.status, `${id}: ${done.body}`).toBe(303);
     }
   });
@@ -67,7 +72,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       ]) {
         const r = await t.request(path);
         expect(r.status, path).toBe(200);
-        expect((await json(r)).items.map((i: any) => i.userId), path).toEqual([value]);
+        expect(
+          (await json(r)).items.map((i: any) => i.userId),
+          path,
+        ).toEqual([value]);
       }
       const one = await t.request(`/v1/services/local/identity?userId=${q}&tenantId=${q}`);
       expect((await json(one)).userId).toBe(value);
@@ -79,7 +87,12 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
     it('probes that would match everything in SQL or LIKE match nothing', async () => {
       for (const probe of ["' OR '1'='1", '%%', '_%', "') OR ('a'='a", '*', '.*']) {
         const q = encodeURIComponent(probe);
-        for (const path of [`/v1/identities?userId=${q}`, `/v1/identities?tenantId=${q}`, `/v1/identities?tag=${encodeURIComponent(`v=${probe}`)}`, `/v1/events?identityId=${q}`]) {
+        for (const path of [
+          `/v1/identities?userId=${q}`,
+          `/v1/identities?tenantId=${q}`,
+          `/v1/identities?tag=${encodeURIComponent(`v=${probe}`)}`,
+          `/v1/events?identityId=${q}`,
+        ]) {
           const r = await t.request(path);
           expect(r.status, path).toBeLessThan(500);
           if (r.status === 200) {
@@ -162,10 +175,21 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
     });
 
     it('headers: an oversized header gets 431, a malformed Authorization 401, never a hang', async () => {
-      const big = await fetch(`${t.url}/v1/identities`, { headers: { authorization: `Bearer ${t.adminKey}`, 'x-pad': 'p'.repeat(40_000) }, signal: AbortSignal.timeout(5000) });
+      const big = await fetch(`${t.url}/v1/identities`, {
+        headers: { authorization: `Bearer ${t.adminKey}`, 'x-pad': 'p'.repeat(40_000) },
+        signal: AbortSignal.timeout(5000),
+      });
       expect(big.status).toBe(431);
-      for (const authorization of ['Bearer', 'Bearer ', `Basic ${Buffer.from('a:b').toString('base64')}`, `Bearer ${'k'.repeat(8000)}`, `Bearer ${t.adminKey}\u00e9`]) {
-        const r = await fetch(`${t.url}/v1/identities`, { headers: { authorization }, signal: AbortSignal.timeout(5000) }).catch((e: Error) => e);
+      for (const authorization of [
+        'Bearer',
+        'Bearer ',
+        `Basic ${Buffer.from('a:b').toString('base64')}`,
+        `Bearer ${'k'.repeat(8000)}`,
+        `Bearer ${t.adminKey}\u00e9`,
+      ]) {
+        const r = await fetch(`${t.url}/v1/identities`, { headers: { authorization }, signal: AbortSignal.timeout(5000) }).catch(
+          (e: Error) => e,
+        );
         // fetch itself refuses a header that is not ByteString; otherwise the server says 401.
         if (r instanceof Error) continue;
         expect(r.status, authorization.slice(0, 20)).toBe(401);
@@ -174,14 +198,18 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
   });
 
   describe('property: fuzzed API inputs never get a 500', () => {
-    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), fc.constantFrom("' OR 1=1 --", '%', '_', '\\', '\u0000', 'idn_', '../', '%00', 'true', '-1', '1e9'));
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 60 }),
+      fc.constantFrom("' OR 1=1 --", '%', '_', '\\', '\u0000', 'idn_', '../', '%00', 'true', '-1', '1e9'),
+    );
     const ROUTES = [
       (a: string, b: string) => `/v1/identities?userId=${encodeURIComponent(a)}&tenantId=${encodeURIComponent(b)}`,
       (a: string, b: string) => `/v1/identities?tag=${encodeURIComponent(`${a}=${b}`)}&status=${encodeURIComponent(b)}`,
       (a: string, b: string) => `/v1/identities?next=${encodeURIComponent(a)}&count=${encodeURIComponent(b)}`,
       (a: string) => `/v1/identities/${encodeURIComponent(a)}`,
       (a: string, b: string) => `/v1/services/${encodeURIComponent(a)}/token?userId=${encodeURIComponent(b)}`,
-      (a: string, b: string) => `/v1/services/local/token?userId=${encodeURIComponent(a)}&tag=${encodeURIComponent(b)}&force=${encodeURIComponent(b)}`,
+      (a: string, b: string) =>
+        `/v1/services/local/token?userId=${encodeURIComponent(a)}&tag=${encodeURIComponent(b)}&force=${encodeURIComponent(b)}`,
       (a: string, b: string) => `/v1/services/local/identity?tenantId=${encodeURIComponent(a)}&tag=${encodeURIComponent(`v=${b}`)}`,
       (a: string, b: string) => `/v1/services/local/identities/${encodeURIComponent(a)}/token?force=${encodeURIComponent(b)}`,
       (a: string, b: string) => `/v1/events?after=${encodeURIComponent(a)}&identityId=${encodeURIComponent(b)}`,
@@ -206,10 +234,19 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
     });
 
     it('POST /v1/sessions with arbitrary bodies: 201 or a typed 4xx, never 500', async () => {
-      const anyJson = fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text, { maxLength: 2 }), fc.dictionary(text, text, { maxKeys: 3 }));
+      const anyJson = fc.oneof(
+        text,
+        fc.integer(),
+        fc.constant(null),
+        fc.array(text, { maxLength: 2 }),
+        fc.dictionary(text, text, { maxKeys: 3 }),
+      );
       await fc.assert(
         fc.asyncProperty(
-          fc.record({ serviceId: fc.oneof(fc.constant('local'), text), userId: anyJson, tenantId: anyJson, tags: anyJson, finishedUrl: anyJson }, { requiredKeys: ['serviceId'] }),
+          fc.record(
+            { serviceId: fc.oneof(fc.constant('local'), text), userId: anyJson, tenantId: anyJson, tags: anyJson, finishedUrl: anyJson },
+            { requiredKeys: ['serviceId'] },
+          ),
           async (body) => {
             const r = await t.request('/v1/sessions', { method: 'POST', json: body, signal: AbortSignal.timeout(5000) });
             const text = await r.text();
@@ -236,9 +273,14 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
     });
 
     it('a replayed callback, an iss mix-up and an injected code are refused', async () => {
-      const session = await json(await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'local', userId: 'hosted-replay', finishedUrl: '/done' } }));
+      const session = await json(
+        await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'local', userId: 'hosted-replay', finishedUrl: '/done' } }),
+      );
       const start = await fetch(session.url, { redirect: 'manual' });
-      const cookie = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const cookie = start.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
       const callback = await as.authorize(start.headers.get('location')!, { login: 'hosted-replay' });
       secrets.add(callback.searchParams.get('code')!);
       secrets.add(callback.searchParams.get('state')!);

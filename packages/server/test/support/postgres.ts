@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import { freePort } from './server.js';
 
 const run = promisify(execFile);
-const BIN = ['/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/17/bin'].find((d) => existsSync(join(d, 'pg_ctl')));
+const BIN = ['/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/17/bin'].find((d) =>
+  existsSync(join(d, 'pg_ctl')),
+);
 
 export interface PostgresInstance {
   url: string;

@@ -14,7 +14,10 @@ export interface Replica {
 }
 
 /** Spawns replicas of the server on one store; all use `baseUrl` (the first replica's when not given) as their public URL, like replicas behind one load balancer. */
-export async function startReplicas(count: number, options: { storeUrl: string; ring: KeyRing; env?: Record<string, string> }): Promise<Replica[]> {
+export async function startReplicas(
+  count: number,
+  options: { storeUrl: string; ring: KeyRing; env?: Record<string, string> },
+): Promise<Replica[]> {
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const baseUrl = options.env?.BASE_URL ?? `http://127.0.0.1:${ports[0]}`;
   return Promise.all(

@@ -10,7 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { LocalBroker, RemoteBroker, Vault, createKeyRing, openStore, type KeyRing, type LocalBrokerOptions, type Store } from '@everyauth/core';
+import {
+  LocalBroker,
+  RemoteBroker,
+  Vault,
+  createKeyRing,
+  openStore,
+  type KeyRing,
+  type LocalBrokerOptions,
+  type Store,
+} from '@everyauth/core';
 import { buildServer, createApiKey, type BuildServerOptions } from '@everyauth/server';
 import type { AuthServer } from '../../../core/test/support/auth-server.js';
 import { CLIENT_SECRET, createTestDatabase } from '../../../core/test/support/broker.js';
@@ -66,7 +75,8 @@ export async function startTestServer(as: AuthServer, options: TestServerOptions
     logLevel: 'silent',
     backgroundRefresh: false,
     ...options.server,
-    broker: (onEvent) => (broker = new LocalBroker({ logger: pino({ level: 'silent' }), ...options.broker, store, vault, baseUrl: url, onEvent })),
+    broker: (onEvent) =>
+      (broker = new LocalBroker({ logger: pino({ level: 'silent' }), ...options.broker, store, vault, baseUrl: url, onEvent })),
   });
   await app.listen({ port, host: '127.0.0.1' });
 
@@ -119,7 +129,10 @@ export async function hostedFlow(
   if (session.status !== 201) throw new Error(`POST /v1/sessions: ${session.status} ${await session.text()}`);
   const { url } = (await session.json()) as { url: string };
   const start = await fetch(url, { redirect: 'manual' });
-  const cookie = start.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const cookie = start.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   const providerUrl = start.headers.get('location');
   if (start.status !== 302 || !providerUrl) throw new Error(`start: ${start.status} ${await start.text()}`);
   const callback = await as.authorize(providerUrl, { login: browser.login ?? input.userId });

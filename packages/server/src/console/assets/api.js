@@ -37,7 +37,11 @@ async function send(key, method, path, body) {
   try {
     response = await fetch(apiUrl(path), {
       method,
-      headers: { authorization: `Bearer ${key}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${key}`,
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
@@ -60,7 +64,10 @@ async function send(key, method, path, body) {
 export async function signIn(key) {
   const trimmed = key.trim();
   if (!/^ea_[a-z0-9]+_[A-Za-z0-9_-]+$/.test(trimmed)) {
-    throw new ApiError(401, { error: 'unauthorized', message: 'That is not an EveryAuth API key: keys look like ea_<id>_<secret>, as `everyauth serve` printed.' });
+    throw new ApiError(401, {
+      error: 'unauthorized',
+      message: 'That is not an EveryAuth API key: keys look like ea_<id>_<secret>, as `everyauth serve` printed.',
+    });
   }
   await send(trimmed, 'GET', 'services');
   window.sessionStorage.setItem(STORAGE_KEY, trimmed);

@@ -95,7 +95,15 @@ async function act(button, action) {
 function signInView() {
   nav.hidden = true;
   signOut.hidden = true;
-  const input = h('input', { id: 'api-key', name: 'api-key', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'ea_…' });
+  const input = h('input', {
+    id: 'api-key',
+    name: 'api-key',
+    type: 'password',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    required: true,
+    placeholder: 'ea_…',
+  });
   const status = h('div', { id: 'sign-in-status' });
   const button = h('button', { type: 'submit', id: 'sign-in' }, 'Sign in');
   const form = h(
@@ -121,7 +129,15 @@ function signInView() {
       },
     },
     h('h1', {}, 'Sign in to the console'),
-    h('p', { class: 'muted' }, 'Paste an API key of this server. ', h('code', {}, 'everyauth serve'), ' printed an admin key when it first started; ', h('code', {}, 'everyauth apikey create'), ' makes more.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Paste an API key of this server. ',
+      h('code', {}, 'everyauth serve'),
+      ' printed an admin key when it first started; ',
+      h('code', {}, 'everyauth apikey create'),
+      ' makes more.',
+    ),
     state.notice && message('info', 'Signed out', state.notice),
     h('label', { for: 'api-key' }, 'API key'),
     input,
@@ -196,7 +212,13 @@ function tick() {
 
 function identityTable(identities, reload) {
   if (identities.length === 0) {
-    return h('p', { class: 'muted', id: 'no-identities' }, 'No identities yet. ', h('a', { href: '#/connect' }, 'Connect a test user'), ' to make one.');
+    return h(
+      'p',
+      { class: 'muted', id: 'no-identities' },
+      'No identities yet. ',
+      h('a', { href: '#/connect' }, 'Connect a test user'),
+      ' to make one.',
+    );
   }
   return h(
     'div',
@@ -204,30 +226,56 @@ function identityTable(identities, reload) {
     h(
       'table',
       { class: 'stack' },
-      h('thead', {}, h('tr', {}, ['User', 'Service', 'Status', 'Token expires', 'Last refresh', 'Tags', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, identities.map((identity) => identityRow(identity, reload))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['User', 'Service', 'Status', 'Token expires', 'Last refresh', 'Tags', ''].map((t) => h('th', {}, t)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        identities.map((identity) => identityRow(identity, reload)),
+      ),
     ),
   );
 }
 
 function identityRow(identity, reload) {
-  const who = [identity.tenantId && `tenant ${identity.tenantId}`, identity.profile?.email ?? identity.profile?.name].filter(Boolean).join(' · ');
-  const refresh = h('button', { class: 'small secondary', 'data-action': 'refresh', disabled: identity.status !== 'active' }, 'Refresh now');
+  const who = [identity.tenantId && `tenant ${identity.tenantId}`, identity.profile?.email ?? identity.profile?.name]
+    .filter(Boolean)
+    .join(' · ');
+  const refresh = h(
+    'button',
+    { class: 'small secondary', 'data-action': 'refresh', disabled: identity.status !== 'active' },
+    'Refresh now',
+  );
   const revoke = h('button', { class: 'small danger', 'data-action': 'revoke' }, 'Revoke');
   const remove = h('button', { class: 'small danger', 'data-action': 'delete' }, 'Delete');
   const label = `${identity.userId} on ${identity.serviceId}`;
   // A grant that needs re-authorization cannot be refreshed; the way out is the flow again, same user and tenant.
   const reconnect =
     identity.status !== 'active' &&
-    h('button', {
-      class: 'small',
-      'data-action': 'reconnect',
-      onclick: () => navigate(`#/connect/${[identity.serviceId, identity.userId, identity.tenantId ?? ''].map(encodeURIComponent).join('/')}`),
-    }, 'Reconnect');
+    h(
+      'button',
+      {
+        class: 'small',
+        'data-action': 'reconnect',
+        onclick: () =>
+          navigate(`#/connect/${[identity.serviceId, identity.userId, identity.tenantId ?? ''].map(encodeURIComponent).join('/')}`),
+      },
+      'Reconnect',
+    );
   refresh.addEventListener('click', () =>
     act(refresh, async () => {
       try {
-        const fresh = await api('GET', `services/${encodeURIComponent(identity.serviceId)}/identities/${encodeURIComponent(identity.id)}/token?force=true`);
+        const fresh = await api(
+          'GET',
+          `services/${encodeURIComponent(identity.serviceId)}/identities/${encodeURIComponent(identity.id)}/token?force=true`,
+        );
         toast(`Refreshed ${label}: the new token expires ${fresh.expiresAt ? `at ${time(fresh.expiresAt)}` : 'never'}.`);
       } finally {
         // A failed refresh changes the identity too (needs_reauth), so the row is reloaded either way.
@@ -256,10 +304,24 @@ function identityRow(identity, reload) {
     { 'data-identity': identity.id, 'data-user': identity.userId },
     h('td', { 'data-label': 'User' }, h('div', {}, h('strong', {}, identity.userId), who && h('div', { class: 'muted' }, who))),
     h('td', { 'data-label': 'Service' }, identity.serviceId),
-    h('td', { 'data-label': 'Status' }, h('span', { class: `badge ${identity.status}`, 'data-status': identity.status }, identity.status.replace('_', ' '))),
+    h(
+      'td',
+      { 'data-label': 'Status' },
+      h('span', { class: `badge ${identity.status}`, 'data-status': identity.status }, identity.status.replace('_', ' ')),
+    ),
     h('td', { 'data-label': 'Token expires' }, h('span', { dataset: { expires: identity.expiresAt ?? '' } })),
-    h('td', { 'data-label': 'Last refresh' }, h('span', { dataset: { ago: identity.lastRefreshAt ?? '' }, title: identity.lastRefreshAt ?? '' })),
-    h('td', { 'data-label': 'Tags' }, Object.keys(identity.tags).length ? Object.entries(identity.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`)) : h('span', { class: 'muted' }, '—')),
+    h(
+      'td',
+      { 'data-label': 'Last refresh' },
+      h('span', { dataset: { ago: identity.lastRefreshAt ?? '' }, title: identity.lastRefreshAt ?? '' }),
+    ),
+    h(
+      'td',
+      { 'data-label': 'Tags' },
+      Object.keys(identity.tags).length
+        ? Object.entries(identity.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`))
+        : h('span', { class: 'muted' }, '—'),
+    ),
     h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, reconnect || refresh, revoke, remove)),
   );
 }
@@ -273,8 +335,18 @@ async function servicesView(generation, mode, id) {
   const highlight = mode === 'saved' ? id : undefined;
   mount(
     generation,
-    h('div', { class: 'row spread' }, h('h1', {}, 'Services'), h('button', { type: 'button', id: 'add-service', onclick: () => navigate('#/services/new') }, 'Add a service')),
-    highlight && message('ok', `Service ${highlight} saved.`, 'Register its redirect URL (below) at the provider, in the app whose client id you entered.'),
+    h(
+      'div',
+      { class: 'row spread' },
+      h('h1', {}, 'Services'),
+      h('button', { type: 'button', id: 'add-service', onclick: () => navigate('#/services/new') }, 'Add a service'),
+    ),
+    highlight &&
+      message(
+        'ok',
+        `Service ${highlight} saved.`,
+        'Register its redirect URL (below) at the provider, in the app whose client id you entered.',
+      ),
     services.length === 0
       ? h('div', { class: 'panel muted' }, 'No services yet: add one from the catalog.')
       : services.map((service) => serviceCard(service, generation)),
@@ -302,11 +374,22 @@ function serviceCard(service, generation) {
         'div',
         { class: 'actions' },
         h('a', { href: `#/connect/${encodeURIComponent(service.id)}` }, 'Connect'),
-        h('button', { class: 'small secondary', type: 'button', onclick: () => navigate(`#/services/edit/${encodeURIComponent(service.id)}`) }, 'Edit'),
+        h(
+          'button',
+          { class: 'small secondary', type: 'button', onclick: () => navigate(`#/services/edit/${encodeURIComponent(service.id)}`) },
+          'Edit',
+        ),
         remove,
       ),
     ),
-    h('p', {}, 'Client id ', h('code', {}, service.clientId), ' · secret ', service.hasClientSecret ? h('span', { class: 'badge active' }, 'set') : h('span', { class: 'badge warn' }, 'not set')),
+    h(
+      'p',
+      {},
+      'Client id ',
+      h('code', {}, service.clientId),
+      ' · secret ',
+      service.hasClientSecret ? h('span', { class: 'badge active' }, 'set') : h('span', { class: 'badge warn' }, 'not set'),
+    ),
     service.scopes.length > 0 && h('p', { class: 'muted' }, 'Scopes: ', service.scopes.join(' ')),
     h('label', { for: `redirect-${service.id}` }, 'Redirect URL ', h('span', { class: 'hint' }, '— register this at the provider')),
     copyField(`redirect-${service.id}`, service.redirectUrl),
@@ -331,7 +414,12 @@ function copyField(id, value) {
 }
 
 async function addServiceView(generation) {
-  const search = h('input', { id: 'catalog-search', type: 'search', placeholder: 'Search the catalog: google, asana, github…', autocomplete: 'off' });
+  const search = h('input', {
+    id: 'catalog-search',
+    type: 'search',
+    placeholder: 'Search the catalog: google, asana, github…',
+    autocomplete: 'off',
+  });
   const results = h('ul', { class: 'catalog', id: 'catalog-results' });
   const formHolder = h('div');
   let pending;
@@ -346,7 +434,12 @@ async function addServiceView(generation) {
             h(
               'li',
               {},
-              h('button', { type: 'button', 'data-provider': p.id, onclick: () => choose(p.id).catch((error) => failed(generation, error)) }, h('span', {}, p.name), h('span', { class: 'muted mono' }, p.custom ? `${p.id} · custom` : p.id)),
+              h(
+                'button',
+                { type: 'button', 'data-provider': p.id, onclick: () => choose(p.id).catch((error) => failed(generation, error)) },
+                h('span', {}, p.name),
+                h('span', { class: 'muted mono' }, p.custom ? `${p.id} · custom` : p.id),
+              ),
             ),
           )),
     );
@@ -382,10 +475,25 @@ async function editServiceView(generation, id) {
 
 /** Create (no `service`) or edit: id, client id and secret, scopes, the provider's template variables. */
 function serviceForm(generation, { provider, service }) {
-  const idInput = h('input', { id: 'service-id', required: true, pattern: '[a-z0-9][a-z0-9_\\-]{0,62}', value: service?.id ?? provider.id, readonly: Boolean(service) });
+  const idInput = h('input', {
+    id: 'service-id',
+    required: true,
+    pattern: '[a-z0-9][a-z0-9_\\-]{0,62}',
+    value: service?.id ?? provider.id,
+    readonly: Boolean(service),
+  });
   const clientId = h('input', { id: 'client-id', required: true, autocomplete: 'off', value: service?.clientId ?? '' });
-  const secret = h('input', { id: 'client-secret', type: 'password', autocomplete: 'new-password', placeholder: service?.hasClientSecret ? 'set — leave empty to keep it' : '' });
-  const scopes = h('input', { id: 'scopes', value: service?.scopes.join(' ') ?? '', placeholder: provider.scopes?.default?.join(' ') || 'the provider’s defaults' });
+  const secret = h('input', {
+    id: 'client-secret',
+    type: 'password',
+    autocomplete: 'new-password',
+    placeholder: service?.hasClientSecret ? 'set — leave empty to keep it' : '',
+  });
+  const scopes = h('input', {
+    id: 'scopes',
+    value: service?.scopes.join(' ') ?? '',
+    placeholder: provider.scopes?.default?.join(' ') || 'the provider’s defaults',
+  });
   const variables = Object.entries(provider.variables ?? {}).map(([name, spec]) => ({
     name,
     input: h('input', { id: `var-${name}`, required: true, value: service?.variables?.[name] ?? '', placeholder: spec.example ?? '' }),
@@ -429,7 +537,10 @@ function serviceForm(generation, { provider, service }) {
     secret,
     h('label', { for: 'scopes' }, 'Scopes ', h('span', { class: 'hint' }, '— space-separated; empty for the defaults')),
     scopes,
-    variables.map((v) => [h('label', { for: `var-${v.name}` }, v.name, ' ', h('span', { class: 'hint' }, `— ${v.spec.description}`)), v.input]),
+    variables.map((v) => [
+      h('label', { for: `var-${v.name}` }, v.name, ' ', h('span', { class: 'hint' }, `— ${v.spec.description}`)),
+      v.input,
+    ]),
     status,
     h('div', { class: 'row' }, save, h('a', { href: '#/services' }, 'Cancel')),
   );
@@ -442,8 +553,18 @@ async function connectView(generation, preselected, presetUser, presetTenant) {
   const result = state.flowResult;
   state.flowResult = undefined;
   const chosen = preselected ?? result?.serviceId ?? (services.some((s) => s.id === 'sandbox') ? 'sandbox' : services[0]?.id);
-  const select = h('select', { id: 'connect-service', required: true }, services.map((s) => h('option', { value: s.id, selected: s.id === chosen }, `${s.id} (${s.providerId})`)));
-  const userId = h('input', { id: 'connect-user', required: true, maxlength: 256, value: presetUser ?? result?.userId ?? 'test-user', autocomplete: 'off' });
+  const select = h(
+    'select',
+    { id: 'connect-service', required: true },
+    services.map((s) => h('option', { value: s.id, selected: s.id === chosen }, `${s.id} (${s.providerId})`)),
+  );
+  const userId = h('input', {
+    id: 'connect-user',
+    required: true,
+    maxlength: 256,
+    value: presetUser ?? result?.userId ?? 'test-user',
+    autocomplete: 'off',
+  });
   const tenantId = h('input', { id: 'connect-tenant', maxlength: 256, value: presetTenant ?? '', autocomplete: 'off' });
   const tags = h('input', { id: 'connect-tags', placeholder: 'plan=trial, team=ops', autocomplete: 'off' });
   const status = h('div');
@@ -481,7 +602,12 @@ async function connectView(generation, preselected, presetUser, presetTenant) {
         });
       },
     },
-    h('p', { class: 'muted' }, 'Runs the authorization flow in this window for a test user, then comes back here. ', services.some((s) => s.id === 'sandbox') && 'The sandbox service needs no account: sign in there with any name.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Runs the authorization flow in this window for a test user, then comes back here. ',
+      services.some((s) => s.id === 'sandbox') && 'The sandbox service needs no account: sign in there with any name.',
+    ),
     h('label', { for: 'connect-service' }, 'Service'),
     select,
     h('label', { for: 'connect-user' }, 'User id ', h('span', { class: 'hint' }, '— your application’s id for this user')),
@@ -497,7 +623,9 @@ async function connectView(generation, preselected, presetUser, presetTenant) {
     generation,
     h('h1', {}, 'Connect'),
     result && flowMessage(result),
-    services.length === 0 ? h('div', { class: 'panel' }, 'There is no service to connect to yet. ', h('a', { href: '#/services/new' }, 'Add one.')) : form,
+    services.length === 0
+      ? h('div', { class: 'panel' }, 'There is no service to connect to yet. ', h('a', { href: '#/services/new' }, 'Add one.'))
+      : form,
   );
 }
 
@@ -506,18 +634,27 @@ function flowMessage(result) {
     return h(
       'div',
       { id: 'flow-result' },
-      message('error', `The authorization failed: ${result.error}`, [result.errorDescription || 'The provider gave no description.', result.serviceId && ` (service ${result.serviceId}${result.userId ? `, user ${result.userId}` : ''})`]),
+      message('error', `The authorization failed: ${result.error}`, [
+        result.errorDescription || 'The provider gave no description.',
+        result.serviceId && ` (service ${result.serviceId}${result.userId ? `, user ${result.userId}` : ''})`,
+      ]),
     );
   }
   return h(
     'div',
     { id: 'flow-result' },
-    message('ok', `Connected ${result.userId} on ${result.serviceId}.`, ['The identity is stored and will be kept fresh. ', h('a', { href: '#/identities' }, 'See it in Identities.')]),
+    message('ok', `Connected ${result.userId} on ${result.serviceId}.`, [
+      'The identity is stored and will be kept fresh. ',
+      h('a', { href: '#/identities' }, 'See it in Identities.'),
+    ]),
   );
 }
 
 function parseTags(text) {
-  const entries = text.split(',').map((part) => part.trim()).filter(Boolean);
+  const entries = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
   if (entries.length === 0) return undefined;
   return Object.fromEntries(
     entries.map((entry) => {
@@ -579,14 +716,23 @@ async function eventsView(generation) {
 }
 
 function eventTable(events) {
-  if (events.length === 0) return h('p', { class: 'muted', id: 'no-events' }, 'No events yet: they appear as identities are created, refreshed and removed.');
+  if (events.length === 0)
+    return h('p', { class: 'muted', id: 'no-events' }, 'No events yet: they appear as identities are created, refreshed and removed.');
   return h(
     'div',
     { class: 'table-wrap' },
     h(
       'table',
       { class: 'stack', id: 'events' },
-      h('thead', {}, h('tr', {}, ['Time', 'Event', 'Service', 'User', 'Detail'].map((t) => h('th', {}, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Time', 'Event', 'Service', 'User', 'Detail'].map((t) => h('th', {}, t)),
+        ),
+      ),
       h(
         'tbody',
         {},

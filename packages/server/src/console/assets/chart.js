@@ -30,11 +30,24 @@ export function refreshChart(events, minutes = 30) {
   const bars = buckets.flatMap((bucket, i) => {
     const x = PAD.left + i * slot;
     return [
-      bucket.refreshed && svg('rect', { class: 'refreshed', x: x + 0.5, y: y(bucket.refreshed), width: bar, height: (bucket.refreshed / max) * plotHeight }, svg('title', {}, `${bucket.refreshed} refreshed`)),
-      bucket.failed && svg('rect', { class: 'failed', x: x + 0.5 + bar, y: y(bucket.failed), width: bar, height: (bucket.failed / max) * plotHeight }, svg('title', {}, `${bucket.failed} failed`)),
+      bucket.refreshed &&
+        svg(
+          'rect',
+          { class: 'refreshed', x: x + 0.5, y: y(bucket.refreshed), width: bar, height: (bucket.refreshed / max) * plotHeight },
+          svg('title', {}, `${bucket.refreshed} refreshed`),
+        ),
+      bucket.failed &&
+        svg(
+          'rect',
+          { class: 'failed', x: x + 0.5 + bar, y: y(bucket.failed), width: bar, height: (bucket.failed / max) * plotHeight },
+          svg('title', {}, `${bucket.failed} failed`),
+        ),
     ].filter(Boolean);
   });
-  const totals = buckets.reduce((sum, b) => ({ refreshed: sum.refreshed + b.refreshed, failed: sum.failed + b.failed }), { refreshed: 0, failed: 0 });
+  const totals = buckets.reduce((sum, b) => ({ refreshed: sum.refreshed + b.refreshed, failed: sum.failed + b.failed }), {
+    refreshed: 0,
+    failed: 0,
+  });
   const summary = `Last ${minutes} minutes: ${totals.refreshed} refreshed, ${totals.failed} failed.`;
 
   const chart = svg(
@@ -53,6 +66,11 @@ export function refreshChart(events, minutes = 30) {
     { class: 'chart panel', id: 'refresh-chart' },
     h('div', { class: 'row spread' }, h('strong', {}, 'Refreshes per minute'), h('span', { class: 'muted', id: 'chart-summary' }, summary)),
     chart,
-    h('div', { class: 'legend' }, h('span', { class: 'refreshed' }, 'refreshed'), h('span', { class: 'failed' }, 'failed (refresh error or re-authorization needed)')),
+    h(
+      'div',
+      { class: 'legend' },
+      h('span', { class: 'refreshed' }, 'refreshed'),
+      h('span', { class: 'failed' }, 'failed (refresh error or re-authorization needed)'),
+    ),
   );
 }
