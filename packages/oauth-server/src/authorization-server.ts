@@ -54,6 +54,11 @@ export interface AuthorizationServerOptions {
   accountClaims?: (accountId: string) => Record<string, unknown>;
   /** A JSON file keeping grants, tokens and keys across restarts; in memory only when absent. */
   stateFile?: string;
+  /**
+   * oidc-provider configuration laid over this module's (shallowly): what a stand-in for a real
+   * provider changes, such as `routes` (its endpoint paths), `extraParams` or `issueRefreshToken`.
+   */
+  configuration?: Record<string, unknown>;
 }
 
 export interface AuthorizationServer {
@@ -61,7 +66,7 @@ export interface AuthorizationServer {
   readonly issuer: string;
   /** The issuer's path (`/_sandbox`), or `''` when the server owns its origin. */
   readonly basePath: string;
-  /** The underlying oidc-provider instance, for its endpoint URLs (`urlFor`) and anything else not covered here. */
+  /** The underlying oidc-provider instance, for its endpoint URLs (`urlFor`) and anything else not covered here; middleware (`use`) must be added before the first request. */
   readonly provider: Provider;
   /** Serves one request whose URL path is under `basePath`: a plain Node handler. */
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -71,6 +76,8 @@ export interface AuthorizationServer {
   revokeGrantsFor(accountId: string): Promise<number>;
   /** Revokes every grant; returns how many. */
   revokeAllGrants(): Promise<number>;
+  /** How many refresh tokens are live (unexpired, not consumed), for all accounts. */
+  countRefreshTokens(): number;
   /** Whether a refresh would accept this token (exists, unexpired, not rotated away, grant alive). */
   isRefreshTokenActive(refreshToken: string): Promise<boolean>;
   /** Writes any pending state; a server on its own port also stops listening. */
@@ -99,7 +106,9 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const provider = new Provider(issuer, configuration(options, store, basePath));
   // Behind a TLS-terminating proxy, X-Forwarded-Proto tells oidc-provider the URLs it advertises are https.
   provider.proxy = true;
-  const callback = provider.callback();
+  // Made at the first request, not here: Koa composes the middleware when callback() is called, so
+  // `provider.use()` (a stand-in reshaping token responses) would otherwise have no effect.
+  let callback: ReturnType<Provider['callback']> | undefined;
   const interactions = interactionHandlers(provider, basePath);
 
   async function addClient(client: ClientRegistration): Promise<void> {
@@ -123,11 +132,12 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       if (!isUnder(fullUrl, basePath)) return void sendHtml(res, 404, errorPage('Not a sandbox URL.'));
       // The mount point: oidc-provider derives it from originalUrl minus url, as under Express's app.use.
       Object.assign(req, { originalUrl: fullUrl, url: fullUrl.slice(basePath.length) || '/' });
-      if (!interactions(req, res)) callback(req, res);
+      if (!interactions(req, res)) (callback ??= provider.callback())(req, res);
     },
     addClient,
     revokeGrantsFor: async (accountId) => store.destroyGrants((grant) => grant.accountId === accountId),
     revokeAllGrants: async () => store.destroyGrants(() => true),
+    countRefreshTokens: () => store.ids('RefreshToken', (token) => !token.consumed).length,
     async isRefreshTokenActive(refreshToken) {
       const token = await provider.RefreshToken.find(refreshToken);
       if (!token || token.isExpired || token.consumed) return false;
@@ -161,7 +171,7 @@ function configuration(options: AuthorizationServerOptions, store: GrantStore, b
   const keys = store.keys(() => ({ cookies: [randomBytes(32).toString('base64url')], jwk: signingKey() }));
   const rotate = options.rotateRefreshTokens ?? true;
   const claimsOf = options.accountClaims ?? accountClaims;
-  return {
+  const base = {
     adapter: (model: string) => store.adapter(model),
     findAccount: (_ctx: unknown, accountId: string) => ({ accountId, claims: async () => claimsOf(accountId) }),
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
@@ -203,6 +213,7 @@ function configuration(options: AuthorizationServerOptions, store: GrantStore, b
       ctx.body = errorPage(`${out.error ?? 'server_error'}: ${out.error_description ?? 'the request could not be processed.'}`);
     },
   };
+  return { ...base, ...options.configuration };
 }
 
 function signingKey(): Record<string, unknown> {

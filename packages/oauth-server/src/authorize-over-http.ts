@@ -9,7 +9,12 @@ export interface AuthorizeOptions {
   login?: string;
   /** Cancel instead of consenting: the redirect then carries `error=access_denied`. */
   deny?: boolean;
+  /** How to answer a page other than this package's own (a stand-in's sign-in page): the request to make next. */
+  answer?: PageAnswer;
 }
+
+/** Given an interaction page's URL and HTML, the request that answers it (a form POST, or a GET without `form`). */
+export type PageAnswer = (page: URL, html: string) => { url: URL; form?: Record<string, string> };
 
 /** The account {@link authorizeOverHttp} signs in as unless told otherwise. */
 export const DEFAULT_LOGIN = 'user-1';
@@ -37,7 +42,7 @@ export async function authorizeOverHttp(issuer: string, start: string | URL, opt
       if (!isUnderIssuer(next, issuer)) return next; // the client's redirect_uri: hand it back unfetched
       request = { url: next };
     } else if (response.ok && /\/interaction\/[^/]+$/.test(request.url.pathname)) {
-      request = answerPage(request.url, await response.text(), options);
+      request = (options.answer ?? ((page, html) => answerPage(page, html, options)))(request.url, await response.text());
     } else {
       throw new Error(`authorization failed at ${request.url.pathname}: ${response.status} ${await response.text()}`);
     }

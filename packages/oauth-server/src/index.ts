@@ -6,5 +6,5 @@ export {
   type AuthorizationServerOptions,
   type ClientRegistration,
 } from './authorization-server.js';
-export { authorizeOverHttp, DEFAULT_LOGIN, type AuthorizeOptions } from './authorize-over-http.js';
+export { authorizeOverHttp, DEFAULT_LOGIN, type AuthorizeOptions, type PageAnswer } from './authorize-over-http.js';
 export { listenOnLoopback, type LoopbackListener } from './http.js';

@@ -36,6 +36,11 @@ declare module 'oidc-provider' {
       validate(metadata: Record<string, unknown>): Promise<void>;
       find(id: string): Promise<{ clientName?: string } | undefined>;
     };
+    /** Koa middleware around every request oidc-provider handles; `ctx.oidc.route` names the endpoint. */
+    use(middleware: (ctx: any, next: () => Promise<void>) => Promise<void>): void;
+    AccessToken: {
+      find(id: string): Promise<{ isExpired: boolean; accountId: string; clientId: string; scope?: string } | undefined>;
+    };
     RefreshToken: {
       find(id: string): Promise<{ isExpired: boolean; consumed?: unknown; grantId: string } | undefined>;
     };
