@@ -97,9 +97,13 @@ export class OAuthStandIn {
   }
 
   /** The access token's grant, if it is live: what API routes call to authenticate a request. */
-  async authenticate(req: Request): Promise<AccessRecord | undefined> {
+  authenticate(req: Request): Promise<AccessRecord | undefined> {
     const match = /^Bearer (.+)$/i.exec(req.get('authorization') ?? '');
-    const token = match ? await this.#started().provider.AccessToken.find(match[1]!) : undefined;
+    return match ? this.#accessRecord(match[1]!) : Promise.resolve(undefined);
+  }
+
+  async #accessRecord(accessToken: string): Promise<AccessRecord | undefined> {
+    const token = await this.#started().provider.AccessToken.find(accessToken);
     const account = token && !token.isExpired ? this.#accounts.get(token.accountId) : undefined;
     return account && { account, scope: (token!.scope ?? '').split(' ').filter(Boolean) };
   }
@@ -170,7 +174,7 @@ export class OAuthStandIn {
       this.tokenRequests[grantType] = (this.tokenRequests[grantType] ?? 0) + 1;
       const body = ctx.body as Record<string, unknown> | undefined;
       if (ctx.status === 200 && typeof body?.access_token === 'string') {
-        const record = await this.authenticate({ get: () => `Bearer ${body.access_token}` } as unknown as Request);
+        const record = await this.#accessRecord(body.access_token);
         if (record) ctx.body = this.flavour.tokenResponse(body, record);
       }
     } else if (!this.flavour.sendsIss && (route === 'resume' || route === 'authorization') && ctx.status >= 300 && ctx.status < 400) {
