@@ -7,8 +7,10 @@ import type {
   BrokerEvent,
   FreshIdentity,
   HostedSession,
+  IdentityCheck,
   IdentityFilter,
   IdentitySelector,
+  IdentityUpdate,
   IdentitySummary,
   Page,
   PageRequest,
@@ -18,7 +20,10 @@ import type {
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { Credentials } from './credentials.js';
-import { ConfigurationError } from './errors.js';
+import { DEFAULT_DEAD_AFTER_DAYS, markDeadIdentities } from './dead-state.js';
+import { ConfigurationError, ReauthorizationRequired } from './errors.js';
+import { Health, type CheckDueOptions } from './health.js';
+import { KeepAlive, type RenewIdleOptions } from './keep-alive.js';
 import { Events, type EventListener } from './events.js';
 import { Flow } from './flow.js';
 import { Identities } from './identities.js';
@@ -42,6 +47,13 @@ export interface LocalBrokerOptions {
   logger?: Logger;
   /** Called after each event is stored (webhooks, metrics). Errors thrown here are logged, not raised. */
   onEvent?: EventListener;
+  /** Days of failed refreshes after which an identity becomes `dead` (default 7). */
+  deadAfterDays?: number;
+  /**
+   * Makes the reconnect link put on ReauthorizationRequired (`reconnectUrl`) for an identity that
+   * needs re-authorization; the server gives its hosted reconnect link, express its own route.
+   */
+  reconnectUrl?: (identity: { id: string; serviceId: string; userId: string; tenantId?: string }) => string | undefined;
   now?: () => number;
 }
 
@@ -59,6 +71,11 @@ export class LocalBroker implements Broker {
   private readonly identities: Identities;
   private readonly refresher: Refresher;
   private readonly events: Events;
+  private readonly health: Health;
+  private readonly keepAlive: KeepAlive;
+  private readonly now: () => number;
+  private readonly deadAfterMs: number;
+  private readonly reconnectUrl?: LocalBrokerOptions['reconnectUrl'];
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -85,7 +102,15 @@ export class LocalBroker implements Broker {
       now,
       logger,
     });
-    this.identities = new Identities(store, credentials, this.services, this.refresher, this.events);
+    this.identities = new Identities(store, credentials, this.services, this.refresher, this.events, now);
+    this.health = new Health(store, this.services, this.identities, this.events, {
+      timeoutMs: options.providerTimeoutMs ?? 10_000,
+      now,
+    });
+    this.keepAlive = new KeepAlive(store, this.services, this.refresher, now);
+    this.now = now;
+    this.deadAfterMs = (options.deadAfterDays ?? DEFAULT_DEAD_AFTER_DAYS) * 24 * 3600_000;
+    this.reconnectUrl = options.reconnectUrl;
   }
 
   // ---- providers and services ----
@@ -137,6 +162,14 @@ export class LocalBroker implements Broker {
     return this.flow.begin(input);
   }
 
+  /**
+   * Checks a finishedUrl now, as beginAuthorization will (relative, or an allowed origin), for
+   * front ends that store one to use later (connect and reconnect links). Returns it; InvalidInput otherwise.
+   */
+  checkFinishedUrl(value: string): string {
+    return this.flow.checkFinishedUrl(value);
+  }
+
   completeAuthorization(
     serviceId: string,
     query: URLSearchParams | Record<string, unknown>,
@@ -158,8 +191,43 @@ export class LocalBroker implements Broker {
 
   // ---- identities ----
 
-  getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
-    return this.identities.get(serviceId, selector, options.force);
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+    try {
+      return await this.identities.get(serviceId, selector, options.force);
+    } catch (err) {
+      if (err instanceof ReauthorizationRequired && !err.reconnectUrl && this.reconnectUrl) {
+        err.reconnectUrl = this.reconnectUrl({ id: err.identityId, serviceId: err.serviceId, userId: err.userId, tenantId: err.tenantId });
+      }
+      throw err;
+    }
+  }
+
+  updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {
+    return this.identities.update(identityId, update);
+  }
+
+  checkIdentity(identityId: string): Promise<IdentityCheck> {
+    return this.health.check(identityId);
+  }
+
+  /** One round of scheduled health checks (the server's background loop). Returns how many it checked. */
+  checkDueIdentities(options: CheckDueOptions): Promise<number> {
+    return this.health.checkDue(options);
+  }
+
+  /** One keep-alive round: identities of providers with an idle limit, renewed before it. Returns how many refreshes it started. */
+  renewIdleIdentities(options?: RenewIdleOptions): Promise<number> {
+    return this.keepAlive.renewIdle(options);
+  }
+
+  /** Identities failing for the configured days become `dead` (`identity.dead` each). Returns how many. */
+  markDeadIdentities(): Promise<number> {
+    return markDeadIdentities(this.store, this.events, this.now(), this.deadAfterMs);
+  }
+
+  /** Identity counts per service and status (metrics). */
+  countIdentities(): Promise<{ serviceId: string; status: string; count: number }[]> {
+    return this.store.countIdentities().then((rows) => rows.map((r) => ({ serviceId: r.service_id, status: r.status, count: r.n })));
   }
 
   findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined> {

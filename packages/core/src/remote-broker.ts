@@ -5,7 +5,9 @@ import type {
   Broker,
   BrokerEvent,
   FreshIdentity,
+  IdentityCheck,
   IdentityFilter,
+  IdentityUpdate,
   IdentitySelector,
   IdentitySummary,
   Page,
@@ -182,6 +184,19 @@ export class RemoteBroker implements Broker {
     }
   }
 
+  async updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {
+    try {
+      return await this.call<IdentitySummary>('PATCH', `/v1/identities/${seg(identityId)}`, { body: update });
+    } catch (err) {
+      if (err instanceof NotFound && err.kind === 'identity') return undefined;
+      throw err;
+    }
+  }
+
+  checkIdentity(identityId: string): Promise<IdentityCheck> {
+    return this.call('POST', `/v1/identities/${seg(identityId)}/check`);
+  }
+
   listEvents(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {
     return this.call('GET', '/v1/events', { query: options });
   }
@@ -271,7 +286,10 @@ export function toTypedError(status: number, body: unknown, server = 'the server
       error = new AuthorizationFailed(code, e.description ?? message, e.context ?? {});
       break;
     case 'ReauthorizationRequired':
-      error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined);
+      error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined, {
+        identityStatus: e.identityStatus === 'dead' ? 'dead' : 'needs_reauth',
+        reconnectUrl: e.reconnectUrl ?? undefined,
+      });
       break;
     case 'ProviderUnavailable':
       error = new ProviderUnavailable(e.providerId, '');

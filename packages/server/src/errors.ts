@@ -9,6 +9,7 @@ import {
   ProviderUnavailable,
   ReauthorizationRequired,
 } from '@everyauth/core';
+import { reconnectLink } from './reconnect-links.js';
 
 /**
  * The error JSON of every route: the typed error's own JSON, its class name as `type`, and the
@@ -29,6 +30,10 @@ export function errorBody(err: EveryAuthError): Record<string, unknown> {
 /** Turns whatever a route threw into a clear 4xx or a logged 5xx that reveals nothing. */
 export function handleError(error: FastifyError | EveryAuthError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof EveryAuthError) {
+    if (error instanceof ReauthorizationRequired && !error.reconnectUrl) {
+      const { publicUrl, vault } = request.server.everyauth;
+      error.reconnectUrl = reconnectLink(publicUrl, vault, error.identityId).url;
+    }
     if (error.status >= 500) request.log.warn({ code: error.code, status: error.status }, error.message);
     return reply.code(error.status).send(errorBody(error));
   }

@@ -9,6 +9,7 @@ export {
   type Webhook,
   type WebhookDelivery,
   type WebhookOptions,
+  type WebhookPayload,
 } from './webhooks.js';
 export type { BackgroundRefreshOptions } from './background-refresh.js';
 export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';

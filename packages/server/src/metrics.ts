@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BrokerEvent } from '@everyauth/core';
 
 /** Prometheus metrics on a registry of this server's own: two servers in one process do not share counters. */
@@ -41,6 +41,26 @@ export class Metrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+
+  /** Filled at each scrape by {@link countIdentitiesWith}; absent until then. */
+  private identities?: Gauge;
+
+  /**
+   * Exposes `everyauth_identities{service,status}`, counted from the store at each scrape (one
+   * GROUP BY; every replica reports the same totals, so aggregate with max, not sum).
+   */
+  countIdentitiesWith(count: () => Promise<{ serviceId: string; status: string; count: number }[]>): void {
+    this.identities = new Gauge({
+      name: 'everyauth_identities',
+      help: 'Identities by service and status (the whole store, as this replica sees it)',
+      labelNames: ['service', 'status'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const row of await count()) this.set({ service: row.serviceId, status: row.status }, row.count);
+      },
+    });
+  }
 
   /** Label children by route, so the hot path skips prom-client's label hashing. */
   private readonly routes = new Map<

@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { consoleRoutes } from './console/index.js';
@@ -83,6 +84,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const store = options.store ?? broker.store;
   const vault = options.vault ?? broker.vault;
   await migrateServerTables(store);
+  metrics.countIdentitiesWith(() => broker.countIdentities());
   const webhooks = new Webhooks(store, vault, logger, metrics, options.webhooks || {});
   const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
   const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };
@@ -141,6 +143,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  lifecycleRoutes(app, ctx);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 

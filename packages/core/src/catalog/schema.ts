@@ -70,13 +70,32 @@ export const ProviderSchema = z
         email: jsonPath.optional(),
       })
       .optional(),
+    /**
+     * A cheap request that tells whether a credential still works (`GET /userinfo`, `GET /users/me`),
+     * sent with the identity's token by health checks. Default: the userinfo URL, else profile.url.
+     */
+    check: z.object({ url: templateUrl, method: z.enum(['GET', 'POST']).default('GET') }).optional(),
+    /**
+     * Refresh-token lifetime facts, where the provider documents them. `idleDays`: a refresh token
+     * unused for this many days stops working, so the keep-alive renews identities before then.
+     */
+    refreshToken: z.object({ idleDays: z.number().positive().max(3650) }).optional(),
     /** Template variables used by the URLs above, e.g. `subdomain` for `https://{subdomain}.zendesk.com`. */
     variables: z.record(variableName, z.object({ description: z.string(), example: z.string().optional() })).default({}),
     notes: z.string().optional(),
   })
   .superRefine((p, ctx) => {
     const used = new Set<string>();
-    for (const url of [p.issuer, p.authorizationUrl, p.tokenUrl, p.refreshUrl, p.revocationUrl, p.userinfoUrl, p.profile?.url]) {
+    for (const url of [
+      p.issuer,
+      p.authorizationUrl,
+      p.tokenUrl,
+      p.refreshUrl,
+      p.revocationUrl,
+      p.userinfoUrl,
+      p.profile?.url,
+      p.check?.url,
+    ]) {
       for (const m of url?.matchAll(/\{([^}]*)\}/g) ?? []) used.add(m[1] ?? '');
     }
     for (const name of used) {
