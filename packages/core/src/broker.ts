@@ -209,6 +209,15 @@ export interface HostedSession {
   expiresAt: string;
 }
 
+export interface ReconnectLinkOptions {
+  /** Where the user lands after the callback; a relative path or an allow-listed origin. */
+  finishedUrl?: string;
+  /** Accept a grant for another account at the provider than the one the identity holds. */
+  allowAccountChange?: boolean;
+  /** How long the link works (server default: 7 days). */
+  lifetimeMinutes?: number;
+}
+
 export interface ProviderSummary {
   id: string;
   name: string;
@@ -265,6 +274,14 @@ export interface Broker {
   updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined>;
   /** Runs the provider's test request with the identity's token and records `lastCheckedAt` and `healthy`. */
   checkIdentity(identityId: string): Promise<IdentityCheck>;
+
+  /**
+   * A link that re-authorizes this same identity (same id, tags and metadata; new tokens; back to
+   * `active`), for an identity in needs_reauth or dead. A grant for another account at the provider
+   * than the stored one is refused unless `allowAccountChange`. Needs a broker that hosts the flow
+   * (a server) or a LocalBroker given `reconnectUrl`; otherwise ConfigurationError.
+   */
+  createReconnectLink(identityId: string, options?: ReconnectLinkOptions): Promise<HostedSession>;
 
   /** A fresh access token: refreshed first when it expires within the margin, or when `force` is set. */
   getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;

@@ -15,13 +15,14 @@ import type {
   Page,
   PageRequest,
   ProviderSummary,
+  ReconnectLinkOptions,
   Service,
   ServiceInput,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { Credentials } from './credentials.js';
 import { DEFAULT_DEAD_AFTER_DAYS, markDeadIdentities } from './dead-state.js';
-import { ConfigurationError, ReauthorizationRequired } from './errors.js';
+import { ConfigurationError, NotFound, ReauthorizationRequired } from './errors.js';
 import { Health, type CheckDueOptions } from './health.js';
 import { KeepAlive, type RenewIdleOptions } from './keep-alive.js';
 import { Events, type EventListener } from './events.js';
@@ -53,7 +54,10 @@ export interface LocalBrokerOptions {
    * Makes the reconnect link put on ReauthorizationRequired (`reconnectUrl`) for an identity that
    * needs re-authorization; the server gives its hosted reconnect link, express its own route.
    */
-  reconnectUrl?: (identity: { id: string; serviceId: string; userId: string; tenantId?: string }) => string | undefined;
+  reconnectUrl?: (
+    identity: { id: string; serviceId: string; userId: string; tenantId?: string },
+    options?: ReconnectLinkOptions,
+  ) => string | undefined;
   now?: () => number;
 }
 
@@ -200,6 +204,21 @@ export class LocalBroker implements Broker {
       }
       throw err;
     }
+  }
+
+  /**
+   * The reconnect link from the `reconnectUrl` option (express gives its own route); without one,
+   * ConfigurationError, as an embedded broker has no page of its own to start a flow from.
+   */
+  async createReconnectLink(identityId: string, options: ReconnectLinkOptions = {}): Promise<HostedSession> {
+    const identity = await this.identities.findById(identityId);
+    if (!identity) throw new NotFound('identity', identityId);
+    const url = this.reconnectUrl?.(identity, options);
+    if (!url)
+      throw new ConfigurationError(
+        'createReconnectLink needs a broker that hosts the flow (a RemoteBroker on an EveryAuth server), or a LocalBroker given the reconnectUrl option (what @everyauth/express sets).',
+      );
+    return { url, expiresAt: new Date(this.now() + (options.lifetimeMinutes ?? 7 * 24 * 60) * 60_000).toISOString() };
   }
 
   updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {

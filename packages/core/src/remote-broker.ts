@@ -8,6 +8,7 @@ import type {
   IdentityCheck,
   IdentityFilter,
   IdentityUpdate,
+  ReconnectLinkOptions,
   IdentitySelector,
   IdentitySummary,
   Page,
@@ -191,6 +192,10 @@ export class RemoteBroker implements Broker {
       if (err instanceof NotFound && err.kind === 'identity') return undefined;
       throw err;
     }
+  }
+
+  createReconnectLink(identityId: string, options: ReconnectLinkOptions = {}): Promise<HostedSession> {
+    return this.call('POST', `/v1/identities/${seg(identityId)}/reconnect`, { body: options });
   }
 
   checkIdentity(identityId: string): Promise<IdentityCheck> {

@@ -15,3 +15,4 @@ export type { BackgroundRefreshOptions } from './background-refresh.js';
 export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
 export { migrateServerTables, SERVER_MIGRATION_TABLE } from './migrations/index.js';
 export { SERVER_SEALED_COLUMNS } from './tables.js';
+export { reconnectLink, RECONNECT_LINK_LIFETIME_MS, type ReconnectTicketOptions } from './reconnect-links.js';

@@ -23,7 +23,7 @@ export interface ReconnectTicket {
   e: number;
 }
 
-export interface ReconnectLinkOptions {
+export interface ReconnectTicketOptions {
   finishedUrl?: string;
   allowAccountChange?: boolean;
   lifetimeMs?: number;
@@ -33,7 +33,7 @@ export function reconnectLink(
   publicUrl: string,
   vault: Vault,
   identityId: string,
-  options: ReconnectLinkOptions = {},
+  options: ReconnectTicketOptions = {},
 ): { url: string; expiresAt: string } {
   const e = Date.now() + (options.lifetimeMs ?? RECONNECT_LINK_LIFETIME_MS);
   const ticket: ReconnectTicket = { i: identityId, e, ...(options.finishedUrl ? { f: options.finishedUrl } : {}) };
