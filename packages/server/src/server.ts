@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { connectRoutes } from './routes/connect.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
@@ -144,6 +145,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
   lifecycleRoutes(app, ctx);
+  connectRoutes(app, ctx);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 

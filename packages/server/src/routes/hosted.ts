@@ -36,7 +36,8 @@ const TICKET_AAD = 'hosted-session';
 
 const cookieName = (state: string) => `everyauth_flow_${sha256(state).slice(0, 16)}`;
 
-function readCookie(header: string | undefined, name: string): string | undefined {
+/** One cookie's value from a Cookie header. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
