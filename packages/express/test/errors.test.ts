@@ -11,3 +11,15 @@ describe('error classes', () => {
     }
   });
 });
+
+describe('configuration from the environment', () => {
+  it('refuses a bad EVERYAUTH_* variable when the broker opens, naming it and a good value', async () => {
+    const instance = express.createEveryAuth();
+    instance.config({ env: { EVERYAUTH_BASE_URL: 'localhost:3000' }, dir: '/nonexistent/.everyauth' });
+    const opened = instance.broker();
+    await expect(opened).rejects.toBeInstanceOf(express.ConfigurationError);
+    await expect(opened).rejects.toThrow(
+      'EVERYAUTH_BASE_URL="localhost:3000" is not valid: expected an absolute http(s) URL; for example EVERYAUTH_BASE_URL=https://app.example.com.',
+    );
+  });
+});
