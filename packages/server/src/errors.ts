@@ -125,13 +125,18 @@ function requestRejection(fe: FastifyError): EveryAuthError | undefined {
 
 /** Connection-level failures of the database (down, restarting, refusing connections), as opposed to a bug. */
 export function isStoreUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  if (
-    typeof code === 'string' &&
-    (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))
-  )
-    return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(
-    (error as Error)?.message ?? '',
-  );
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    // Socket errors, SQLite's lock timeout, and PostgreSQL's SQLSTATE classes 08 (connection
+    // exception) and 57P (operator intervention: shutdown, restart).
+    const code = e.code;
+    if (
+      typeof code === 'string' &&
+      (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))
+    )
+      return true;
+  }
+  // The one exception to matching by code: node-postgres raises a lost connection as a plain Error
+  // with no code (pg/lib/client.js "Connection terminated unexpectedly", "Client has encountered a
+  // connection error …"; pg-pool "Connection terminated due to connection timeout").
+  return /^(Connection terminated|Client has encountered a connection error)/.test((error as Error)?.message ?? '');
 }

@@ -15,7 +15,7 @@ import {
   RemoteBroker,
   registeredErrors,
 } from '@everyauth/core';
-import { Forbidden, RateLimited, Unauthorized, WebhookNotFound, handleError } from '../src/errors.js';
+import { Forbidden, RateLimited, Unauthorized, WebhookNotFound, handleError, isStoreUnavailable } from '../src/errors.js';
 
 /** One instance of every registered class, with every field it has set to something other than a default. */
 const samples: Record<string, EveryAuthError> = {
@@ -95,5 +95,22 @@ describe('the error registry', () => {
       message: 'Later.',
     });
     expect(errorFromJSON(502, 'not json', 'http://x').message).toBe('The EveryAuth server at http://x answered HTTP 502.');
+  });
+});
+
+describe('isStoreUnavailable', () => {
+  const coded = (code: string, cause?: unknown) => Object.assign(new Error('x', { cause }), { code });
+  it('tells a lost database from a bug by code, also in the cause', () => {
+    expect(isStoreUnavailable(coded('ECONNREFUSED'))).toBe(true);
+    expect(isStoreUnavailable(coded('57P01'))).toBe(true); // admin_shutdown
+    expect(isStoreUnavailable(coded('08006'))).toBe(true); // connection_failure
+    expect(isStoreUnavailable(new Error('wrapped', { cause: coded('ECONNRESET') }))).toBe(true);
+    expect(isStoreUnavailable(coded('23505'))).toBe(false); // unique_violation: a bug, not an outage
+    expect(isStoreUnavailable(new TypeError('Cannot read properties of undefined (reading "terminating connection")'))).toBe(false);
+  });
+
+  it("recognises node-postgres's codeless connection errors", () => {
+    expect(isStoreUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isStoreUnavailable(new Error('Client has encountered a connection error and is not queryable'))).toBe(true);
   });
 });
