@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Broker } from './broker.js';
-import { readEnv, type VariableDoc } from './env.js';
+import { httpUrl, readEnv, type VariableDoc } from './env.js';
 import { ConfigurationError } from './errors.js';
 import { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
 import { openStore } from './store/index.js';
@@ -12,7 +12,6 @@ import { loadVault } from './vault.js';
 export const DEFAULT_DIR = '.everyauth';
 
 const fileField = <T extends z.ZodType>(schema: T, doc: Omit<VariableDoc, 'secret'>) => schema.meta({ ...doc });
-const httpUrl = z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol));
 
 const EmbeddedProfile = z.object({
   mode: fileField(z.literal('embedded'), {

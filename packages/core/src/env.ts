@@ -19,7 +19,8 @@ const FLAG_ON = ['1', 'true', 'yes', 'on'];
 const FLAG_OFF = ['0', 'false', 'no', 'off'];
 
 const text = z.string().trim().min(1);
-const httpUrl = text.refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol));
+/** An absolute http(s) URL: the shape of every URL setting, in the environment and config.json. */
+export const httpUrl = text.refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol));
 const flag = z
   .string()
   .trim()
