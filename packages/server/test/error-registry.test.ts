@@ -15,6 +15,7 @@ import {
   RemoteBroker,
   registeredErrors,
 } from '@everyauth/core';
+import { errorResponses, errorSchema } from '../src/schemas.js';
 import { Forbidden, RateLimited, Unauthorized, WebhookNotFound, handleError, isStoreUnavailable } from '../src/errors.js';
 
 /** One instance of every registered class, with every field it has set to something other than a default. */
@@ -50,8 +51,10 @@ let remote: RemoteBroker;
 beforeAll(async () => {
   app = Fastify();
   app.setErrorHandler(handleError);
-  // The route throws the sample the test names, through the server's one error handler.
-  app.get<{ Params: { name: string } }>('/v1/services/:name', async (request) => {
+  app.addSchema(errorSchema);
+  // The route throws the sample the test names, through the server's one error handler and the
+  // error response schema every route serializes with.
+  app.get<{ Params: { name: string } }>('/v1/services/:name', { schema: { response: errorResponses } }, async (request) => {
     throw samples[request.params.name];
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
