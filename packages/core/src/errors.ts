@@ -299,6 +299,29 @@ export class ProviderError extends EveryAuthError {
   }
 }
 
+/** A client (RemoteBroker, the CLI) could not reach the EveryAuth server, or it did not answer in time. */
+export class ServerUnavailable extends EveryAuthError {
+  constructor(
+    readonly server: string,
+    readonly reason: 'timeout' | 'unreachable',
+    options: { cause?: unknown } = {},
+  ) {
+    super(
+      'server_unavailable',
+      `The EveryAuth server at ${server} ${reason === 'timeout' ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
+      { status: 503, retryable: true, ...options },
+    );
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { server: this.server, reason: this.reason };
+  }
+
+  static override fromJSON(body: ErrorJSON): ServerUnavailable {
+    return new ServerUnavailable(String(body.server), body.reason === 'timeout' ? 'timeout' : 'unreachable');
+  }
+}
+
 /**
  * Core's errors, by name: the registry's first entries, and what front ends re-export
  * (`export * from` a module that re-exports this object's members keeps one list).
@@ -315,6 +338,7 @@ export const coreErrors = {
   ReauthorizationRequired,
   ProviderUnavailable,
   ProviderError,
+  ServerUnavailable,
 } as const;
 
 registerError(...Object.values(coreErrors));

@@ -15,7 +15,7 @@ import type {
   ServiceInput,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
-import { ConfigurationError, EveryAuthError, InvalidInput, NotFound, errorFromJSON } from './errors.js';
+import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
 
 export interface RemoteBrokerOptions {
@@ -204,15 +204,7 @@ export class RemoteBroker implements Broker {
       });
     } catch (err) {
       const timedOut = (err as Error).name === 'TimeoutError';
-      throw new EveryAuthError(
-        'server_unavailable',
-        `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
-        {
-          status: 503,
-          retryable: true,
-          cause: err,
-        },
-      );
+      throw new ServerUnavailable(this.base, timedOut ? 'timeout' : 'unreachable', { cause: err });
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();

@@ -13,6 +13,7 @@ import {
   ProviderUnavailable,
   ReauthorizationRequired,
   RemoteBroker,
+  ServerUnavailable,
   registeredErrors,
 } from '@everyauth/core';
 import { errorResponses, errorSchema } from '../src/schemas.js';
@@ -36,6 +37,7 @@ const samples: Record<string, EveryAuthError> = {
   ReauthorizationRequired: new ReauthorizationRequired('crm', 'idn_1', 'u1', 't1', 'https://app.example/crm/authorize/u1'),
   ProviderUnavailable: new ProviderUnavailable('github', 'HTTP 503'),
   ProviderError: new ProviderError('github', 'invalid_client', 'HTTP 401'),
+  ServerUnavailable: new ServerUnavailable('http://upstream.internal:4000', 'timeout'),
   Unauthorized: new Unauthorized('The API key is not valid.'),
   Forbidden: new Forbidden('tokens:read'),
   RateLimited: new RateLimited(100, '1 minute'),

@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
-import { EveryAuthError, NotFound, errorFromJSON } from '@everyauth/core';
+import { NotFound, ServerUnavailable, errorFromJSON } from '@everyauth/core';
 import type { ApiKeySummary, Scope } from '@everyauth/server';
 import { contextOf, type CliIo } from '../context.js';
+import { withHint } from '../errors.js';
 
 /**
  * API keys of the server. On an embedded profile they are written to the store the server runs on
@@ -89,10 +90,10 @@ async function call<T>(server: string, apiKey: string, method: string, path: str
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    throw new EveryAuthError(
-      'server_unreachable',
-      `Cannot reach the EveryAuth server at ${server} (${(error as Error).message}); check the profile's server URL.`,
-      { retryable: true },
+    const timedOut = (error as Error).name === 'TimeoutError';
+    throw withHint(
+      new ServerUnavailable(server, timedOut ? 'timeout' : 'unreachable', { cause: error }),
+      "Check the profile's server URL.",
     );
   }
   const text = await response.text();
