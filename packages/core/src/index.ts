@@ -19,8 +19,10 @@ export { runMigrations } from './store/migrations/index.js';
 export * from './vault.js';
 export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256, sortableId } from './ids.js';
 export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';
+export { EnvSchema, configVariables, readEnv, type Env, type EnvVariable, type VariableDoc } from './env.js';
 export {
   ConfigFile,
+  configFileFields,
   DEFAULT_DIR,
   openBroker,
   readConfigFile,

@@ -139,7 +139,10 @@ describe.each(STORES)('on %s', (kind) => {
       expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
       expect((await broker.store.getIdentity(summary!.id))!.failing_since).toBeNull();
       const events = await broker.listEvents({ identityId: summary!.id });
-      expect(events.map((e) => e.type).slice(-3)).toEqual(['identity.refresh_failed', 'identity.refreshed', 'identity.recovered']);
+      // Events in one millisecond have no order among themselves (their ids are time, then random).
+      const types = events.map((e) => e.type);
+      expect(types.at(-3)).toBe('identity.refresh_failed');
+      expect(types.slice(-2).sort()).toEqual(['identity.recovered', 'identity.refreshed']);
     });
 
     it('a 500 then success: retried within one call', async () => {

@@ -16,3 +16,4 @@ export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from '
 export { migrateServerTables, SERVER_MIGRATION_TABLE } from './migrations/index.js';
 export { SERVER_SEALED_COLUMNS } from './tables.js';
 export { reconnectLink, RECONNECT_LINK_LIFETIME_MS, type ReconnectTicketOptions } from './reconnect-links.js';
+export type { LifecycleLoopOptions } from './lifecycle-loop.js';

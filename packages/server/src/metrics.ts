@@ -35,6 +35,12 @@ export class Metrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly keepAliveRefreshes = new Counter({
+    name: 'everyauth_keep_alive_refreshes_total',
+    help: "Identities this replica refreshed before their provider's refresh-token idle limit, by outcome",
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly webhookDeliveries = new Counter({
     name: 'everyauth_webhook_deliveries_total',
     help: 'Webhook delivery attempts by outcome',

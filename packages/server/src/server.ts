@@ -2,12 +2,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
-import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
+import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
 import { ApiKeyVerifier } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
-import { handleError } from './errors.js';
+import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
 import { migrateServerTables } from './migrations/index.js';
+import { LifecycleLoop, type LifecycleLoopOptions } from './lifecycle-loop.js';
 import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
@@ -39,6 +40,8 @@ export interface BuildServerOptions {
   apiKeyRateLimit?: { max: number; timeWindowMs: number } | false;
   /** Refresh ahead of expiry (default every 30 s, 10 min ahead); `false` turns it off. */
   backgroundRefresh?: BackgroundRefreshOptions | false;
+  /** Keep-alive, dead marking and scheduled health checks (default every 60 s); `false` turns them off. */
+  lifecycle?: LifecycleLoopOptions | false;
   /** Webhook delivery settings; `false` stops this replica from sending (deliveries still get recorded). */
   webhooks?: WebhookOptions | false;
   /** Largest request body in bytes (default 64 KiB). */
@@ -120,11 +123,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       max: limit.max,
       timeWindow: limit.timeWindowMs,
       keyGenerator: (request) => request.apiKey?.id ?? request.ip,
-      errorResponseBuilder: (_request, context) =>
-        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, {
-          status: 429,
-          retryable: true,
-        }),
+      errorResponseBuilder: (_request, context) => new RateLimited(context.max, context.after),
     });
   }
   await app.register(swagger, {
@@ -166,13 +165,16 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     options.backgroundRefresh === false
       ? undefined
       : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
+  const lifecycle = options.lifecycle === false ? undefined : new LifecycleLoop(broker, options.lifecycle ?? {}, logger, metrics);
   app.addHook('onReady', async () => {
     background?.start();
+    lifecycle?.start();
     if (options.webhooks !== false) webhooks.start();
   });
   // After the listener closed and in-flight requests finished: let background refreshes and deliveries finish too.
   app.addHook('onClose', async () => {
     await background?.stop();
+    await lifecycle?.stop();
     await webhooks.stop();
   });
   return app;
@@ -185,20 +187,16 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
   const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new EveryAuthError(
-      'unauthorized',
-      'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
-      { status: 401 },
-    );
+    throw new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).');
   }
   const verified = await ctx.keys.verify(key);
   if (!verified) {
     reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
-    throw new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
+    throw new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
   if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
-    throw new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
+    throw new Forbidden(access);
   }
 }
 

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import {
   backoffDelay,
   EVENT_TYPES,
-  EveryAuthError,
   InvalidInput,
   ScheduledLoop,
   sealedLabel,
@@ -13,6 +12,7 @@ import {
   type Store,
   type Vault,
 } from '@everyauth/core';
+import { DeliveryNotFailed, DeliveryNotFound, WebhookNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { serverDb, type DeliveryStatus, type WebhookDeliveryTable } from './tables.js';
 
@@ -143,7 +143,7 @@ export class Webhooks {
 
   async get(id: string): Promise<Webhook> {
     const found = (await this.list()).find((w) => w.id === id);
-    if (!found) throw new EveryAuthError('webhook_not_found', `No webhook "${id}" exists.`, { status: 404 });
+    if (!found) throw new WebhookNotFound(id);
     return found;
   }
 
@@ -218,13 +218,8 @@ export class Webhooks {
       .where('id', '=', deliveryId)
       .where('webhook_id', '=', webhookId)
       .executeTakeFirst();
-    if (!row) throw new EveryAuthError('delivery_not_found', `Webhook "${webhookId}" has no delivery "${deliveryId}".`, { status: 404 });
-    if (Number(r.numUpdatedRows) === 0)
-      throw new EveryAuthError(
-        'delivery_not_failed',
-        `Delivery "${deliveryId}" is ${row.status}: only a failed delivery can be replayed (a pending one is still being retried).`,
-        { status: 409 },
-      );
+    if (!row) throw new DeliveryNotFound(webhookId, deliveryId);
+    if (Number(r.numUpdatedRows) === 0) throw new DeliveryNotFailed(deliveryId, row.status);
     this.poller.kick();
     return toDelivery(row);
   }
