@@ -62,6 +62,7 @@ export interface IdentitySummary {
   scope?: string;
   /** ISO time the access token expires, if it does. */
   expiresAt?: string;
+  /** When the tokens were last renewed: a refresh, or a new grant on the same identity (a reconnect). */
   lastRefreshAt?: string;
   metadata: Metadata;
   /** When refreshes started failing; absent while they succeed. */

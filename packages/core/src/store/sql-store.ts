@@ -170,7 +170,8 @@ export class SqlStore implements Store {
           id = existing.id;
           await trx
             .updateTable('identities')
-            .set({ ...fields, tokens: write.sealTokens(id), version: existing.version + 1 })
+            // New tokens from a new grant count as renewed (the keep-alive measures idleness from here).
+            .set({ ...fields, tokens: write.sealTokens(id), version: existing.version + 1, last_refresh_at: now })
             .where('id', '=', id)
             .execute();
           await trx.deleteFrom('identity_tags').where('identity_id', '=', id).execute();
