@@ -152,3 +152,23 @@ export class ProviderError extends EveryAuthError {
     });
   }
 }
+
+/**
+ * The provider refused a credential typed in or imported (its test request answered non-2xx):
+ * nothing was stored. `providerMessage` is the provider's own words, any secret value removed.
+ */
+export class CredentialRefused extends EveryAuthError {
+  constructor(
+    readonly providerId: string,
+    readonly providerMessage: string,
+    readonly httpStatus: number,
+  ) {
+    super('credential_refused', `Provider "${providerId}" refused the credential (HTTP ${httpStatus}): ${providerMessage}`, {
+      status: 400,
+    });
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), providerId: this.providerId, providerMessage: this.providerMessage, httpStatus: this.httpStatus };
+  }
+}

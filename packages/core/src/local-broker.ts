@@ -11,8 +11,10 @@ import type {
   IdentitySelector,
   IdentitySummary,
   Page,
+  Profile,
   PageRequest,
   ProviderSummary,
+  PutIdentity,
   Service,
   ServiceInput,
 } from './broker.js';
@@ -22,6 +24,8 @@ import type { Provider, ProviderInput } from './catalog/schema.js';
 import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound } from './errors.js';
 import { isIdentityId, newEventId, newIdentityId, randomToken, sha256 } from './ids.js';
 import {
+  RefreshFailure,
+  toBrokerError,
   buildAuthorizationUrl,
   clientContext,
   exchangeAuthorizationCode,
@@ -34,6 +38,8 @@ import {
 import type { TokenSet } from './oauth/token-set.js';
 import { DEFAULT_REFRESH_POLICY, Refresher, reauthError, tenantOf, type RefreshPolicy } from './refresh.js';
 import type { EventRow, IdentityRow, ServiceRow, Store } from './store/store.js';
+import { APP_USER_ID, clientCredentialsGrant, withHelpers, type Credential } from './kinds/index.js';
+import { checkCredential } from './kinds/put.js';
 import * as validate from './validate.js';
 import type { Vault } from './vault.js';
 
@@ -62,6 +68,10 @@ interface SealedTokens {
   t: string;
   s?: string;
   n: Record<string, unknown>;
+  /** Kind, credential and renewal material (absent: an OAuth 2 code-flow token set). */
+  k?: TokenSet['kind'];
+  c?: TokenSet['credential'];
+  m?: TokenSet['material'];
 }
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
@@ -80,6 +90,7 @@ export class LocalBroker implements Broker {
   private readonly now: () => number;
   private readonly onEvent?: LocalBrokerOptions['onEvent'];
   private lastPrune = 0;
+  private readonly firstUse = new Map<string, Promise<IdentityRow | undefined>>();
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -96,7 +107,7 @@ export class LocalBroker implements Broker {
       this.store,
       { ...DEFAULT_REFRESH_POLICY, ...options.refresh },
       {
-        context: async (row) => this.contextFor(await this.serviceRow(row.service_id)),
+        context: async (row) => this.contextFor(await this.serviceRow(row.service_id), row.tenant_id),
         openTokens: (row) => this.openTokens(row),
         sealTokens: (id, tokens) => this.sealTokens(id, tokens),
         onRefreshed: (row) => this.emit('identity.refreshed', row, { expiresAt: iso(row.expires_at) }),
@@ -174,8 +185,10 @@ export class LocalBroker implements Broker {
       }
       throw err;
     });
-    const clientId = input.clientId ?? existing?.client_id;
-    if (!clientId) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
+    // A form or a service account is the user's own credential: no client of the app's is involved.
+    const clientless = provider.kind === 'api_key' || provider.kind === 'basic' || provider.kind === 'jwt';
+    const clientId = input.clientId ?? existing?.client_id ?? (clientless ? '' : undefined);
+    if (clientId === undefined || (!clientId && !clientless)) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
@@ -240,8 +253,12 @@ export class LocalBroker implements Broker {
     };
   }
 
-  private async contextFor(service: ServiceRow): Promise<ClientContext> {
-    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+  /** A client-credentials tenant fills the provider's `{tenant}` variable (Microsoft's per-tenant token URL). */
+  private async contextFor(service: ServiceRow, tenantId = ''): Promise<ClientContext> {
+    const unresolved = await this.getProvider(service.provider_id);
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    if (tenantId && unresolved.kind === 'oauth2_client_credentials' && 'tenant' in unresolved.variables) variables.tenant = tenantId;
+    const provider = resolveProviderUrls(unresolved, variables);
     const secret = service.client_secret === null ? undefined : this.vault.open(service.client_secret, `service:${service.id}`);
     return clientContext(provider, service.client_id, secret, this.timeoutMs);
   }
@@ -375,21 +392,8 @@ export class LocalBroker implements Broker {
       );
       const profile = await readProfile(ctx, tokens, idTokenClaims);
       const tags = JSON.parse(session.tags) as Record<string, string>;
-      const { row, created } = await this.store.upsertIdentity(
-        {
-          service_id: service.id,
-          tenant_id: session.tenant_id,
-          user_id: session.user_id,
-          tags,
-          expires_at: tokens.expiresAt,
-          scope: tokens.scope ?? this.scopesFor(service, ctx.provider).join(' '),
-          profile: JSON.stringify(profile),
-          sealTokens: (id) => this.sealTokens(id, tokens),
-        },
-        () => newIdentityId(this.now()),
-        this.now(),
-      );
-      await this.emit(created ? 'identity.created' : 'identity.updated', row, {});
+      const scope = tokens.scope ?? this.scopesFor(service, ctx.provider).join(' ');
+      const row = await this.storeIdentity(service.id, session.tenant_id, session.user_id, tags, { ...tokens, scope }, profile);
       return {
         identity: this.toSummary(row),
         finishedUrl: session.finished_url
@@ -447,11 +451,75 @@ export class LocalBroker implements Broker {
   }
 
   async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
-    let row = await this.findRow(serviceId, selector);
+    let row = (await this.findRow(serviceId, selector)) ?? (await this.obtainOnFirstUse(serviceId, selector));
     if (!row) return undefined;
     if (row.status !== 'active') throw reauthError(row);
     if (options.force || this.refresher.needsRefresh(row)) row = await this.refresher.refresh(row, options.force);
     return this.toFresh(row);
+  }
+
+  async putIdentity(input: PutIdentity): Promise<IdentitySummary> {
+    const service = await this.serviceRow(validate.serviceId(input.serviceId));
+    const userId = validate.userId(input.userId);
+    const tenantId = input.tenantId === undefined ? '' : validate.tenantId(input.tenantId);
+    const tags = validate.tags(input.tags);
+    const ctx = await this.contextFor(service);
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    const scopes = this.scopesFor(service, ctx.provider);
+    const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes }, this.now);
+    return this.toSummary(await this.storeIdentity(service.id, tenantId, userId, tags, tokens, profile));
+  }
+
+  /**
+   * A client-credentials service's token for one tenant (or none), fetched when first asked for;
+   * later renewals go through the refresher's lease. Concurrent first asks in this process share
+   * one grant; across processes the later upsert replaces the earlier token, both being valid.
+   */
+  private obtainOnFirstUse(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
+    const filter = typeof selector === 'string' ? { userId: selector } : selector;
+    const key = `${serviceId}\u0000${filter.tenantId ?? ''}`;
+    const pending = this.firstUse.get(key);
+    if (pending) return pending;
+    const run = (async () => {
+      const service = await this.store.getService(serviceId);
+      if (!service || (await this.getProvider(service.provider_id)).kind !== 'oauth2_client_credentials') return undefined;
+      if ((filter.userId ?? APP_USER_ID) !== APP_USER_ID || filter.tags || (filter.status && filter.status !== 'active')) return undefined;
+      const tenantId = filter.tenantId === undefined ? '' : validate.tenantId(filter.tenantId);
+      const ctx = await this.contextFor(service, tenantId);
+      const scope = this.scopesFor(service, ctx.provider).join(ctx.provider.scopes.separator);
+      const tokens = await clientCredentialsGrant(ctx, scope, this.now).catch((err: unknown) => {
+        throw err instanceof RefreshFailure ? toBrokerError(ctx, err.failure, { serviceId, id: '', userId: APP_USER_ID, tenantId }) : err;
+      });
+      return this.storeIdentity(service.id, tenantId, APP_USER_ID, {}, tokens, {});
+    })().finally(() => this.firstUse.delete(key));
+    this.firstUse.set(key, run);
+    return run;
+  }
+
+  private async storeIdentity(
+    serviceId: string,
+    tenantId: string,
+    userId: string,
+    tags: Record<string, string>,
+    tokens: TokenSet,
+    profile: Profile,
+  ): Promise<IdentityRow> {
+    const { row, created } = await this.store.upsertIdentity(
+      {
+        service_id: serviceId,
+        tenant_id: tenantId,
+        user_id: userId,
+        tags,
+        expires_at: tokens.expiresAt,
+        scope: tokens.scope ?? null,
+        profile: JSON.stringify(profile),
+        sealTokens: (id) => this.sealTokens(id, tokens),
+      },
+      () => newIdentityId(this.now()),
+      this.now(),
+    );
+    await this.emit(created ? 'identity.created' : 'identity.updated', row, {});
+    return row;
   }
 
   async listEvents(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {
@@ -500,13 +568,34 @@ export class LocalBroker implements Broker {
   // ---- rows to API shapes ----
 
   private sealTokens(identityId: string, t: TokenSet): string {
-    const sealed: SealedTokens = { a: t.accessToken, r: t.refreshToken, i: t.idToken, t: t.tokenType, s: t.scope, n: t.native };
+    const sealed: SealedTokens = {
+      a: t.accessToken,
+      r: t.refreshToken,
+      i: t.idToken,
+      t: t.tokenType,
+      s: t.scope,
+      n: t.native,
+      k: t.kind,
+      c: t.credential,
+      m: t.material,
+    };
     return this.vault.seal(JSON.stringify(sealed), `identity:${identityId}`);
   }
 
   private openTokens(row: IdentityRow): TokenSet {
     const s = JSON.parse(this.vault.open(row.tokens, `identity:${row.id}`)) as SealedTokens;
-    return { accessToken: s.a, refreshToken: s.r, idToken: s.i, tokenType: s.t, scope: s.s, expiresAt: row.expires_at, native: s.n };
+    return {
+      accessToken: s.a,
+      refreshToken: s.r,
+      idToken: s.i,
+      tokenType: s.t,
+      scope: s.s,
+      expiresAt: row.expires_at,
+      native: s.n,
+      kind: s.k,
+      credential: s.c,
+      material: s.m,
+    };
   }
 
   private toSummary(row: IdentityRow): IdentitySummary {
@@ -528,8 +617,10 @@ export class LocalBroker implements Broker {
 
   private toFresh(row: IdentityRow): FreshIdentity {
     const tokens = this.openTokens(row);
-    return {
-      accessToken: tokens.accessToken,
+    const credential: Credential = tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as Credential);
+    return withHelpers({
+      ...(tokens.credential ? {} : { accessToken: tokens.accessToken }),
+      credential,
       expiresAt: iso(row.expires_at),
       identityId: row.id,
       serviceId: row.service_id,
@@ -538,7 +629,7 @@ export class LocalBroker implements Broker {
       tags: parseObject(row.tags),
       profile: parseObject(row.profile),
       native: tokens.native,
-    };
+    });
   }
 
   private async emit(type: EventType, row: IdentityRow, data: Record<string, unknown>): Promise<void> {

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { NotFound, ProviderUnavailable, ReauthorizationRequired } from './errors.js';
 import { randomToken } from './ids.js';
-import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
+import { isRenewable, renewTokens } from './kinds/index.js';
+import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow, Store } from './store/store.js';
 
@@ -83,7 +84,7 @@ export class Refresher {
       if (row.version !== start.version) return row;
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
-      if (!this.hooks.openTokens(row).refreshToken) {
+      if (!isRenewable(this.hooks.openTokens(row))) {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         return this.fail(row, reauthError(row), true);
       }
@@ -112,7 +113,7 @@ export class Refresher {
     for (let attempt = 1; ; attempt++) {
       let fresh: TokenSet;
       try {
-        fresh = await refreshTokenGrant(ctx, tokens.refreshToken!, this.now);
+        fresh = await renewTokens(ctx, tokens, this.now);
       } catch (err) {
         const failure = err instanceof RefreshFailure ? err.failure : undefined;
         if (failure?.kind === 'retryable' && attempt < this.policy.attempts) {

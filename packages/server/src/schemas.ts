@@ -81,6 +81,7 @@ export const freshIdentity = {
   type: 'object',
   properties: {
     accessToken: str,
+    credential: freeObject,
     expiresAt: isoTime,
     identityId: str,
     serviceId: str,

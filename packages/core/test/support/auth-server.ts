@@ -30,6 +30,8 @@ export interface AuthServerClient {
   redirect_uris: string[];
   /** Defaults to `client_secret_basic`. */
   token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post';
+  /** Defaults to the code flow with refresh; `['client_credentials']` makes a machine client. */
+  grant_types?: string[];
 }
 
 export interface AuthServerOptions {
@@ -192,6 +194,7 @@ function providerConfiguration(options: AuthServerOptions, store: MemoryStore): 
       devInteractions: { enabled: true },
       revocation: { enabled: true, allowedPolicy: async () => true },
       userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
     },
     // Every code grant gets a refresh token, without the offline_access + prompt=consent dance.
     issueRefreshToken: async (_ctx: unknown, client: any) => client.grantTypeAllowed('refresh_token'),
@@ -215,8 +218,9 @@ function providerConfiguration(options: AuthServerOptions, store: MemoryStore): 
 }
 
 function clientMetadata(client: AuthServerClient): Payload {
-  const { token_endpoint_auth_method = 'client_secret_basic' } = client;
-  return { ...client, token_endpoint_auth_method, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] };
+  const { token_endpoint_auth_method = 'client_secret_basic', grant_types = ['authorization_code', 'refresh_token'] } = client;
+  const response_types = grant_types.includes('authorization_code') ? ['code'] : [];
+  return { ...client, token_endpoint_auth_method, grant_types, response_types };
 }
 
 export function accountClaims(accountId: string): Record<string, unknown> {
