@@ -73,7 +73,7 @@ export const OAuth1Schema = z.object({
 /** Service-account assertions: Google's JWT bearer grant (RFC 7523) or a GitHub App installation token. */
 export const JwtSchema = z.object({
   flavor: z.enum(['google_service_account', 'github_app']),
-  /** GitHub: the installation access token URL, with `{installation_id}`. */
+  /** GitHub: the installation access token URL, with `{installationId}`, the form field. */
   installationTokenUrl: z
     .string()
     .regex(/^https?:\/\/[^\s]+$/)

@@ -1,4 +1,5 @@
-import { SignJWT, importPKCS8 } from 'jose';
+import { createPrivateKey } from 'node:crypto';
+import { SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { resolveApiUrls } from '../catalog/index.js';
 import {
@@ -39,7 +40,7 @@ async function googleJwtBearer(ctx: ClientContext, material: Record<string, stri
     .setAudience(tokenUrl)
     .setIssuedAt(iat)
     .setExpirationTime(iat + (ctx.provider.jwt?.assertionTtl ?? 3600))
-    .sign(await importPKCS8(account.private_key, 'RS256'));
+    .sign(createPrivateKey(account.private_key));
   const call = tokenCall(ctx);
   try {
     const { additionalParameters: _none, ...options } = call.options;
@@ -62,8 +63,9 @@ async function githubInstallationToken(ctx: ClientContext, material: Record<stri
     .setIssuer(material.appId ?? '')
     .setIssuedAt(iat)
     .setExpirationTime(iat + Math.min(ctx.provider.jwt?.assertionTtl ?? 600, 600))
-    .sign(await importPKCS8(material.privateKey ?? '', 'RS256'));
-  const url = resolveApiUrls(ctx.provider, { installation_id: material.installationId ?? '' }).jwt!.installationTokenUrl!;
+    // node:crypto reads GitHub's PKCS#1 keys as well as PKCS#8.
+    .sign(createPrivateKey(material.privateKey ?? ''));
+  const url = resolveApiUrls(ctx.provider, { installationId: material.installationId ?? "" }).jwt!.installationTokenUrl!;
   let response: Response;
   try {
     response = await fetch(url, {

@@ -64,7 +64,7 @@ export interface AuthorizationRequest {
 
 export async function buildAuthorizationUrl(ctx: ClientContext, request: AuthorizationRequest): Promise<URL> {
   const { provider } = ctx;
-  if (!provider.authorizationUrl) {
+  if (provider.kind !== 'oauth2' || !provider.authorizationUrl) {
     throw new InvalidInput(`Provider "${provider.id}" is of kind "${provider.kind}", which has no authorization redirect.`, 'serviceId');
   }
   const url = new URL(provider.authorizationUrl);
@@ -290,6 +290,13 @@ export function classifyProviderFailure(err: unknown): ProviderFailure {
       return { kind: 'retryable', error: err.error, detail, retryAfterMs: retryAfter(err.response) };
     }
     return { kind: 'rejected', error: err.error, detail };
+  }
+  if (err instanceof oauth.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge: the client's own credentials were refused (RFC 6749 §5.2 invalid_client).
+    const error = err.cause[0]?.parameters.error ?? 'invalid_client';
+    const detail = `HTTP ${err.status}, ${error}`;
+    if (err.status >= 500 || err.status === 429) return { kind: 'retryable', error, detail, retryAfterMs: retryAfter(err.response) };
+    return { kind: 'rejected', error, detail };
   }
   if (err instanceof oauth.OperationProcessingError && err.cause instanceof Response) {
     const status = err.cause.status;

@@ -204,6 +204,7 @@ function providerConfiguration(options: AuthServerOptions, store: MemoryStore): 
     // Every TTL set explicitly: oidc-provider warns about each default it has to use.
     ttl: {
       AccessToken: options.accessTokenTtl ?? 5,
+      ClientCredentials: options.accessTokenTtl ?? 5,
       AuthorizationCode: 60,
       IdToken: 3600,
       Interaction: 600,
