@@ -44,8 +44,10 @@ async function googleJwtBearer(ctx: ClientContext, material: Record<string, stri
   const call = tokenCall(ctx);
   try {
     const { additionalParameters: _none, ...options } = call.options;
-    const response = await oauth.genericTokenEndpointRequest(ctx.as, ctx.client, noClientAuth, JWT_BEARER, { assertion }, options);
-    const result = await oauth.processGenericTokenEndpointResponse(ctx.as, ctx.client, response);
+    // oauth4webapi wants a client id; the service account is the client here, and noClientAuth sends nothing of it.
+    const client = { client_id: account.client_email };
+    const response = await oauth.genericTokenEndpointRequest(ctx.as, client, noClientAuth, JWT_BEARER, { assertion }, options);
+    const result = await oauth.processGenericTokenEndpointResponse(ctx.as, client, response);
     return toTokenSet(ctx, result, call.raw(), now());
   } catch (err) {
     throw new RefreshFailure(classifyProviderFailure(err));
