@@ -5,6 +5,7 @@ import {
   type IdentitySelector,
   type IdentityStatus,
   type ProviderInput,
+  type PutIdentity,
   type ServiceInput,
   type Tags,
 } from '@everyauth/core';
@@ -18,6 +19,7 @@ import {
   identitySummary,
   pageQuery,
   providerSummary,
+  putIdentityBody,
   service,
   serviceIdParam,
   serviceInput,
@@ -222,6 +224,20 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const { serviceId, next, count, ...filter } = request.query;
       return broker.listIdentities(serviceId, filterOf(filter), { next, count });
     },
+  );
+
+  app.post<{ Body: PutIdentity }>(
+    '/v1/identities',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['identities'],
+        summary: 'Store a credential the user typed in (fields) or the app already holds (tokens), after the provider accepted it',
+        body: putIdentityBody,
+        response: { 201: identitySummary, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await broker.putIdentity(request.body)),
   );
 
   app.get<{ Params: { identityId: string } }>(
