@@ -188,7 +188,8 @@ export class LocalBroker implements Broker {
     // A form or a service account is the user's own credential: no client of the app's is involved.
     const clientless = provider.kind === 'api_key' || provider.kind === 'basic' || provider.kind === 'jwt';
     const clientId = input.clientId ?? existing?.client_id ?? (clientless ? '' : undefined);
-    if (clientId === undefined || (!clientId && !clientless)) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
+    if (clientId === undefined || (!clientId && !clientless))
+      throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
@@ -225,6 +226,11 @@ export class LocalBroker implements Broker {
 
   deleteService(id: string): Promise<boolean> {
     return this.store.deleteService(id);
+  }
+
+  /** `finishedUrl` checked as beginAuthorization checks it (a path, or an allowed origin); throws InvalidInput. */
+  checkFinishedUrl(url: string): string {
+    return validate.finishedUrl(url, this.allowedOrigins);
   }
 
   /** The redirect URL a service's provider must have registered. */
