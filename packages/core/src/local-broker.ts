@@ -15,6 +15,7 @@ import type {
   PageRequest,
   ProviderSummary,
   PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
 } from './broker.js';
@@ -40,6 +41,7 @@ import { DEFAULT_REFRESH_POLICY, Refresher, reauthError, tenantOf, type RefreshP
 import type { EventRow, IdentityRow, ServiceRow, Store } from './store/store.js';
 import { APP_USER_ID, clientCredentialsGrant, withHelpers, type Credential } from './kinds/index.js';
 import * as oauth1 from './kinds/oauth1.js';
+import { issuerFor, registerClient } from './kinds/registration.js';
 import { checkCredential } from './kinds/put.js';
 import * as validate from './validate.js';
 import type { Vault } from './vault.js';
@@ -222,6 +224,23 @@ export class LocalBroker implements Broker {
     };
     await this.store.putService(row);
     return this.toService(row);
+  }
+
+  async registerService(input: RegisterService): Promise<Service> {
+    const id = validate.serviceId(input.serviceId, 'serviceId');
+    if (this.catalog.has(id)) throw new Conflict(`"${id}" is a built-in provider; give the registered service another id.`);
+    const issuer = await issuerFor(input.url, this.timeoutMs);
+    const provider = await discover(id, issuer, { name: input.name, timeoutMs: this.timeoutMs });
+    // Registered before anything is stored: a server that refuses leaves no half-made provider behind.
+    const client = await registerClient(provider, this.redirectUrl(id), this.timeoutMs);
+    await this.putProvider(provider);
+    return this.putService({
+      id,
+      providerId: provider.id,
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+      scopes: input.scopes,
+    });
   }
 
   async getService(id: string): Promise<Service> {

@@ -127,3 +127,17 @@ describe('the hosted credential form', () => {
     expect((await remote.findIdentity('keyed', 'cy'))?.profile.id).toBe('acct_9');
   });
 });
+
+describe('POST /v1/services/register', () => {
+  it('registers a client at an issuer with registration on, over the API', async () => {
+    const open = await startAuthServer({ registration: true, clients: [] });
+    try {
+      const service = await remote.registerService({ serviceId: 'reg', url: open.issuer });
+      expect(service).toMatchObject({ id: 'reg', hasClientSecret: true });
+      expect((await open.provider.Client.find(service.clientId)).redirectUris).toEqual([service.redirectUrl]);
+      await expect(remote.registerService({ serviceId: 'noreg', url: as.issuer })).rejects.toMatchObject({ code: 'invalid_input' });
+    } finally {
+      await open.close();
+    }
+  });
+});
