@@ -29,7 +29,7 @@ export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
 export {
   APP_USER_ID,
   FORM_CSRF_FIELD,
-  FORM_PAGE_HEADERS,
+  formPageHeaders,
   applyCredential,
   isFormKind,
   newFormCsrf,

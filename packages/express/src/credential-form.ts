@@ -1,7 +1,7 @@
 import {
   CredentialRefused,
   FORM_CSRF_FIELD,
-  FORM_PAGE_HEADERS,
+  formPageHeaders,
   InvalidInput,
   newFormCsrf,
   postedFields,
@@ -43,7 +43,7 @@ export async function serveCredentialForm(
   const secure = req.protocol === 'https';
   const cookieName = csrfCookie(target.serviceId);
   const show = (status: number, csrf: string, values?: Record<string, string>, error?: string) =>
-    res.status(status).set(FORM_PAGE_HEADERS).send(renderCredentialForm({ provider, action, csrf, values, error }));
+    res.status(status).set(formPageHeaders()).send(renderCredentialForm({ provider, action, csrf, values, error }));
 
   if (req.method === 'GET') {
     const csrf = newFormCsrf();
@@ -56,7 +56,7 @@ export async function serveCredentialForm(
   if (!sameCsrf(csrf, body.get(FORM_CSRF_FIELD) ?? undefined)) {
     res
       .status(403)
-      .set(FORM_PAGE_HEADERS)
+      .set(formPageHeaders())
       .send(
         '<!doctype html><title>Form expired</title><p>This form expired or was not sent from this site. Reload the page and try again.</p>',
       );
@@ -76,7 +76,7 @@ export async function serveCredentialForm(
     res.redirect(303, withQuery(target.finishedUrl, { userId: target.userId, tenantId: target.tenantId, serviceId: target.serviceId }));
     return true;
   }
-  res.status(200).set(FORM_PAGE_HEADERS).send('<!doctype html><title>Connected</title><p>Connected. You can close this window.</p>');
+  res.status(200).set(formPageHeaders()).send('<!doctype html><title>Connected</title><p>Connected. You can close this window.</p>');
   return true;
 }
 

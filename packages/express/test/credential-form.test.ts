@@ -5,6 +5,7 @@ import { createEveryAuth, type EveryAuth } from '@everyauth/express';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { startTestBroker, type TestBroker } from '../../core/test/support/broker.js';
 import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { startTestServer, type TestServer } from '../../server/test/support/server.js';
 import { listen } from './support/app.js';
 
 const KEY = 'sk-form0123456789';
@@ -103,5 +104,45 @@ describe('the embedded credential form', () => {
     const ok = await post({ cookie: cookie.split(';')[0]! }, csrf);
     expect(ok.status).toBe(303);
     expect(await t.broker.findIdentity('keyed', 'mallory')).toBeDefined();
+  });
+});
+
+describe('the hosted credential form, through a RemoteBroker', () => {
+  let remoteApp: Awaited<ReturnType<typeof listen>>;
+  let everyauthServer: TestServer;
+
+  beforeAll(async () => {
+    const remoteEveryAuth = createEveryAuth();
+    const app = express();
+    app.use(
+      '/keyed/connect/:userId',
+      remoteEveryAuth.authorize('keyed', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId }),
+    );
+    app.get('/done', (req, res) => void res.json(req.query));
+    remoteApp = await listen(app);
+    everyauthServer = await startTestServer(server, { broker: { allowedRedirectOrigins: [remoteApp.origin] } });
+    const remote = everyauthServer.remote();
+    await remote.putProvider(await t.broker.getProvider('keyed'));
+    await remote.putService({ id: 'keyed', providerId: 'keyed' });
+    remoteEveryAuth.config({ broker: remote, baseUrl: remoteApp.origin });
+  });
+  afterAll(async () => {
+    await remoteApp?.close();
+    await everyauthServer?.close();
+  });
+
+  it('in a browser: the app sends the user to the server form, which posts and lands back on the app (form-action allows it)', async () => {
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${remoteApp.origin}/keyed/connect/rae`);
+      expect(new URL(page.url()).origin).toBe(everyauthServer.url);
+      await page.fill('#f_account', 'remote-acme');
+      await page.fill('#f_apiKey', KEY);
+      await Promise.all([page.waitForURL(`${remoteApp.origin}/done**`), page.click('button[type=submit]')]);
+      expect(JSON.parse((await page.textContent('body'))!)).toEqual({ userId: 'rae', serviceId: 'keyed' });
+    } finally {
+      await page.close();
+    }
+    expect((await everyauthServer.broker.getIdentity('keyed', 'rae'))!.headers()).toEqual({ 'x-api-key': KEY });
   });
 });

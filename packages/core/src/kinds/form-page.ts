@@ -53,13 +53,20 @@ export function renderCredentialForm(form: CredentialForm): string {
   );
 }
 
-/** Response headers for the form page: never cached, no scripts, posts only to itself, not framed (clickjacking). */
-export const FORM_PAGE_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-} as const;
+/**
+ * Response headers for the form page: never cached, no scripts, not framed (clickjacking), posts
+ * only to itself. Browsers apply `form-action` to the redirect that follows the post too, so the
+ * origin of an absolute `finishedUrl` (the app, when the server hosts the form) is allowed as well.
+ */
+export function formPageHeaders(finishedUrl?: string): Record<string, string> {
+  const next = finishedUrl && /^https?:\/\//.test(finishedUrl) ? ` ${new URL(finishedUrl).origin}` : '';
+  return {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action 'self'${next}; frame-ancestors 'none'`,
+    'referrer-policy': 'no-referrer',
+  };
+}
 
 /** A fresh anti-CSRF value: set as a SameSite=Strict HttpOnly cookie and as the hidden field. */
 export const newFormCsrf = () => randomToken();

@@ -29,7 +29,7 @@ export async function renewTokens(ctx: ClientContext, tokens: TokenSet, now: () 
 }
 export {
   FORM_CSRF_FIELD,
-  FORM_PAGE_HEADERS,
+  formPageHeaders,
   isFormKind,
   newFormCsrf,
   postedFields,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
   CredentialRefused,
   FORM_CSRF_FIELD,
-  FORM_PAGE_HEADERS,
+  formPageHeaders,
   InvalidInput,
   isFormKind,
   newFormCsrf,
@@ -77,7 +77,7 @@ export function hostedFormRoutes(app: FastifyInstance, ctx: ServerContext): void
     }
   };
   const message = (reply: FastifyReply, status: number, text: string) =>
-    reply.code(status).headers(FORM_PAGE_HEADERS).send(`<!doctype html><meta charset="utf-8"><title>EveryAuth</title><p>${text}</p>`);
+    reply.code(status).headers(formPageHeaders()).send(`<!doctype html><meta charset="utf-8"><title>EveryAuth</title><p>${text}</p>`);
   const show = async (
     reply: FastifyReply,
     status: number,
@@ -90,7 +90,7 @@ export function hostedFormRoutes(app: FastifyInstance, ctx: ServerContext): void
     const provider = await ctx.broker.getProvider((await ctx.broker.getService(ticket.serviceId)).providerId);
     return reply
       .code(status)
-      .headers(FORM_PAGE_HEADERS)
+      .headers(formPageHeaders(ticket.finishedUrl))
       .send(renderCredentialForm({ provider, action: FORM_PATH, csrf, hidden: { t: sealed }, values, error }));
   };
 
