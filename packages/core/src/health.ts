@@ -1,11 +1,11 @@
 /**
- * Health checks: the provider's cheap test request (catalog `check`, else its userinfo or profile
- * URL) sent with a fresh token of the identity. A 401 or 403, or a token that cannot be had, marks
+ * Health checks: the provider's cheap test request (catalog `test`, else its userinfo or profile
+ * URL) sent with the identity's fresh credential, applied as its kind applies it. A 401 or 403, or a token that cannot be had, marks
  * the identity unhealthy (`identity.check_failed`); the next good check after a bad one is
  * `identity.recovered`. A provider that is down (5xx, network) says nothing about the credential:
  * that check throws ProviderUnavailable and records nothing.
  */
-import type { IdentityCheck } from './broker.js';
+import type { FreshIdentity, IdentityCheck } from './broker.js';
 import { EveryAuthError, NotFound, ProviderUnavailable } from './errors.js';
 import type { Events } from './events.js';
 import type { Identities } from './identities.js';
@@ -65,22 +65,26 @@ export class Health {
 
   private async probe(row: IdentityRow): Promise<Omit<IdentityCheck, 'identityId' | 'checkedAt'>> {
     if (row.status !== 'active') return { healthy: false, reason: row.status };
-    let accessToken: string;
+    let fresh: FreshIdentity;
     try {
-      accessToken = (await this.identities.get(row.service_id, row.id))!.accessToken;
+      fresh = (await this.identities.get(row.service_id, row.id))!;
     } catch (err) {
       if (err instanceof ProviderUnavailable) throw err;
       return { healthy: false, reason: err instanceof EveryAuthError ? err.code : 'error' };
     }
     const ctx = await this.services.context(await this.services.row(row.service_id));
-    const check = ctx.provider.check ?? testRequestOf(ctx.provider.userinfoUrl ?? ctx.provider.profile?.url);
+    // The provider's declared test request (the one the credential form checks with), unless it
+    // needs values only the form had; else the userinfo or profile URL.
+    const declared = ctx.provider.test && !ctx.provider.test.url.includes('{') ? ctx.provider.test : undefined;
+    const check = declared ?? testRequestOf(ctx.provider.userinfoUrl ?? ctx.provider.profile?.url);
     // No test request declared: a token that could be had (refreshed if due) is all there is to know.
     if (!check) return { healthy: true };
     let response: Response;
     try {
       response = await fetch(check.url, {
         method: check.method,
-        headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+        // Applied by the credential's kind: a bearer token, an API key header, basic, OAuth 1 …
+        headers: { accept: 'application/json', ...fresh.headers(check.method, check.url) },
         redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });

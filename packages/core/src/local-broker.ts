@@ -16,10 +16,13 @@ import type {
   PageRequest,
   ProviderSummary,
   ReconnectLinkOptions,
+  PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
+import { Connect } from './connect.js';
 import { Credentials } from './credentials.js';
 import { DEFAULT_DEAD_AFTER_DAYS, markDeadIdentities } from './dead-state.js';
 import { ConfigurationError, NotFound, ReauthorizationRequired } from './errors.js';
@@ -80,6 +83,7 @@ export class LocalBroker implements Broker {
   private readonly now: () => number;
   private readonly deadAfterMs: number;
   private readonly reconnectUrl?: LocalBrokerOptions['reconnectUrl'];
+  private readonly connect: Connect;
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -115,6 +119,7 @@ export class LocalBroker implements Broker {
     this.now = now;
     this.deadAfterMs = (options.deadAfterDays ?? DEFAULT_DEAD_AFTER_DAYS) * 24 * 3600_000;
     this.reconnectUrl = options.reconnectUrl;
+    this.connect = new Connect(store, credentials, this.services, this.events, now);
   }
 
   // ---- providers and services ----
@@ -143,6 +148,10 @@ export class LocalBroker implements Broker {
     return this.services.putService(input);
   }
 
+  registerService(input: RegisterService): Promise<Service> {
+    return this.services.registerService(input);
+  }
+
   getService(id: string): Promise<Service> {
     return this.services.getService(id);
   }
@@ -166,14 +175,6 @@ export class LocalBroker implements Broker {
     return this.flow.begin(input);
   }
 
-  /**
-   * Checks a finishedUrl now, as beginAuthorization will (relative, or an allowed origin), for
-   * front ends that store one to use later (connect and reconnect links). Returns it; InvalidInput otherwise.
-   */
-  checkFinishedUrl(value: string): string {
-    return this.flow.checkFinishedUrl(value);
-  }
-
   completeAuthorization(
     serviceId: string,
     query: URLSearchParams | Record<string, unknown>,
@@ -193,11 +194,17 @@ export class LocalBroker implements Broker {
     );
   }
 
+  /** `finishedUrl` checked as beginAuthorization checks it (the hosted credential form, connect and reconnect links use it). */
+  checkFinishedUrl(url: string): string {
+    return this.flow.checkFinishedUrl(url);
+  }
+
   // ---- identities ----
 
   async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
     try {
-      return await this.identities.get(serviceId, selector, options.force);
+      // A client-credentials service's token is fetched here the first time it is asked for.
+      return (await this.identities.get(serviceId, selector, options.force)) ?? (await this.connect.firstUse(serviceId, selector));
     } catch (err) {
       if (err instanceof ReauthorizationRequired && !err.reconnectUrl && this.reconnectUrl) {
         err.reconnectUrl = this.reconnectUrl({ id: err.identityId, serviceId: err.serviceId, userId: err.userId, tenantId: err.tenantId });
@@ -247,6 +254,10 @@ export class LocalBroker implements Broker {
   /** Identity counts per service and status (metrics). */
   countIdentities(): Promise<{ serviceId: string; status: string; count: number }[]> {
     return this.store.countIdentities().then((rows) => rows.map((r) => ({ serviceId: r.service_id, status: r.status, count: r.n })));
+  }
+
+  putIdentity(input: PutIdentity): Promise<IdentitySummary> {
+    return this.connect.put(input);
   }
 
   findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined> {

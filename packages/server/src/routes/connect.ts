@@ -10,7 +10,8 @@ import {
 } from '../connect-sessions.js';
 import type { ServerContext } from '../context.js';
 import { beginInput, errorResponses, serviceIdParam } from '../schemas.js';
-import { beginBound, readCookie, sendToProvider } from './hosted.js';
+import { formSession, readCookie } from './hosted-form.js';
+import { beginBound, sendToProvider } from './hosted.js';
 
 const tokenQuery = {
   type: 'object',
@@ -123,6 +124,16 @@ export function connectRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const serviceId = request.query.service;
       if (!session.allowedServices.includes(serviceId))
         return sendPage(reply, 400, 'Not offered here', `<p class="message error">This link does not offer that service.</p>`);
+      const back = `/connect?t=${encodeURIComponent(request.query.t)}`;
+      // A service whose provider takes a form (API key, basic, service account): the hosted credential form, then back here.
+      const form = await formSession(ctx, {
+        serviceId,
+        userId: session.userId,
+        tenantId: session.tenantId,
+        tags: session.tags,
+        finishedUrl: back,
+      });
+      if (form) return reply.header('cache-control', 'no-store').redirect(form.url, 303);
       const existing = await identityOf(ctx, session, serviceId);
       const reconnect = existing && existing.status !== 'active' ? { identityId: existing.id } : undefined;
       const ticket = await beginBound(ctx, {
@@ -131,7 +142,7 @@ export function connectRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tenantId: session.tenantId,
         ...(reconnect ? { reconnect } : { tags: session.tags }),
         // Back to this page after the callback, which appends serviceId (or error and error_description).
-        finishedUrl: `/connect?t=${encodeURIComponent(request.query.t)}`,
+        finishedUrl: back,
       });
       return sendToProvider(ctx, reply, ticket);
     },

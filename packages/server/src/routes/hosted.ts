@@ -9,6 +9,7 @@ import {
   type Tags,
 } from '@everyauth/core';
 import type { ServerContext } from '../context.js';
+import { formSession, hostedFormRoutes, readCookie } from './hosted-form.js';
 import { beginInput, errorResponses, serviceIdParam } from '../schemas.js';
 
 interface BeginBody {
@@ -35,15 +36,6 @@ export interface StartTicket {
 const TICKET_AAD = 'hosted-session';
 
 const cookieName = (state: string) => `everyauth_flow_${sha256(state).slice(0, 16)}`;
-
-/** One cookie's value from a Cookie header. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -86,6 +78,7 @@ export async function beginBound(ctx: ServerContext, input: BeginAuthorization):
  */
 export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const secure = ctx.publicUrl.startsWith('https:');
+  hostedFormRoutes(app, ctx);
 
   app.post<{ Body: BeginBody }>(
     '/v1/sessions',
@@ -99,6 +92,8 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
+      const form = await formSession(ctx, request.body);
+      if (form) return reply.code(201).send(form);
       const ticket = await beginBound(ctx, request.body);
       const sealed = ctx.vault.seal(JSON.stringify(ticket), TICKET_AAD);
       return reply.code(201).send({ url: `${ctx.publicUrl}/v1/sessions/start?t=${sealed}`, expiresAt: new Date(ticket.e).toISOString() });
