@@ -7,6 +7,7 @@ export { discoverProvider } from './catalog/discovery.js';
 export { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
 export { DEFAULT_REFRESH_POLICY, type ExpiringRefresh, type RefreshExpiringOptions, type RefreshPolicy } from './refresher.js';
 export { sealedLabel } from './credentials.js';
+export { escapeHtml, htmlDocument, renderConnectPage, type ConnectPageInput, type ConnectPageService } from './connect-page.js';
 export type { CheckDueOptions } from './health.js';
 export type { RenewIdleOptions } from './keep-alive.js';
 export { DEFAULT_DEAD_AFTER_DAYS } from './dead-state.js';

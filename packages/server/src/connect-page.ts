@@ -4,49 +4,26 @@
  * request logs never record.
  */
 import type { FastifyReply } from 'fastify';
-import type { IdentityStatus } from '@everyauth/core';
+import { escapeHtml, htmlDocument, renderConnectPage, type ConnectPageService } from '@everyauth/core';
 import type { ConnectRefusal } from './connect-sessions.js';
-
-export interface ServiceState {
-  serviceId: string;
-  name: string;
-  status?: IdentityStatus;
-  account?: string;
-}
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** No script at all; styles from the console; no form, and no link or redirect may leak the URL (it holds the token). */
 const CONTENT_SECURITY_POLICY =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-function layout(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${escapeHtml(title)}</title>
-<link rel="stylesheet" href="/console/assets/console.css">
-</head>
-<body>
-<main class="narrow">
-<h1>${escapeHtml(title)}</h1>
-${body}
-</main>
-</body>
-</html>`;
-}
+const CONSOLE_CSS = '/console/assets/console.css';
 
-export function sendPage(reply: FastifyReply, status: number, title: string, body: string): FastifyReply {
+function headers(reply: FastifyReply, status: number): FastifyReply {
   return reply
     .code(status)
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
     .header('referrer-policy', 'no-referrer')
-    .header('content-security-policy', CONTENT_SECURITY_POLICY)
-    .send(layout(title, body));
+    .header('content-security-policy', CONTENT_SECURITY_POLICY);
+}
+
+export function sendPage(reply: FastifyReply, status: number, title: string, body: string): FastifyReply {
+  return headers(reply, status).send(htmlDocument(title, body, CONSOLE_CSS));
 }
 
 const REFUSALS: Record<ConnectRefusal, { status: number; title: string; detail: string }> = {
@@ -74,44 +51,19 @@ export function sendRefusal(reply: FastifyReply, reason: ConnectRefusal): Fastif
   return sendPage(reply, r.status, r.title, `<p class="message error" data-refusal="${reason}">${escapeHtml(r.detail)}</p>`);
 }
 
-const STATE: Record<string, { label: string; badge: string; action: string }> = {
-  active: { label: 'Connected', badge: 'active', action: 'Connect again' },
-  needs_reauth: { label: 'Needs reconnect', badge: 'warn', action: 'Reconnect' },
-  dead: { label: 'Needs reconnect', badge: 'warn', action: 'Reconnect' },
-  revoked: { label: 'Not connected', badge: 'bad', action: 'Connect' },
-  none: { label: 'Not connected', badge: 'revoked', action: 'Connect' },
-};
-
 /** The page: each allowed service with its state for this user and a link to connect it; then Done. */
 export function connectPage(
   reply: FastifyReply,
   token: string,
-  services: ServiceState[],
+  services: Omit<ConnectPageService, 'href'>[],
   message?: { kind: 'ok' | 'error'; text: string },
 ): FastifyReply {
   const t = encodeURIComponent(token);
-  const rows = services
-    .map((s) => {
-      const state = STATE[s.status ?? 'none']!;
-      const href = `/connect/start?t=${t}&amp;service=${encodeURIComponent(s.serviceId)}`;
-      return `<tr data-service="${escapeHtml(s.serviceId)}" data-state="${s.status ?? 'none'}">
-<td data-label="Service"><div><strong>${escapeHtml(s.name)}</strong>${s.account ? `<div class="muted">${escapeHtml(s.account)}</div>` : ''}</div></td>
-<td data-label="State"><span class="badge ${state.badge}">${state.label}</span></td>
-<td data-label=""><span class="actions"><a class="button${s.status === 'active' ? ' secondary' : ''}" href="${href}">${state.action}</a></span></td>
-</tr>`;
-    })
-    .join('\n');
-  const note = message ? `<p class="message ${message.kind}" role="status">${escapeHtml(message.text)}</p>` : '';
-  return sendPage(
-    reply,
-    200,
-    'Connect your accounts',
-    `${note}
-<div class="panel"><table class="stack">
-<thead><tr><th>Service</th><th>State</th><th></th></tr></thead>
-<tbody>
-${rows}
-</tbody></table></div>
-<p class="actions"><a class="button" id="done" href="/connect/finish?t=${t}">Done</a></p>`,
-  );
+  const html = renderConnectPage({
+    services: services.map((s) => ({ ...s, href: `/connect/start?t=${t}&service=${encodeURIComponent(s.serviceId)}` })),
+    doneHref: `/connect/finish?t=${t}`,
+    message,
+    stylesheet: CONSOLE_CSS,
+  });
+  return headers(reply, 200).send(html);
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sha256, withQuery, type IdentitySummary } from '@everyauth/core';
-import { connectPage, sendPage, sendRefusal, type ServiceState } from '../connect-page.js';
+import type { ConnectPageService } from '@everyauth/core';
+import { connectPage, sendPage, sendRefusal } from '../connect-page.js';
 import {
   CONNECT_DEFAULT_LIFETIME_MINUTES,
   CONNECT_MAX_LIFETIME_MINUTES,
@@ -179,7 +180,7 @@ async function identityOf(ctx: ServerContext, session: ConnectSession, serviceId
   return page.items.find((i) => i.tenantId === session.tenantId);
 }
 
-async function serviceState(ctx: ServerContext, session: ConnectSession, serviceId: string): Promise<ServiceState> {
+async function serviceState(ctx: ServerContext, session: ConnectSession, serviceId: string): Promise<Omit<ConnectPageService, 'href'>> {
   const service = await ctx.broker.getService(serviceId).catch(() => undefined);
   const name = service
     ? await ctx.broker.getProvider(service.providerId).then(
