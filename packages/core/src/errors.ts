@@ -152,3 +152,42 @@ export class ProviderError extends EveryAuthError {
     });
   }
 }
+
+/**
+ * The proxy refused a request before sending it, because the credential would have gone where it
+ * must not (`reason`: `target`, `header`, `body`, `config`). Nothing was sent to the provider.
+ */
+export class ProxyRefused extends EveryAuthError {
+  constructor(
+    readonly reason: 'target' | 'header' | 'body' | 'config',
+    message: string,
+  ) {
+    super('proxy_refused', message, { status: reason === 'config' ? 409 : 400 });
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), reason: this.reason };
+  }
+}
+
+/** The API behind the proxy did not answer within a timeout (`upstream_timeout`), or broke the connection (`upstream_unreachable`). */
+export class UpstreamFailed extends EveryAuthError {
+  constructor(
+    readonly serviceId: string,
+    readonly phase: 'connect' | 'first_byte' | 'idle' | 'network',
+    options: { cause?: unknown } = {},
+  ) {
+    const network = phase === 'network';
+    super(
+      network ? 'upstream_unreachable' : 'upstream_timeout',
+      network
+        ? `The API of service "${serviceId}" broke the connection or could not be reached; try again later.`
+        : `The API of service "${serviceId}" did not answer in time (${phase.replace('_', ' ')} timeout); try again later.`,
+      { status: network ? 502 : 504, retryable: true, ...options },
+    );
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), serviceId: this.serviceId, phase: this.phase };
+  }
+}

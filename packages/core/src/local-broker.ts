@@ -19,7 +19,7 @@ import type {
 import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
-import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound } from './errors.js';
+import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound, ProxyRefused } from './errors.js';
 import { isIdentityId, newEventId, newIdentityId, randomToken, sha256 } from './ids.js';
 import {
   buildAuthorizationUrl,
@@ -32,6 +32,8 @@ import {
   type ClientContext,
 } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
+import { CredentialProxy, type ProxyOptions, type ProxySubject } from './proxy/fetch.js';
+import { apiBase } from './proxy/target.js';
 import { DEFAULT_REFRESH_POLICY, Refresher, reauthError, tenantOf, type RefreshPolicy } from './refresh.js';
 import type { EventRow, IdentityRow, ServiceRow, Store } from './store/store.js';
 import * as validate from './validate.js';
@@ -50,6 +52,8 @@ export interface LocalBrokerOptions {
   /** How long a started authorization may take. */
   sessionTtlMs?: number;
   logger?: Logger;
+  /** Timeouts, retry budget and body limits of `fetch`, the credential-injecting proxy. */
+  proxy?: Partial<ProxyOptions>;
   /** Called after each event is stored (webhooks, metrics). Errors thrown here are logged, not raised. */
   onEvent?: (event: BrokerEvent) => void | Promise<void>;
   now?: () => number;
@@ -71,6 +75,7 @@ export class LocalBroker implements Broker {
   readonly store: Store;
   readonly vault: Vault;
   readonly refresher: Refresher;
+  readonly proxy: CredentialProxy;
   private readonly catalog: Map<string, Provider>;
   private readonly baseUrl: string;
   private readonly allowedOrigins: string[];
@@ -92,6 +97,7 @@ export class LocalBroker implements Broker {
     this.logger = options.logger ?? pino({ name: 'everyauth', level: 'warn' });
     this.now = options.now ?? Date.now;
     this.onEvent = options.onEvent;
+    this.proxy = new CredentialProxy(options.proxy);
     this.refresher = new Refresher(
       this.store,
       { ...DEFAULT_REFRESH_POLICY, ...options.refresh },
@@ -177,6 +183,14 @@ export class LocalBroker implements Broker {
     const clientId = input.clientId ?? existing?.client_id;
     if (!clientId) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
+    const apiBaseUrls: unknown =
+      input.apiBaseUrls !== undefined ? input.apiBaseUrls : existing?.api_base_urls ? JSON.parse(existing.api_base_urls) : null;
+    if (
+      apiBaseUrls !== null &&
+      (!Array.isArray(apiBaseUrls) || apiBaseUrls.length === 0 || apiBaseUrls.some((u) => typeof u !== 'string'))
+    ) {
+      throw new InvalidInput("apiBaseUrls must be a non-empty list of https URLs, or null to use the provider's.", 'apiBaseUrls');
+    }
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
     if (input.clientSecret === null) clientSecret = null;
@@ -195,6 +209,7 @@ export class LocalBroker implements Broker {
       scopes: JSON.stringify(input.scopes ?? (existing ? JSON.parse(existing.scopes) : [])),
       params: JSON.stringify(input.params ?? (existing ? JSON.parse(existing.params) : {})),
       variables: JSON.stringify(variables),
+      api_base_urls: apiBaseUrls === null ? null : JSON.stringify((apiBaseUrls as string[]).map((u) => apiBase(u, id))),
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
@@ -235,6 +250,7 @@ export class LocalBroker implements Broker {
       params: JSON.parse(row.params),
       variables: JSON.parse(row.variables),
       redirectUrl: this.redirectUrl(row.id),
+      ...(row.api_base_urls ? { apiBaseUrls: JSON.parse(row.api_base_urls) } : {}),
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString(),
     };
@@ -463,7 +479,51 @@ export class LocalBroker implements Broker {
     return rows.map(toEvent);
   }
 
+  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: RequestInit): Promise<Response> {
+    const service = await this.serviceRow(validate.serviceId(serviceId));
+    const baseUrls = await this.apiBaseUrls(service);
+    const found = await this.findRow(service.id, who);
+    if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
+    let row = found;
+    const subject: ProxySubject = {
+      serviceId: service.id,
+      baseUrls,
+      credential: async (renew) => {
+        if (row.status !== 'active') throw reauthError(row);
+        // The row whose token was refused: a caller that renewed meanwhile changed its version, so
+        // the refresher hands back that result instead of refreshing again (one refresh per 401 wave).
+        if (renew || this.refresher.needsRefresh(row)) row = await this.refresher.refresh(row, renew);
+        const { accessToken } = this.openTokens(row);
+        // RFC 6750 §2.1. Other credential kinds will bring their own apply.
+        return { identityId: row.id, apply: (headers) => headers.set('authorization', `Bearer ${accessToken}`) };
+      },
+      rejected: async (identityId, status) => {
+        if (row.status !== 'active') return;
+        await this.store.setStatus(identityId, 'needs_reauth', this.now());
+        await this.emit('identity.needs_reauth', row, {
+          error: 'api_unauthorized',
+          message: `The API answered ${status} to a renewed token.`,
+        });
+      },
+    };
+    return this.proxy.fetch(subject, pathOrUrl, init);
+  }
+
+  /** The service's own API base URLs, else its provider's: canonical, never empty. */
+  private async apiBaseUrls(service: ServiceRow): Promise<string[]> {
+    if (service.api_base_urls) return JSON.parse(service.api_base_urls);
+    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+    if (!provider.api) {
+      throw new ProxyRefused(
+        'config',
+        `Service "${service.id}" has no API base URLs: its provider "${provider.id}" declares none, so set the service's apiBaseUrls.`,
+      );
+    }
+    return provider.api.baseUrls.map((u) => apiBase(u, service.id));
+  }
+
   async close(): Promise<void> {
+    await this.proxy.close();
     await this.store.close();
   }
 

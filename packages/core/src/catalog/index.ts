@@ -135,13 +135,14 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
     if (value !== undefined) out[field] = substitute(value);
   }
   if (provider.profile?.url !== undefined) out.profile = { ...provider.profile, url: substitute(provider.profile.url) };
+  if (provider.api) out.api = { baseUrls: provider.api.baseUrls.map(substitute) };
   return out;
 }
 
 /** The `{name}` placeholders used in a provider's URLs. */
 export function providerPlaceholders(provider: Provider): string[] {
   const names = new Set<string>();
-  for (const url of [...URL_FIELDS.map((f) => provider[f]), provider.profile?.url]) {
+  for (const url of [...URL_FIELDS.map((f) => provider[f]), provider.profile?.url, ...(provider.api?.baseUrls ?? [])]) {
     for (const m of url?.matchAll(/\{([^}]*)\}/g) ?? []) names.add(m[1] ?? '');
   }
   return [...names];

@@ -70,13 +70,29 @@ export const ProviderSchema = z
         email: jsonPath.optional(),
       })
       .optional(),
+    /**
+     * Where the provider's API lives: the only URLs the proxy (`broker.fetch`, `/v1/proxy`) sends a
+     * credential to. A request path is resolved against the first one.
+     */
+    api: z
+      .object({ baseUrls: z.array(templateUrl.refine((u) => !/[?#]/.test(u), 'a base URL without query or fragment')).min(1) })
+      .optional(),
     /** Template variables used by the URLs above, e.g. `subdomain` for `https://{subdomain}.zendesk.com`. */
     variables: z.record(variableName, z.object({ description: z.string(), example: z.string().optional() })).default({}),
     notes: z.string().optional(),
   })
   .superRefine((p, ctx) => {
     const used = new Set<string>();
-    for (const url of [p.issuer, p.authorizationUrl, p.tokenUrl, p.refreshUrl, p.revocationUrl, p.userinfoUrl, p.profile?.url]) {
+    for (const url of [
+      p.issuer,
+      p.authorizationUrl,
+      p.tokenUrl,
+      p.refreshUrl,
+      p.revocationUrl,
+      p.userinfoUrl,
+      p.profile?.url,
+      ...(p.api?.baseUrls ?? []),
+    ]) {
       for (const m of url?.matchAll(/\{([^}]*)\}/g) ?? []) used.add(m[1] ?? '');
     }
     for (const name of used) {
