@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
-import { ApiKeyVerifier } from './api-keys.js';
+import { ApiKeyVerifier, allows } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { handleError } from './errors.js';
@@ -11,6 +11,7 @@ import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { consoleRoutes } from './console/index.js';
@@ -139,6 +140,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  await app.register(proxyRoutes);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
@@ -190,7 +192,7 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
     throw new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
   }
   request.apiKey = verified;
-  if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
+  if (!allows(verified.scopes, access)) {
     throw new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
   }
 }
