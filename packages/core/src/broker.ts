@@ -138,6 +138,9 @@ export interface BrokerEvent {
   data: Record<string, unknown>;
 }
 
+/** fetch's RequestInit, except that the body may also be a Node stream or any async iterable of bytes (streamed, never buffered). */
+export type FetchInit = Omit<RequestInit, 'body'> & { body?: BodyInit | AsyncIterable<Uint8Array> | null };
+
 export interface ProviderSummary {
   id: string;
   name: string;
@@ -189,7 +192,7 @@ export interface Broker {
    * refused with ProxyRefused), carrying the credential; a 401 renews it once and resends; a
    * redirect comes back unfollowed; credential-bearing response fields are removed. Bodies stream.
    */
-  fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: RequestInit): Promise<Response>;
+  fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response>;
 
   close(): Promise<void>;
 }

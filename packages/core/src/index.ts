@@ -26,3 +26,5 @@ export {
 export * from './rekey.js';
 export * from './bundle.js';
 export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
+export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
+export type { RetryBudget } from './proxy/retry.js';

@@ -6,6 +6,7 @@ import type {
   Broker,
   BrokerEvent,
   EventType,
+  FetchInit,
   FreshIdentity,
   IdentityFilter,
   IdentitySelector,
@@ -479,7 +480,7 @@ export class LocalBroker implements Broker {
     return rows.map(toEvent);
   }
 
-  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: RequestInit): Promise<Response> {
+  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response> {
     const service = await this.serviceRow(validate.serviceId(serviceId));
     const baseUrls = await this.apiBaseUrls(service);
     const found = await this.findRow(service.id, who);

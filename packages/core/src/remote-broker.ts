@@ -4,6 +4,7 @@ import type {
   BeginAuthorization,
   Broker,
   BrokerEvent,
+  FetchInit,
   FreshIdentity,
   IdentityFilter,
   IdentitySelector,
@@ -31,6 +32,7 @@ import {
   UpstreamFailed,
 } from './errors.js';
 import { isIdentityId } from './ids.js';
+import { unbuffered } from './proxy/body.js';
 import { requestHeaders } from './proxy/headers.js';
 import { resolveTarget } from './proxy/target.js';
 
@@ -192,7 +194,7 @@ export class RemoteBroker implements Broker {
    * an absolute URL in `EveryAuth-Url`. The server's own errors come back as the typed errors;
    * anything the API answered (marked `EveryAuth-Proxy: upstream`) comes back as the Response.
    */
-  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init: RequestInit = {}): Promise<Response> {
+  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
     const headers = requestHeaders(init.headers);
     headers.set('authorization', this.auth);
     for (const [name, value] of Object.entries(identityHeaders(who))) headers.set(name, value);
@@ -208,10 +210,10 @@ export class RemoteBroker implements Broker {
       response = await fetch(`${this.base}/v1/proxy/${seg(serviceId)}${path}`, {
         method: init.method ?? 'GET',
         headers,
-        body: init.body,
+        body: unbuffered(init.body) as BodyInit | null | undefined,
         signal: init.signal,
         redirect: 'manual',
-        ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+        duplex: 'half',
       } as RequestInit);
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;

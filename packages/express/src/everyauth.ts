@@ -5,6 +5,7 @@ import {
   openBroker,
   resolveConfig,
   type Broker,
+  type FetchInit,
   type FreshIdentity,
   type IdentityFilter,
   type IdentitySelector,
@@ -171,7 +172,7 @@ export class EveryAuth {
    * fetch Response comes back; a grant that is gone throws ReauthorizationRequired with the URL
    * to send the user to.
    */
-  async fetch(serviceId: string, selector: IdentitySelector, pathOrUrl: string, init?: RequestInit): Promise<Response> {
+  async fetch(serviceId: string, selector: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response> {
     const broker = await this.broker();
     return this.namingReauthorizeUrl(() => broker.fetch(serviceId, selector, pathOrUrl, init));
   }

@@ -19,9 +19,6 @@ export const CREDENTIAL_RESPONSE_HEADERS = ['authorization', 'proxy-authorizatio
 /** A field name (RFC 9110 §5.1). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Content codings Node's fetch decodes by itself: the body forwarded is no longer in them. */
-const DECODED = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'zstd']);
-
 function dropHopByHop(headers: Headers): void {
   for (const named of (headers.get('connection') ?? '').split(',')) {
     const name = named.trim();
@@ -51,18 +48,16 @@ export function requestHeaders(init: HeadersInit | undefined): Headers {
 }
 
 /**
- * The fields to hand back to the caller: hop-by-hop fields and credential-bearing fields are
- * removed (`pass` keeps some of the latter, e.g. `set-cookie` for an API that needs its cookie);
- * a body fetch decoded loses its Content-Encoding and now-wrong Content-Length.
+ * The fields to hand back to the caller, from undici's raw header object: hop-by-hop fields and
+ * credential-bearing fields are removed (`pass` keeps some of the latter, e.g. `set-cookie` for an
+ * API that needs its cookie). The body is passed as sent, so Content-Encoding and -Length stay true.
  */
-export function responseHeaders(upstream: Headers, pass: readonly string[] = []): Headers {
-  const headers = new Headers(upstream);
+export function responseHeaders(upstream: Record<string, string | string[] | undefined>, pass: readonly string[] = []): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(upstream)) {
+    for (const one of Array.isArray(value) ? value : value === undefined ? [] : [value]) headers.append(name, one);
+  }
   dropHopByHop(headers);
   for (const name of CREDENTIAL_RESPONSE_HEADERS) if (!pass.includes(name)) headers.delete(name);
-  const coding = headers.get('content-encoding')?.trim().toLowerCase();
-  if (coding && DECODED.has(coding)) {
-    headers.delete('content-encoding');
-    headers.delete('content-length');
-  }
   return headers;
 }

@@ -26,8 +26,15 @@ export const DEFAULT_RETRY_BUDGET: RetryBudget = { retries: 2, maxWaitMs: 5_000 
  * The wait before retrying a 429 or 503, or undefined to pass the response back: only idempotent
  * methods, only with a Retry-After the server sent, only while the budget lasts.
  */
-export function retryDelay(response: Response, method: string, retried: number, waited: number, budget: RetryBudget): number | undefined {
-  if ((response.status !== 429 && response.status !== 503) || !isIdempotent(method) || retried >= budget.retries) return undefined;
-  const wait = retryAfterMs(response.headers.get('retry-after'));
+export function retryDelay(
+  status: number,
+  retryAfter: string | string[] | undefined,
+  method: string,
+  retried: number,
+  waited: number,
+  budget: RetryBudget,
+): number | undefined {
+  if ((status !== 429 && status !== 503) || !isIdempotent(method) || retried >= budget.retries) return undefined;
+  const wait = retryAfterMs(typeof retryAfter === 'string' ? retryAfter : null);
   return wait === undefined || waited + wait > budget.maxWaitMs ? undefined : wait;
 }

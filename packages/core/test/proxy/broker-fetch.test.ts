@@ -1,3 +1,4 @@
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, ReauthorizationRequired, UpstreamFailed, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
@@ -147,10 +148,11 @@ describe('broker.fetch', () => {
       expect(response.headers.get('x-kept')).toBe('yes');
     });
 
-    it('hands back a decoded body without the content-encoding that no longer applies', async () => {
-      const response = await broker.fetch('local', 'alice', '/gzip');
-      expect(response.headers.get('content-encoding')).toBeNull();
-      expect(await response.text()).toBe('hello, decoded');
+    it('passes a compressed body as sent, its Content-Encoding still true', async () => {
+      const response = await broker.fetch('local', 'alice', '/gzip', { headers: { 'accept-encoding': 'gzip' } });
+      expect(upstream.seen[0]!.headers['accept-encoding']).toBe('gzip');
+      expect(response.headers.get('content-encoding')).toBe('gzip');
+      expect(gunzipSync(Buffer.from(await response.arrayBuffer())).toString()).toBe('hello, decoded');
     });
 
     it('answers a 204 with no body', async () => {

@@ -5,6 +5,7 @@ import { errorResponses, serviceIdParam } from '../schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const PREFIX = '/v1/proxy/';
+const SMALL_BODY = 64 * 1024;
 
 const header = (request: FastifyRequest, name: string) => {
   const value = request.headers[name];
@@ -81,10 +82,12 @@ export const proxyRoutes: FastifyPluginAsync = async (app) => {
       response = await broker.fetch(serviceId, selector, path, {
         method: request.method,
         headers: request.headers as Record<string, string>,
-        body: hasBody ? (Readable.toWeb(request.raw) as ReadableStream<Uint8Array>) : null,
+        body: hasBody ? (request.raw as AsyncIterable<Uint8Array>) : null,
         signal: abort.signal,
       });
     } catch (err) {
+      // The caller hung up first: there is no one to answer.
+      if (abort.signal.aborted) return reply.hijack();
       metrics.observeProxy(serviceId, (err as { status?: number }).status ?? 500, (performance.now() - started) / 1000);
       throw err;
     }
@@ -92,7 +95,11 @@ export const proxyRoutes: FastifyPluginAsync = async (app) => {
     reply.code(response.status);
     for (const [name, value] of response.headers) reply.header(name, value);
     reply.header('everyauth-proxy', 'upstream');
-    return reply.send(response.body ? Readable.fromWeb(response.body as import('node:stream/web').ReadableStream) : null);
+    if (!response.body) return reply.send(null);
+    // A small body of known length goes out in one write with its length; anything else streams.
+    const length = Number(response.headers.get('content-length') ?? Infinity);
+    if (length <= SMALL_BODY) return reply.send(Buffer.from(await response.arrayBuffer()));
+    return reply.send(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream));
   };
 
   const schema = {
