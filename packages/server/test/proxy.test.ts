@@ -145,6 +145,13 @@ describe('/v1/proxy', () => {
     secrets.add(renewed.refresh!);
   });
 
+  it('is described in the OpenAPI document', async () => {
+    const doc = await (await t.request('/v1/openapi.json')).json();
+    const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/v1/proxy/'));
+    expect(paths.length).toBeGreaterThan(0);
+    expect(Object.keys(doc.paths[paths[0]!])).toEqual(expect.arrayContaining(['get', 'post', 'put', 'patch', 'delete']));
+  });
+
   it('counts requests per service and status class, with a latency histogram', async () => {
     await proxied('/unauthorized', { headers: { 'everyauth-user-id': 'nobody' } });
     const text = await (await t.request('/metrics', { key: null })).text();
