@@ -499,9 +499,11 @@ export class LocalBroker implements Broker {
         return { identityId: row.id, apply: (headers) => headers.set('authorization', `Bearer ${accessToken}`) };
       },
       rejected: async (identityId, status) => {
-        if (row.status !== 'active') return;
+        // Concurrent callers may all see their resend refused: the first to get here marks it.
+        const current = await this.store.getIdentity(identityId);
+        if (current?.status !== 'active') return;
         await this.store.setStatus(identityId, 'needs_reauth', this.now());
-        await this.emit('identity.needs_reauth', row, {
+        await this.emit('identity.needs_reauth', current, {
           error: 'api_unauthorized',
           message: `The API answered ${status} to a renewed token.`,
         });

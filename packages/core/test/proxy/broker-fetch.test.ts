@@ -198,6 +198,25 @@ describe('broker.fetch', () => {
       await expect(broker.fetch('local', 'gone', '/x')).rejects.toBeInstanceOf(ReauthorizationRequired);
     });
 
+    it('concurrent callers refused twice make one refresh and one needs_reauth event', async () => {
+      await authorizeUser(broker, server, 'crowd-gone');
+      server.resetCounters();
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          broker.fetch('local', 'crowd-gone', '/unauthorized').then(
+            (r) => r.status,
+            (e: { code: string }) => e.code,
+          ),
+        ),
+      );
+      // A caller that asks for its renewal after another marked the grant gone learns so at once.
+      for (const outcome of outcomes) expect([401, 'reauthorization_required']).toContain(outcome);
+      expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+      const identity = await broker.findIdentity('local', 'crowd-gone');
+      const events = await broker.listEvents({ identityId: identity!.id });
+      expect(events.filter((e) => e.type === 'identity.needs_reauth')).toHaveLength(1);
+    });
+
     it('resends a streamed body under the replay limit after the renewal', async () => {
       await authorizeUser(broker, server, 'small');
       await revokeAccessToken('small');
