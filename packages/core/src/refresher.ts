@@ -4,6 +4,7 @@ import { NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js'
 import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
 import { randomToken } from './ids.js';
+import { KeyedLimit } from './keyed-limit.js';
 import { isRenewable, renewTokens } from './kinds/index.js';
 import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
@@ -21,6 +22,13 @@ export interface RefreshPolicy {
   /** First backoff delay; doubles each attempt, with jitter, capped at maxDelayMs. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * Refreshes running at once per provider in this process (a lease is claimed only once a slot
+   * is free, so a queued refresh never lets its lease lapse). Keeps a storm of tokens expiring
+   * together, or a keep-alive round over thousands of idle identities, under the provider's rate
+   * limits; each replica has its own.
+   */
+  maxConcurrentPerProvider: number;
 }
 
 export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
@@ -29,6 +37,7 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
   attempts: 3,
   baseDelayMs: 200,
   maxDelayMs: 5_000,
+  maxConcurrentPerProvider: 8,
 };
 
 /** What refreshExpiring did with one identity. */
@@ -70,6 +79,7 @@ export class Refresher {
   private readonly inflight = new Map<string, Promise<IdentityRow>>();
   /** Names this process as a lease holder. */
   private readonly owner = randomToken().slice(0, 16);
+  private readonly perProvider: KeyedLimit;
 
   private readonly store: Store;
   private readonly credentials: Credentials;
@@ -89,6 +99,7 @@ export class Refresher {
       now: this.now,
       logger: this.logger,
     } = deps);
+    this.perProvider = new KeyedLimit(this.policy.maxConcurrentPerProvider);
   }
 
   /**
@@ -148,10 +159,13 @@ export class Refresher {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         return this.fail(row, reauthError(row), true);
       }
-      const now = this.now();
-      if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
+      const providerId = (await this.services.row(row.service_id)).provider_id;
+      const done = await this.perProvider.run(providerId, async () => {
+        const now = this.now();
+        if (!(await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs))) return undefined;
         return this.refreshHoldingLease(row);
-      }
+      });
+      if (done) return done;
       if (this.now() > giveUpAt) {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
@@ -228,7 +242,7 @@ export class Refresher {
         row.id,
         row.version,
         this.owner,
-        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
+        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now, failing_since: null },
         now,
       ),
     );
@@ -241,6 +255,7 @@ export class Refresher {
     }
     const updated = (await this.store.getIdentity(row.id))!;
     await this.events.emit('identity.refreshed', updated, { expiresAt: iso(updated.expires_at) });
+    if (row.failing_since !== null) await this.events.emit('identity.recovered', updated, { failingSince: iso(row.failing_since) });
     return updated;
   }
 
@@ -264,7 +279,9 @@ export class Refresher {
     });
   }
 
-  private emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+  /** Records the start of a run of failures (the dead-state clock), then tells listeners. */
+  private async emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+    await this.store.markFailing(row.id, this.now());
     return this.events.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
       error: (error as EveryAuthError).code ?? 'error',
       message: error.message,
