@@ -33,7 +33,7 @@ import { isIdentityId } from './ids.js';
 export interface RemoteBrokerOptions {
   /** The server's base URL, e.g. `https://everyauth.internal:4000`. */
   server: string;
-  /** An API key (`ea_<id>_<secret>`); `tokens:read` for applications, `admin` for management. */
+  /** An API key (`ea_<id>_<secret>`): `tokens:read` to read tokens, plus `connect` to start authorizations; `admin` for management. */
   apiKey: string;
   /** Timeout of each request (default 30 s: a token request may wait for a refresh at the provider). */
   timeoutMs?: number;

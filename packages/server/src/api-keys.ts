@@ -2,8 +2,13 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidInput, NotFound, type Store } from '@everyauth/core';
 import { serverDb } from './tables.js';
 
-/** `admin` may do everything; `tokens:read` may read tokens and look identities, services and providers up. */
-export const SCOPES = ['admin', 'tokens:read'] as const;
+/**
+ * `admin` may do everything; `tokens:read` may read tokens and look identities, services and
+ * providers up, and nothing more; `connect` may start and complete authorizations (hosted
+ * sessions and RemoteBroker's flow). An application that both connects users and reads their
+ * tokens holds `tokens:read` and `connect`.
+ */
+export const SCOPES = ['admin', 'tokens:read', 'connect'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeySummary {

@@ -36,6 +36,20 @@ function readCookie(header: string | undefined, name: string): string | undefine
   return undefined;
 }
 
+/**
+ * The browser comes back to this server's callback, which redirects it to finishedUrl: a relative
+ * one would resolve against this server (which answers 401), never the application. Refused before
+ * the flow starts; the embedded broker, which serves the callback in the app, keeps relative paths.
+ */
+function requireAbsoluteFinishedUrl(finishedUrl: string | undefined): void {
+  if (finishedUrl === undefined || URL.canParse(finishedUrl)) return;
+  throw new InvalidInput(
+    'finishedUrl must be an absolute URL on an allowed origin (EVERYAUTH_ALLOWED_ORIGINS), such as https://app.example/done: ' +
+      'in server mode the browser comes back to the EveryAuth server, so a relative path would land there, not in your application.',
+    'finishedUrl',
+  );
+}
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
@@ -61,7 +75,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: BeginBody }>(
     '/v1/sessions',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: 'Start a hosted authorization: returns the URL to send the user to',
@@ -70,6 +84,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
+      requireAbsoluteFinishedUrl(request.body.finishedUrl);
       const binding = randomToken();
       const started = await ctx.broker.beginAuthorization({ ...request.body, browserBinding: binding });
       const ticket: StartTicket = {
@@ -133,7 +148,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: BeginBody & { browserBinding?: string } }>(
     '/v1/authorizations',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: "Start an authorization; returns the provider's URL (the caller handles the browser)",
@@ -147,13 +162,16 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
         },
       },
     },
-    async (request, reply) => reply.code(201).send(await ctx.broker.beginAuthorization(request.body)),
+    async (request, reply) => {
+      requireAbsoluteFinishedUrl(request.body.finishedUrl);
+      return reply.code(201).send(await ctx.broker.beginAuthorization(request.body));
+    },
   );
 
   app.post<{ Body: { serviceId: string; query: string; browserBinding?: string } }>(
     '/v1/authorizations/complete',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: "Complete an authorization with the callback's query string",
