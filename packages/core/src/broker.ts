@@ -120,6 +120,17 @@ export interface AuthorizationCompleted {
   finishedUrl?: string;
 }
 
+/** Options of a token read. */
+export interface GetIdentityOptions {
+  /** Refresh even if the token is still fresh. */
+  force?: boolean;
+  /**
+   * Answer within this many ms when that is sooner than the broker's read deadline: a caller that
+   * itself gives up then (RemoteBroker tells the server its own timeout this way).
+   */
+  deadlineMs?: number;
+}
+
 export type EventType =
   'identity.created' | 'identity.updated' | 'identity.refreshed' | 'identity.refresh_failed' | 'identity.needs_reauth' | 'identity.deleted';
 
@@ -174,8 +185,12 @@ export interface Broker {
   /** Deletes every identity of the service matching the filter; `null` means all of them (an empty filter is refused). */
   deleteIdentities(serviceId: string, filter: IdentityFilter | null, options?: { revoke?: boolean }): Promise<number>;
 
-  /** A fresh access token: refreshed first when it expires within the margin, or when `force` is set. */
-  getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;
+  /**
+   * A fresh access token: refreshed first when it expires within the margin, or when `force` is
+   * set. Answers within the read deadline: with the current token while it is valid, else
+   * `ProviderUnavailable` (with `reason` and `retryAfterMs`).
+   */
+  getIdentity(serviceId: string, selector: IdentitySelector, options?: GetIdentityOptions): Promise<FreshIdentity | undefined>;
 
   listEvents(options?: { after?: string; count?: number; identityId?: string }): Promise<BrokerEvent[]>;
 

@@ -125,16 +125,29 @@ export class ReauthorizationRequired extends EveryAuthError {
 
 /** The provider could not be reached or answered 5xx / 429 after the retries; try again later. */
 export class ProviderUnavailable extends EveryAuthError {
+  /** What went wrong at the provider, where known: `timeout`, `5xx`, `rate_limited` or `network`. */
+  readonly reason?: string;
+  /** How long until the next attempt at the provider; asking again sooner gets this same answer. */
+  readonly retryAfterMs?: number;
+
   constructor(
     readonly providerId: string,
     detail: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; reason?: string; retryAfterMs?: number } = {},
   ) {
-    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); try again later.`, {
+    const { reason, retryAfterMs, ...rest } = options;
+    const retry = retryAfterMs === undefined ? 'try again later' : `try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s`;
+    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); ${retry}.`, {
       status: 503,
       retryable: true,
-      ...options,
+      ...rest,
     });
+    if (reason !== undefined) this.reason = reason;
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), providerId: this.providerId, reason: this.reason, retryAfterMs: this.retryAfterMs };
   }
 }
 

@@ -25,4 +25,4 @@ export {
 } from './config.js';
 export * from './rekey.js';
 export * from './bundle.js';
-export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
+export { RemoteBroker, TIMEOUT_HEADER, type RemoteBrokerOptions } from './remote-broker.js';

@@ -7,6 +7,7 @@ import type {
   BrokerEvent,
   EventType,
   FreshIdentity,
+  GetIdentityOptions,
   IdentityFilter,
   IdentitySelector,
   IdentitySummary,
@@ -19,7 +20,7 @@ import type {
 import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
-import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound } from './errors.js';
+import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound, ProviderUnavailable } from './errors.js';
 import { isIdentityId, newEventId, newIdentityId, randomToken, sha256 } from './ids.js';
 import {
   buildAuthorizationUrl,
@@ -97,6 +98,7 @@ export class LocalBroker implements Broker {
       { ...DEFAULT_REFRESH_POLICY, ...options.refresh },
       {
         context: async (row) => this.contextFor(await this.serviceRow(row.service_id)),
+        providerId: async (row) => (await this.serviceRow(row.service_id)).provider_id,
         openTokens: (row) => this.openTokens(row),
         sealTokens: (id, tokens) => this.sealTokens(id, tokens),
         onRefreshed: (row) => this.emit('identity.refreshed', row, { expiresAt: iso(row.expires_at) }),
@@ -104,6 +106,7 @@ export class LocalBroker implements Broker {
           this.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
             error: (error as EveryAuthError).code ?? 'error',
             message: error.message,
+            ...(error instanceof ProviderUnavailable && error.reason ? { reason: error.reason } : {}),
           }),
       },
       this.now,
@@ -446,11 +449,11 @@ export class LocalBroker implements Broker {
     }
   }
 
-  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
     let row = await this.findRow(serviceId, selector);
     if (!row) return undefined;
     if (row.status !== 'active') throw reauthError(row);
-    if (options.force || this.refresher.needsRefresh(row)) row = await this.refresher.refresh(row, options.force);
+    if (options.force || this.refresher.needsRefresh(row)) row = await this.refresher.read(row, options);
     return this.toFresh(row);
   }
 

@@ -35,9 +35,16 @@ export interface RemoteBrokerOptions {
   server: string;
   /** An API key (`ea_<id>_<secret>`): `tokens:read` to read tokens, plus `connect` to start authorizations; `admin` for management. */
   apiKey: string;
-  /** Timeout of each request (default 30 s: a token request may wait for a refresh at the provider). */
+  /**
+   * Timeout of each request (default 30 s). The server learns it from every request and answers a
+   * token read before it (within its own read deadline, 8 s by default), so a slow provider shows
+   * as `provider_unavailable`, not as this side timing out.
+   */
   timeoutMs?: number;
 }
+
+/** The header in which RemoteBroker tells the server how long it waits for an answer, in ms. */
+export const TIMEOUT_HEADER = 'everyauth-timeout-ms';
 
 type Query = Record<string, string | string[] | number | boolean | undefined>;
 
@@ -203,7 +210,12 @@ export class RemoteBroker implements Broker {
       if (v === undefined) continue;
       for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, String(item));
     }
-    const headers: Record<string, string> = { authorization: this.auth, accept: 'application/json' };
+    // The server answers token reads within this, minus the trip, so this side never gives up first.
+    const headers: Record<string, string> = {
+      authorization: this.auth,
+      accept: 'application/json',
+      [TIMEOUT_HEADER]: String(this.timeoutMs),
+    };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
@@ -271,7 +283,10 @@ export function toTypedError(status: number, body: unknown, server = 'the server
       error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined);
       break;
     case 'ProviderUnavailable':
-      error = new ProviderUnavailable(e.providerId, '');
+      error = new ProviderUnavailable(e.providerId, '', {
+        reason: typeof e.reason === 'string' ? e.reason : undefined,
+        retryAfterMs: typeof e.retryAfterMs === 'number' ? e.retryAfterMs : undefined,
+      });
       break;
     case 'ProviderError':
       error = new ProviderError(e.providerId, e.providerError, '');

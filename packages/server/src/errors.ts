@@ -30,6 +30,10 @@ export function errorBody(err: EveryAuthError): Record<string, unknown> {
 export function handleError(error: FastifyError | EveryAuthError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof EveryAuthError) {
     if (error.status >= 500) request.log.warn({ code: error.code, status: error.status }, error.message);
+    // RFC 9110 §10.2.3: when to ask again; sooner gets the same answer (the failure is shared).
+    if (error instanceof ProviderUnavailable && error.retryAfterMs !== undefined) {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+    }
     return reply.code(error.status).send(errorBody(error));
   }
   const fe = error as FastifyError;

@@ -3,6 +3,7 @@ import { InvalidInput } from '../errors.js';
 import type { IdentityFilter, Tags } from '../broker.js';
 import type { AuthSessionTable, Database, EventTable, IdentityTable, ProviderTable, ServiceTable } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
+import { leaseHolderGone } from '../lease-holder.js';
 
 export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
@@ -30,6 +31,17 @@ export interface RefreshWrite {
   scope: string | null;
   last_refresh_at: number;
 }
+
+/** A retryable refresh failure as the row records it (refresh-failures.ts). */
+export interface RefreshFailureWrite {
+  refresh_failed_at: number;
+  refresh_failure: string;
+  refresh_retry_at: number;
+  refresh_failures: number;
+}
+
+/** New tokens end a run of failures. */
+const NO_FAILURE = { refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 } as const;
 
 export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
@@ -190,6 +202,7 @@ export class Store {
           tags: JSON.stringify(write.tags),
           lease_owner: null,
           lease_until: null,
+          ...NO_FAILURE,
           updated_at: now,
         };
         let id: string;
@@ -290,23 +303,40 @@ export class Store {
   /**
    * Claims the refresh lease: only if nobody holds a live one and the row is still at `version`
    * (someone who refreshed meanwhile bumped it). A conditional UPDATE, so it is atomic on any database.
+   * `takeOver` names the owner of a live lease whose holder is known to be gone (leaseHolderGone):
+   * that lease may be taken too, but only while that owner still holds it.
    */
-  async claimLease(id: string, version: number, owner: string, now: number, until: number): Promise<boolean> {
+  async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
     const r = await this.db
       .updateTable('identities')
       .set({ lease_owner: owner, lease_until: until })
       .where('id', '=', id)
       .where('version', '=', version)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+      .where((eb) =>
+        eb.or([
+          eb('lease_until', 'is', null),
+          eb('lease_until', '<=', now),
+          ...(takeOver === undefined ? [] : [eb('lease_owner', '=', takeOver)]),
+        ]),
+      )
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Whether the process holding this row's lease is known to have ended, so the lease need not run
+   * out. On SQLite (one machine) the owner names its process: id and start time (lease-holder.ts).
+   * `claimedAt` is when the lease was last claimed or extended.
+   */
+  async leaseHolderGone(row: IdentityRow, _claimedAt: number): Promise<boolean> {
+    return row.lease_owner !== null && leaseHolderGone(row.lease_owner);
   }
 
   /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
   async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
     const r = await this.db
       .updateTable('identities')
-      .set({ ...write, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
+      .set({ ...write, ...NO_FAILURE, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
       .where('id', '=', id)
       .where('version', '=', version)
       .where('lease_owner', '=', owner)
@@ -325,11 +355,24 @@ export class Store {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  /** Gives the lease back without touching the tokens; optionally sets a new status in the same write. */
-  async releaseLease(id: string, owner: string, now: number, status?: IdentityRow['status']): Promise<void> {
+  /**
+   * Gives the lease back without touching the tokens; in the same write, optionally a new status, or
+   * a retryable failure for every caller to share until its cool-down ends.
+   */
+  async releaseLease(
+    id: string,
+    owner: string,
+    now: number,
+    change: { status?: IdentityRow['status']; failure?: RefreshFailureWrite } = {},
+  ): Promise<void> {
     await this.db
       .updateTable('identities')
-      .set({ lease_owner: null, lease_until: null, ...(status ? { status, updated_at: now } : {}) })
+      .set({
+        lease_owner: null,
+        lease_until: null,
+        ...(change.status ? { status: change.status, updated_at: now } : {}),
+        ...change.failure,
+      })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
       .execute();
@@ -337,16 +380,20 @@ export class Store {
 
   /** Active identities whose token expires before `before` and whose lease is free: the background refresher's work list. */
   listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]> {
-    return this.db
-      .selectFrom('identities')
-      .select(['id', 'service_id'])
-      .where('status', '=', 'active')
-      .where('expires_at', 'is not', null)
-      .where('expires_at', '<', before)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-      .orderBy('expires_at')
-      .limit(limit)
-      .execute();
+    return (
+      this.db
+        .selectFrom('identities')
+        .select(['id', 'service_id'])
+        .where('status', '=', 'active')
+        .where('expires_at', 'is not', null)
+        .where('expires_at', '<', before)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+        // One that failed waits out its cool-down: the provider is not asked again sooner.
+        .where((eb) => eb.or([eb('refresh_retry_at', 'is', null), eb('refresh_retry_at', '<=', now)]))
+        .orderBy('expires_at')
+        .limit(limit)
+        .execute()
+    );
   }
 
   // ---- events ----
