@@ -189,5 +189,68 @@ describe.each(STORES)('on %s', (kind) => {
       const types = (await broker.listEvents({ identityId: summary!.id })).map((e) => e.type);
       expect(types).toContain('identity.refresh_failed');
     });
+
+    describe('read deadline', () => {
+      /** A second broker on the same store whose reads wait at most 200 ms, with a provider timeout well past that. */
+      async function quickBroker() {
+        return startTestBroker(server, {
+          kind,
+          dbPath: t.dbPath,
+          ring: t.ring,
+          refresh: { marginMs: 500, readDeadlineMs: 200 },
+          providerTimeoutMs: 3_000,
+        });
+      }
+
+      it('an expired token and a slow provider: provider_unavailable (timeout) within the deadline; the refresh goes on and serves the next read', async () => {
+        const quick = await quickBroker();
+        try {
+          await authorizeUser(quick.broker, server, 'dora');
+          await expire('dora');
+          const { version } = (await quick.broker.store.getIdentity((await quick.broker.findIdentity('local', 'dora'))!.id))!;
+          server.resetCounters();
+          server.failNextTokenRequests(1, { delayMs: 1_000 });
+          const started = Date.now();
+          const err = await quick.broker.getIdentity('local', 'dora').catch((e) => e);
+          expect(Date.now() - started).toBeLessThan(1_000); // answered before the provider did
+          expect(err).toMatchObject({ code: 'provider_unavailable', providerId: 'local-idp', reason: 'timeout', retryable: true });
+          // The refresh went on: once the provider answers, its tokens are stored for the next read.
+          const id = (await quick.broker.findIdentity('local', 'dora'))!.id;
+          for (let waited = 0; (await quick.broker.store.getIdentity(id))!.version === version; waited += 50) {
+            expect(waited).toBeLessThan(5_000);
+            await sleep(50);
+          }
+          const fresh = await quick.broker.getIdentity('local', 'dora');
+          expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+          expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
+        } finally {
+          await quick.close();
+        }
+      });
+
+      it('a token still valid and a slow provider: the current token within the deadline', async () => {
+        const quick = await quickBroker();
+        try {
+          await authorizeUser(quick.broker, server, 'dean');
+          const current = await quick.broker.getIdentity('local', 'dean');
+          const id = current!.identityId;
+          // Inside the refresh margin, not yet expired.
+          await quick.broker.store.db
+            .updateTable('identities')
+            .set({ expires_at: Date.now() + 400, updated_at: Date.now() - 3_600_000 })
+            .where('id', '=', id)
+            .execute();
+          server.resetCounters();
+          server.failNextTokenRequests(1, { delayMs: 1_000 });
+          const started = Date.now();
+          const served = await quick.broker.getIdentity('local', 'dean');
+          expect(Date.now() - started).toBeLessThan(1_000);
+          expect(served!.accessToken).toBe(current!.accessToken);
+          expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+        } finally {
+          await quick.close();
+        }
+      });
+    });
   });
 });

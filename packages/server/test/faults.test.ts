@@ -5,6 +5,7 @@
  * once the provider is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProviderUnavailable, RemoteBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { createTestDatabase } from '../../core/test/support/broker.js';
 import { startFaultyTokenEndpoint, type FaultyTokenEndpoint } from './support/faulty-provider.js';
@@ -21,7 +22,7 @@ beforeAll(async () => {
   endpoint = await startFaultyTokenEndpoint(as.tokenEndpoint);
   db = await createTestDatabase();
   fleet = await startFleet(as, { storeUrl: db.url, count: 3, refreshUrl: endpoint.url, clientId: 'faults' });
-  for (const user of ['failing', 'dropping', 'hanging', 'orphaned']) await fleet.connect(user);
+  for (const user of ['failing', 'dropping', 'hanging', 'orphaned', 'sdk']) await fleet.connect(user);
 }, 120_000);
 
 afterAll(async () => {
@@ -142,6 +143,24 @@ describe('a provider that hangs for 20 s, then recovers', () => {
     await waitFor(async () => (await read(2, user)).status === 200, 30_000);
     expect(await identityOf(user)).toMatchObject({ status: 'active', version: before.version + 1, lease_owner: null });
   }, 90_000);
+});
+
+describe('the SDK never gives up first', () => {
+  it('a RemoteBroker with a 3 s timeout and a hanging provider: provider_unavailable (timeout) before its own timeout, not server_unavailable', async () => {
+    const sdk = new RemoteBroker({ server: fleet.replicas[0]!.url, apiKey: fleet.key, timeoutMs: 3_000 });
+    await expire('sdk');
+    endpoint.mode = 'hang';
+    try {
+      const started = Date.now();
+      const err = await sdk.getIdentity('local', 'sdk').catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(err).toBeInstanceOf(ProviderUnavailable);
+      expect(err).toMatchObject({ code: 'provider_unavailable', providerId: 'faulty-idp', reason: 'timeout' });
+      expect((err as ProviderUnavailable).retryAfterMs).toBeGreaterThan(0);
+    } finally {
+      endpoint.mode = 'up';
+    }
+  });
 });
 
 describe('a replica dies holding the refresh lease', () => {

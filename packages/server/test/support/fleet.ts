@@ -16,6 +16,8 @@ export interface Fleet {
   /** The test's own connection to the database, for looking at and arranging rows. */
   store: Store;
   ring: KeyRing;
+  /** An admin API key. */
+  key: string;
   /** fetch on a replica with the admin key (`json` becomes the body). */
   call(replica: Replica, path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   /** Runs the hosted flow for a user through the first replica. */
@@ -66,6 +68,7 @@ export async function startFleet(
     replicas,
     store,
     ring,
+    key,
     call,
     async connect(userId) {
       const done = await hostedFlow({ url: base, request: (path, init = {}) => call(replicas[0]!, path, init as RequestInit) }, as, {
