@@ -54,7 +54,7 @@ async function waitFor(check: () => boolean | Promise<boolean>, ms = 15_000): Pr
 
 /** The read deadline of the replicas (the default): every answer must come within it, plus the trip. */
 const DEADLINE_MS = 8_000;
-const TRIP_MS = 1_000;
+const TRIP_MS = 1_500;
 
 /** A token read on a replica: status, body, Retry-After and how long it took. */
 async function read(replica: number | Replica, userId: string) {
