@@ -2,7 +2,8 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
-import { Store, type IdentityListFilter, type IdentityRow, type RefreshFailureWrite, type RefreshWrite } from './store.js';
+import { isUserLookup, SqlStore } from './sql-store.js';
+import type { IdentityListFilter, IdentityRow, RefreshFailureWrite, RefreshWrite, Store } from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -48,12 +49,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 const CLOCK_SKEW_MS = 5_000;
 
 /**
- * The token-read lookups as named prepared statements: PostgreSQL parses and plans them once per
- * connection instead of on every request. Everything else goes through Kysely as usual. Refresh
- * leases are tied to this process's database session (lease-locks.ts): the holder takes the
+ * The PostgreSQL backend. The token-read lookups are named prepared statements: PostgreSQL parses
+ * and plans them once per connection instead of on every request. Everything else is the shared SQL.
+ * Refresh leases are tied to this process's database session (lease-locks.ts): the holder takes the
  * identity's advisory lock before it claims the row, and gives it back once the row is written.
  */
-class PostgresStore extends Store {
+class PostgresStore extends SqlStore {
   constructor(
     db: Kysely<Database>,
     dialect: 'postgres',
@@ -115,9 +116,7 @@ class PostgresStore extends Store {
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
-    const byUserOnly =
-      filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
-    if (!byUserOnly || limit > 2) return super.findIdentities(filter, limit);
+    if (!isUserLookup(filter, limit)) return super.findIdentities(filter, limit);
     const r =
       filter.tenantId === undefined
         ? await this.pool.query<IdentityRow>({
