@@ -1,6 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '@everyauth/server';
+import { createKeyRing } from '@everyauth/core';
+import { createApiKey, startServer } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../../core/test/support/auth-server.js';
 import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from '../support/server.js';
 
@@ -109,8 +113,8 @@ describe('the auth scheme is case-insensitive (RFC 9110 §11.1)', () => {
 });
 
 /** Opens a raw connection, writes `data`, and resolves with what came back and when the server closed it. */
-function slowSender(data: string): Promise<{ answer: string; closedAfterMs: number }> {
-  const url = new URL(t.url);
+function slowSender(data: string, server = t.url): Promise<{ answer: string; closedAfterMs: number }> {
+  const url = new URL(server);
   return new Promise((resolve, reject) => {
     const started = Date.now();
     let answer = '';
@@ -136,6 +140,21 @@ describe('slow senders are cut off', () => {
   it('headers that never end: the connection closed', async () => {
     const { answer } = await slowSender('GET /v1/services HTTP/1.1\r\nHost: x\r\nX-Slow: ');
     expect(answer === '' || answer.startsWith('HTTP/1.1 408'), answer).toBe(true);
+  });
+
+  it('EVERYAUTH_REQUEST_TIMEOUT_MS sets the budget of a started server', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'everyauth-timeout-'));
+    const env = { EVERYAUTH_MASTER_KEY: JSON.stringify(createKeyRing()), EVERYAUTH_REQUEST_TIMEOUT_MS: '1000' };
+    const running = await startServer({ port: 0, store: join(dir, 'everyauth.db'), env, logLevel: 'silent', sandbox: false });
+    try {
+      // Headers that never end: with the default 10 s budget this would outlast the test's 8 s bound.
+      const { answer, closedAfterMs } = await slowSender('GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ', running.url);
+      expect(answer === '' || answer.startsWith('HTTP/1.1 408'), answer).toBe(true);
+      expect(closedAfterMs).toBeLessThan(5_000);
+    } finally {
+      await running.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the default budget is 10 s for the whole request, headers included', async () => {
