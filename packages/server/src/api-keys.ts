@@ -6,10 +6,11 @@ import { serverDb } from './tables.js';
 /**
  * `admin` may do everything; `tokens:read` may read tokens and look identities, services and
  * providers up, and nothing more; `connect` may start and complete authorizations (hosted
- * sessions and RemoteBroker's flow). An application that both connects users and reads their
- * tokens holds `tokens:read` and `connect`.
+ * sessions and RemoteBroker's flow); `proxy` may only call provider APIs through /v1/proxy, never
+ * seeing a token. An application that both connects users and reads their tokens holds
+ * `tokens:read` and `connect`.
  */
-export const SCOPES = ['admin', 'tokens:read', 'connect'] as const;
+export const SCOPES = ['admin', 'tokens:read', 'connect', 'proxy'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeySummary {
@@ -18,6 +19,13 @@ export interface ApiKeySummary {
   scopes: Scope[];
   createdAt: string;
 }
+
+/** A key holding the first scope may call routes that need the second: one that can read tokens may as well have the proxy use them. */
+const IMPLIED: Partial<Record<Scope, Scope[]>> = { 'tokens:read': ['proxy'] };
+
+/** Whether a key with these scopes may call a route that needs `needed`. */
+export const allows = (scopes: readonly Scope[], needed: Scope) =>
+  scopes.some((s) => s === 'admin' || s === needed || IMPLIED[s]?.includes(needed));
 
 export interface VerifiedKey {
   id: string;

@@ -94,6 +94,7 @@ describe('scopes mean what they say', () => {
       'admin',
       'tokens:read',
       'connect',
+      'proxy',
     ]);
     expect(doc.paths['/v1/sessions/start'].get.security).toEqual([]);
   });
