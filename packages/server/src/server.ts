@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
-import { ApiKeyVerifier, allows } from './api-keys.js';
+import { ApiKeyVerifier, SCOPES, allows } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
@@ -212,7 +212,8 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
 /** An operation's OpenAPI entry says which scope it needs; a public one needs no key at all. */
 function documentAccess(schema: FastifySchema, access: Access): FastifySchema {
   if (access === 'public') return { ...schema, security: [] };
-  const needs = `Needs an API key with the \`${access}\` scope${access === 'admin' ? '' : ' (or `admin`)'}.`;
+  const others = SCOPES.filter((s) => s !== access && allows([s], access)).map((s) => `\`${s}\``);
+  const needs = `Needs an API key with the \`${access}\` scope${others.length ? ` (or ${others.join(' or ')})` : ''}.`;
   return { ...schema, description: schema.description ? `${schema.description}\n\n${needs}` : needs };
 }
 
