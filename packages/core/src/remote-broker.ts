@@ -6,6 +6,7 @@ import type {
   BrokerEvent,
   FetchInit,
   FreshIdentity,
+  GetIdentityOptions,
   IdentityFilter,
   IdentitySelector,
   IdentitySummary,
@@ -177,8 +178,10 @@ export class RemoteBroker implements Broker {
     return this.call('POST', '/v1/identities', { body: input });
   }
 
-  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+  /** `deadlineMs` shortens this read's timeout (never lengthens it); the server answers before it. */
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
     const force = options.force ? true : undefined;
+    const timeoutMs = Math.min(this.timeoutMs, options.deadlineMs ?? Infinity);
     type Wire = Omit<FreshIdentity, 'credential' | 'headers' | 'authorize'> & { credential?: Credential };
     // The helpers are functions: rebuilt here from the credential the server sent (a server from
     // before credential kinds sends only accessToken).
@@ -188,10 +191,13 @@ export class RemoteBroker implements Broker {
         return helped(
           await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, {
             query: { force },
+            timeoutMs,
           }),
         );
       }
-      return helped(await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } }));
+      return helped(
+        await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force }, timeoutMs }),
+      );
     } catch (err) {
       if (err instanceof NotFound && err.kind === 'identity') return undefined;
       throw err;
@@ -257,7 +263,8 @@ export class RemoteBroker implements Broker {
     }
   }
 
-  private async call<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+  private async call<T>(method: string, path: string, options: { query?: Query; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const url = new URL(this.base + path);
     for (const [k, v] of Object.entries(options.query ?? {})) {
       if (v === undefined) continue;
@@ -267,7 +274,7 @@ export class RemoteBroker implements Broker {
     const headers: Record<string, string> = {
       authorization: this.auth,
       accept: 'application/json',
-      [TIMEOUT_HEADER]: String(this.timeoutMs),
+      [TIMEOUT_HEADER]: String(timeoutMs),
     };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
@@ -276,7 +283,7 @@ export class RemoteBroker implements Broker {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
         redirect: 'error',
       });
     } catch (err) {

@@ -157,6 +157,12 @@ describe('the SDK never gives up first', () => {
       expect(err).toBeInstanceOf(ProviderUnavailable);
       expect(err).toMatchObject({ code: 'provider_unavailable', providerId: 'faulty-idp', reason: 'timeout' });
       expect((err as ProviderUnavailable).retryAfterMs).toBeGreaterThan(0);
+      // A read may ask for less than the SDK's timeout; the server answers within that too.
+      const patient = new RemoteBroker({ server: fleet.replicas[1]!.url, apiKey: fleet.key });
+      const again = Date.now();
+      const shorter = await patient.getIdentity('local', 'sdk', { deadlineMs: 2_500 }).catch((e: unknown) => e);
+      expect(Date.now() - again).toBeLessThan(2_500);
+      expect(shorter).toMatchObject({ code: 'provider_unavailable', providerId: 'faulty-idp' });
     } finally {
       endpoint.mode = 'up';
     }
