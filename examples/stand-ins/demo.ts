@@ -103,8 +103,11 @@ async function startProxyDemo(options: DemoOptions): Promise<Demo> {
       server: { backgroundRefresh: false, console: false },
     });
     const keys = await openStore(store);
+    // The app reads tokens and connects users (hosted sessions need `connect`); the proxy key only proxies.
     const [admin, app, proxy] = await Promise.all(
-      (['admin', 'tokens:read', 'proxy'] as const).map((scope) => createApiKey(keys, { name: `demo ${scope}`, scopes: [scope] })),
+      ([['admin'], ['tokens:read', 'connect'], ['proxy']] as const).map((scopes) =>
+        createApiKey(keys, { name: `demo ${scopes.join(' ')}`, scopes: [...scopes] }),
+      ),
     );
     await keys.close();
     const adminBroker = new RemoteBroker({ server: server.url, apiKey: admin!.key });

@@ -56,7 +56,8 @@ describe('serve, apikey and a remote profile', () => {
     // Written through the server into the local store.
     expect(await local.json(['service', 'get', 'github'])).toMatchObject({ clientId: 'gh-client', hasClientSecret: true });
 
-    const app = await remote.json(['apikey', 'create', '--name', 'app', '--scope', 'tokens:read']);
+    const app = await remote.json(['apikey', 'create', '--name', 'app', '--scope', 'tokens:read', 'connect']);
+    expect(app.scopes).toEqual(['tokens:read', 'connect']);
     expect((await remote.json(['apikey', 'ls'])).map((k: { name: string }) => k.name).sort()).toEqual(['app', 'ops']);
     expect((await remote.run(['apikey', 'rm', app.id])).code).toBe(0);
     const gone = await remote.run(['apikey', 'rm', app.id]);

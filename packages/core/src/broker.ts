@@ -200,6 +200,17 @@ export interface AuthorizationCompleted {
   finishedUrl?: string;
 }
 
+/** Options of a token read. */
+export interface GetIdentityOptions {
+  /** Refresh even if the token is still fresh. */
+  force?: boolean;
+  /**
+   * Answer within this many ms when that is sooner than the broker's read deadline: a caller that
+   * itself gives up then (RemoteBroker tells the server its own timeout this way).
+   */
+  deadlineMs?: number;
+}
+
 export type EventType =
   | 'identity.created'
   /** Tags or metadata changed, or the same user authorized again outside a reconnect. */
@@ -330,8 +341,12 @@ export interface Broker {
    */
   createReconnectLink(identityId: string, options?: ReconnectLinkOptions): Promise<HostedSession>;
 
-  /** A fresh access token: refreshed first when it expires within the margin, or when `force` is set. */
-  getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;
+  /**
+   * A fresh access token: refreshed first when it expires within the margin, or when `force` is
+   * set. Answers within the read deadline: with the current token while it is valid, else
+   * `ProviderUnavailable` (with `reason` and `retryAfterMs`).
+   */
+  getIdentity(serviceId: string, selector: IdentitySelector, options?: GetIdentityOptions): Promise<FreshIdentity | undefined>;
 
   listEvents(options?: { after?: string; count?: number; identityId?: string }): Promise<BrokerEvent[]>;
 

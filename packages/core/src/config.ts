@@ -167,11 +167,16 @@ export async function openBroker(
   config: ResolvedConfig,
   options: Omit<Partial<LocalBrokerOptions>, 'store' | 'vault'> & { env?: NodeJS.ProcessEnv } = {},
 ): Promise<Broker> {
+  const env = readEnv(options.env ?? process.env, ['EVERYAUTH_TIMEOUT_MS', 'EVERYAUTH_READ_DEADLINE_MS']);
   if (config.mode === 'remote') {
     const { RemoteBroker } = await import('./remote-broker.js');
-    return new RemoteBroker({ server: config.server, apiKey: config.apiKey });
+    return new RemoteBroker({ server: config.server, apiKey: config.apiKey, timeoutMs: env.EVERYAUTH_TIMEOUT_MS });
   }
   const vault = await loadVault({ env: options.env ?? process.env, keyFile: config.keyFile });
   const store = await openStore(config.store);
-  return new LocalBroker({ ...options, store, vault, baseUrl: options.baseUrl ?? config.baseUrl });
+  const refresh = {
+    ...(env.EVERYAUTH_READ_DEADLINE_MS === undefined ? {} : { readDeadlineMs: env.EVERYAUTH_READ_DEADLINE_MS }),
+    ...options.refresh,
+  };
+  return new LocalBroker({ ...options, refresh, store, vault, baseUrl: options.baseUrl ?? config.baseUrl });
 }

@@ -113,6 +113,25 @@ export const EnvSchema = z.object({
     default: '6000',
     expected: 'a whole number of requests per minute, 0 or more (0 turns the limit off)',
   }),
+  EVERYAUTH_READ_DEADLINE_MS: variable(wholeNumber(100, 600_000), {
+    description:
+      'How long a token read waits for a refresh before it answers with the current token or provider_unavailable (docs/operations.md); the refresh goes on.',
+    example: '5000',
+    default: '8000',
+    expected: 'a whole number of milliseconds from 100 to 600000',
+  }),
+  EVERYAUTH_TIMEOUT_MS: variable(wholeNumber(1_000, 600_000), {
+    description: 'How long RemoteBroker waits for the server; the server answers token reads before it (less a second).',
+    example: '15000',
+    default: '30000',
+    expected: 'a whole number of milliseconds from 1000 to 600000',
+  }),
+  EVERYAUTH_REQUEST_TIMEOUT_MS: variable(wholeNumber(1_000, 600_000), {
+    description: 'How long a client has to send the server its whole request, headers and body; a slower one gets 408.',
+    example: '5000',
+    default: '10000',
+    expected: 'a whole number of milliseconds from 1000 to 600000',
+  }),
   EVERYAUTH_ALLOWED_ORIGINS: variable(origins, {
     description: "Origins an absolute finishedUrl may point at, besides the base URL's own; comma-separated.",
     example: 'https://app.example.com,https://admin.example.com',

@@ -265,24 +265,40 @@ export class ReauthorizationRequired extends EveryAuthError {
 
 /** The provider could not be reached or answered 5xx / 429 after the retries; try again later. */
 export class ProviderUnavailable extends EveryAuthError {
+  /** What went wrong at the provider, where known: `timeout`, `5xx`, `rate_limited` or `network`. */
+  readonly reason?: string;
+  /** How long until the next attempt at the provider; asking again sooner gets this same answer. */
+  readonly retryAfterMs?: number;
+
   constructor(
     readonly providerId: string,
     detail: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; reason?: string; retryAfterMs?: number } = {},
   ) {
-    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); try again later.`, {
+    const { reason, retryAfterMs, ...rest } = options;
+    const retry = retryAfterMs === undefined ? 'try again later' : `try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s`;
+    super('provider_unavailable', `Provider "${providerId}" is unavailable (${detail}); ${retry}.`, {
       status: 503,
       retryable: true,
-      ...options,
+      ...rest,
     });
+    if (reason !== undefined) this.reason = reason;
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
   }
 
   protected override details(): Record<string, unknown> {
-    return { providerId: this.providerId };
+    return {
+      providerId: this.providerId,
+      ...(this.reason === undefined ? {} : { reason: this.reason }),
+      ...(this.retryAfterMs === undefined ? {} : { retryAfterMs: this.retryAfterMs }),
+    };
   }
 
   static override fromJSON(body: ErrorJSON): ProviderUnavailable {
-    return new ProviderUnavailable(String(body.providerId), '');
+    return new ProviderUnavailable(String(body.providerId), '', {
+      reason: str(body.reason),
+      retryAfterMs: typeof body.retryAfterMs === 'number' ? body.retryAfterMs : undefined,
+    });
   }
 }
 

@@ -3,7 +3,16 @@
  * revocation at the provider), and the token read itself, which goes one way:
  * store → refresher when due → credentials → the fresh identity.
  */
-import type { FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, IdentityUpdate, Page, PageRequest } from './broker.js';
+import type {
+  FreshIdentity,
+  GetIdentityOptions,
+  IdentityFilter,
+  IdentitySelector,
+  IdentitySummary,
+  IdentityUpdate,
+  Page,
+  PageRequest,
+} from './broker.js';
 import type { Credentials } from './credentials.js';
 import { AmbiguousIdentity, InvalidInput } from './errors.js';
 import type { Events } from './events.js';
@@ -25,12 +34,12 @@ export class Identities {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The token read: the row, refreshed first when its token is due, with its tokens opened. */
-  async get(serviceId: string, selector: IdentitySelector, force = false): Promise<FreshIdentity | undefined> {
+  /** The token read: the row, refreshed first when its token is due (within the read deadline), with its tokens opened. */
+  async get(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
     let row = await this.findRow(serviceId, selector);
     if (!row) return undefined;
     if (row.status !== 'active') throw reauthError(row);
-    if (force || this.refresher.needsRefresh(row)) row = await this.refresher.refresh(row, force);
+    if (options.force || this.refresher.needsRefresh(row)) row = await this.refresher.read(row, options);
     return toFresh(row, this.credentials.openTokens(row));
   }
 

@@ -36,7 +36,7 @@ export {
 } from './config.js';
 export * from './rekey.js';
 export * from './bundle.js';
-export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
+export { RemoteBroker, TIMEOUT_HEADER, type RemoteBrokerOptions } from './remote-broker.js';
 export {
   APP_USER_ID,
   FORM_CSRF_FIELD,

@@ -7,6 +7,7 @@ import type {
   BrokerEvent,
   FetchInit,
   FreshIdentity,
+  GetIdentityOptions,
   HostedSession,
   IdentityCheck,
   IdentityFilter,
@@ -218,10 +219,10 @@ export class LocalBroker implements Broker {
 
   // ---- identities ----
 
-  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
     try {
       // A client-credentials service's token is fetched here the first time it is asked for.
-      return (await this.identities.get(serviceId, selector, options.force)) ?? (await this.connect.firstUse(serviceId, selector));
+      return (await this.identities.get(serviceId, selector, options)) ?? (await this.connect.firstUse(serviceId, selector));
     } catch (err) {
       if (err instanceof ReauthorizationRequired && !err.reconnectUrl && this.reconnectUrl) {
         err.reconnectUrl = this.reconnectUrl({ id: err.identityId, serviceId: err.serviceId, userId: err.userId, tenantId: err.tenantId });

@@ -3,9 +3,11 @@ import type { Credentials } from './credentials.js';
 import { NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
 import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
-import { randomToken } from './ids.js';
 import { KeyedLimit } from './keyed-limit.js';
+import { within } from './deadline.js';
 import { isRenewable, renewTokens } from './kinds/index.js';
+import { leaseOwnerName } from './lease-holder.js';
+import { causeOf, failureRecord, recordedFailure, unavailable, type FailureCause, type RecordedFailure } from './refresh-failures.js';
 import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
 import { backoffDelay, retry, sleep } from './retry.js';
@@ -15,7 +17,18 @@ import type { IdentityRow, Store } from './store/store.js';
 export interface RefreshPolicy {
   /** Refresh when the token expires within this many ms. */
   marginMs: number;
-  /** How long a lease on an identity row lasts before another process may take over. */
+  /**
+   * How long a token read may wait for a refresh: then it answers with the current token while it
+   * is valid, or `provider_unavailable` (reason `timeout`). The refresh itself goes on.
+   */
+  readDeadlineMs: number;
+  /** After a retryable failure, callers get that failure for this long before one probes again; doubles per consecutive failure. */
+  coolDownMs: number;
+  maxCoolDownMs: number;
+  /**
+   * How long a lease on an identity row lasts before another process may take over, when its
+   * holder's end cannot be seen (it usually can: its database session or process ends with it).
+   */
   leaseMs: number;
   /** Attempts at the provider on 5xx, 429 and network errors, the first included. */
   attempts: number;
@@ -33,6 +46,9 @@ export interface RefreshPolicy {
 
 export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
   marginMs: 5 * 60_000,
+  readDeadlineMs: 8_000,
+  coolDownMs: 2_000,
+  maxCoolDownMs: 60_000,
   leaseMs: 30_000,
   attempts: 3,
   baseDelayMs: 200,
@@ -69,16 +85,21 @@ export interface RefresherDeps {
   logger: Logger;
 }
 
+/** How often a waiter asks whether the lease holder is still there. */
+const HOLDER_CHECK_MS = 250;
+
 /**
  * Refreshes identities so that, however many callers ask at once, one token request per identity
  * reaches the provider: callers in this process share one promise; processes and replicas contend
  * for a lease on the row (a conditional UPDATE) and the loser waits for the winner's write, which
- * is fenced by the row's version.
+ * is fenced by the row's version. A waiter notices a dead holder through the store (its database
+ * session or process ended) and takes over. A retryable failure is recorded on the row, and every
+ * caller gets it until its cool-down ends; a read never waits past its deadline.
  */
 export class Refresher {
   private readonly inflight = new Map<string, Promise<IdentityRow>>();
-  /** Names this process as a lease holder. */
-  private readonly owner = randomToken().slice(0, 16);
+  /** Names this process as a lease holder, so that others can tell whether it still runs. */
+  private readonly owner = leaseOwnerName();
   private readonly perProvider: KeyedLimit;
 
   private readonly store: Store;
@@ -110,6 +131,22 @@ export class Refresher {
     if (row.expires_at === null) return false;
     const margin = Math.min(marginMs, Math.max(0, (row.expires_at - row.updated_at) / 2));
     return row.expires_at - this.now() <= margin;
+  }
+
+  /**
+   * A token read's refresh: the row refreshed, or as another caller left it, within the read
+   * deadline (`deadlineMs` may shorten it: a caller that gives up sooner). Past the deadline, or
+   * during the cool-down of a recorded failure, the current row while its token is valid, else
+   * `provider_unavailable` naming the cause and when to try again.
+   */
+  async read(row: IdentityRow, options: { force?: boolean; deadlineMs?: number } = {}): Promise<IdentityRow> {
+    const failure = recordedFailure(row);
+    if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure);
+    const budget = Math.max(0, Math.min(this.policy.readDeadlineMs, options.deadlineMs ?? Infinity));
+    const done = await within(this.refresh(row, options.force), budget);
+    if (done) return done.value;
+    if (stillValid(row, this.now())) return row;
+    throw unavailable(await this.providerId(row), 'timeout', this.policy.coolDownMs);
   }
 
   /** The row after a refresh, or the row as it is when another caller refreshed it meanwhile. */
@@ -146,7 +183,9 @@ export class Refresher {
   }
 
   private async refreshShared(start: IdentityRow, force: boolean): Promise<IdentityRow> {
-    const giveUpAt = this.now() + this.policy.leaseMs * 2 + this.policy.maxDelayMs;
+    // A waiter gives up with the read deadline: nobody waits for it longer.
+    const giveUpAt = this.now() + this.policy.readDeadlineMs;
+    let checkedHolderAt = this.now();
     for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
       const row = await this.store.getIdentity(start.id);
       if (!row) throw new NotFound('identity', start.id);
@@ -156,25 +195,56 @@ export class Refresher {
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
       if (!isRenewable(this.credentials.openTokens(row))) {
-        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        if (stillValid(row, this.now())) return row;
         return this.fail(row, reauthError(row), true);
       }
+      const failure = recordedFailure(row);
+      // A failure recorded by whoever refreshed, still cooling down: its answer, shared by every caller.
+      if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure);
+      // At most the provider's cap of token requests at once from this process (a refresh storm).
       const providerId = (await this.services.row(row.service_id)).provider_id;
       const done = await this.perProvider.run(providerId, async () => {
         const now = this.now();
-        if (!(await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs))) return undefined;
-        return this.refreshHoldingLease(row);
+        const leased = row.lease_until !== null && row.lease_until > now;
+        // The lease holder's process or database session ended: its lease need not run out.
+        let takeOver: string | undefined;
+        if (leased && row.lease_owner !== null && now - checkedHolderAt >= HOLDER_CHECK_MS) {
+          checkedHolderAt = now;
+          if (await this.store.leaseHolderGone(row, row.lease_until! - this.policy.leaseMs)) takeOver = row.lease_owner;
+        }
+        if (
+          (!leased || takeOver) &&
+          (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs, takeOver))
+        ) {
+          if (takeOver) this.logger.warn({ identityId: row.id, serviceId: row.service_id }, 'refresh lease holder is gone; taking over');
+          return this.refreshHoldingLease(row, giveUpAt);
+        }
+        return undefined;
       });
       if (done) return done;
+      // Someone probes after a cool-down: the others get the recorded failure at once rather than wait.
+      if (failure) return this.answerFailure(row, failure);
       if (this.now() > giveUpAt) {
-        if (row.expires_at === null || row.expires_at > this.now()) return row;
-        throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
+        if (stillValid(row, this.now())) return row;
+        throw unavailable(await this.providerId(row), 'timeout', this.policy.coolDownMs);
       }
       await sleep(wait / 2 + Math.random() * wait);
     }
   }
 
-  private async refreshHoldingLease(row: IdentityRow): Promise<IdentityRow> {
+  /** The current row while its token is valid; else the recorded failure, with the time left of its cool-down. */
+  private async answerFailure(row: IdentityRow, failure: RecordedFailure): Promise<IdentityRow> {
+    if (stillValid(row, this.now())) return row;
+    const retryAfterMs = failure.retryAt > this.now() ? failure.retryAt - this.now() : this.policy.coolDownMs;
+    throw unavailable(await this.providerId(row), failure.cause, retryAfterMs);
+  }
+
+  /** The provider of the row's service, for naming it in an error without building a client. */
+  private async providerId(row: IdentityRow): Promise<string> {
+    return (await this.services.row(row.service_id)).provider_id;
+  }
+
+  private async refreshHoldingLease(row: IdentityRow, giveUpAt: number): Promise<IdentityRow> {
     let tokens: TokenSet;
     let ctx: ClientContext;
     try {
@@ -190,9 +260,12 @@ export class Refresher {
       fresh = await retry(() => renewTokens(ctx, tokens, this.now), {
         delayMs: (err, attempt) => {
           const failure = err instanceof RefreshFailure ? err.failure : undefined;
-          if (failure?.kind !== 'retryable' || attempt >= this.policy.attempts) return undefined;
+          // A provider that did not answer in time is not asked again at once.
+          if (failure?.kind !== 'retryable' || causeOf(failure) === 'timeout' || attempt >= this.policy.attempts) return undefined;
           const backoff = { baseMs: this.policy.baseDelayMs, maxMs: this.policy.maxDelayMs };
-          return Math.min(failure.retryAfterMs ?? backoffDelay(attempt, backoff), this.policy.maxDelayMs);
+          const delay = Math.min(failure.retryAfterMs ?? backoffDelay(attempt, backoff), this.policy.maxDelayMs);
+          // Retried only while the callers still wait.
+          return this.now() + delay < giveUpAt ? delay : undefined;
         },
         onRetry: (err, attempt, delay) =>
           this.logger.warn(
@@ -213,17 +286,26 @@ export class Refresher {
         ? toBrokerError(ctx, failure, { serviceId: row.service_id, id: row.id, userId: row.user_id, tenantId: tenantOf(row) })
         : (err as Error);
       const needsReauth = failure?.kind === 'invalid_grant';
-      await this.store.releaseLease(row.id, this.owner, this.now(), needsReauth ? 'needs_reauth' : undefined);
+      // A retryable failure is recorded for every caller and replica to share until its cool-down ends.
+      const recorded =
+        failure?.kind === 'retryable' ? failureRecord(row, causeOf(failure), this.now(), this.policy, failure.retryAfterMs) : undefined;
+      await this.store.releaseLease(row.id, this.owner, this.now(), {
+        status: needsReauth ? 'needs_reauth' : undefined,
+        failure: recorded,
+      });
+      const answer = recorded
+        ? unavailable(ctx.provider.id, recorded.refresh_failure as FailureCause, recorded.refresh_retry_at - this.now())
+        : error;
       // A provider outage is not the caller's problem while the token it has still works.
-      if (!needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
+      if (!needsReauth && stillValid(row, this.now())) {
         this.logger.warn(
           { identityId: row.id, serviceId: row.service_id, error: error.message },
           'refresh failed, current token still valid',
         );
-        await this.emitFailure(row, error, false);
+        await this.emitFailure(row, answer, false);
         return row;
       }
-      return this.fail(row, error, needsReauth);
+      return this.fail(row, answer, needsReauth);
     }
 
     // A provider that does not rotate keeps the old refresh token; one that does replaces it in this same write.
@@ -237,15 +319,22 @@ export class Refresher {
     };
     const now = this.now();
     const sealed = this.credentials.sealTokens(row.id, merged);
-    const written = await this.retryStoreErrors(row, () =>
-      this.store.completeRefresh(
-        row.id,
-        row.version,
-        this.owner,
-        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now, failing_since: null },
-        now,
-      ),
-    );
+    let written: boolean;
+    try {
+      written = await this.retryStoreErrors(row, () =>
+        this.store.completeRefresh(
+          row.id,
+          row.version,
+          this.owner,
+          { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now, failing_since: null },
+          now,
+        ),
+      );
+    } catch (err) {
+      // The store stayed down: give the lease (and its database lock) back for whoever can write later.
+      await this.store.releaseLease(row.id, this.owner, this.now()).catch(() => undefined);
+      throw err;
+    }
     if (!written) {
       this.logger.error(
         { identityId: row.id, serviceId: row.service_id },
@@ -285,6 +374,7 @@ export class Refresher {
     return this.events.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
       error: (error as EveryAuthError).code ?? 'error',
       message: error.message,
+      ...(error instanceof ProviderUnavailable && error.reason ? { reason: error.reason } : {}),
     });
   }
 
@@ -294,6 +384,8 @@ export class Refresher {
     throw error;
   }
 }
+
+const stillValid = (row: IdentityRow, now: number) => row.expires_at === null || row.expires_at > now;
 
 function shuffle<T>(items: T[]): void {
   for (let i = items.length - 1; i > 0; i--) {

@@ -7,6 +7,7 @@ import type {
   FetchInit,
   FreshIdentity,
   IdentityCheck,
+  GetIdentityOptions,
   IdentityFilter,
   IdentityUpdate,
   ReconnectLinkOptions,
@@ -32,11 +33,18 @@ import { resolveTarget } from './proxy/target.js';
 export interface RemoteBrokerOptions {
   /** The server's base URL, e.g. `https://everyauth.internal:4000`. */
   server: string;
-  /** An API key (`ea_<id>_<secret>`); `tokens:read` for applications, `admin` for management. */
+  /** An API key (`ea_<id>_<secret>`): `tokens:read` to read tokens, plus `connect` to start authorizations; `admin` for management. */
   apiKey: string;
-  /** Timeout of each request (default 30 s: a token request may wait for a refresh at the provider). */
+  /**
+   * Timeout of each request (default 30 s). The server learns it from every request and answers a
+   * token read before it (within its own read deadline, 8 s by default), so a slow provider shows
+   * as `provider_unavailable`, not as this side timing out.
+   */
   timeoutMs?: number;
 }
+
+/** The header in which RemoteBroker tells the server how long it waits for an answer, in ms. */
+export const TIMEOUT_HEADER = 'everyauth-timeout-ms';
 
 type Query = Record<string, string | string[] | number | boolean | undefined>;
 
@@ -173,8 +181,10 @@ export class RemoteBroker implements Broker {
     return this.call('POST', '/v1/identities', { body: input });
   }
 
-  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+  /** `deadlineMs` shortens this read's timeout (never lengthens it); the server answers before it. */
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
     const force = options.force ? true : undefined;
+    const timeoutMs = Math.min(this.timeoutMs, options.deadlineMs ?? Infinity);
     type Wire = Omit<FreshIdentity, 'credential' | 'headers' | 'authorize'> & { credential?: Credential };
     // The helpers are functions: rebuilt here from the credential the server sent (a server from
     // before credential kinds sends only accessToken).
@@ -184,10 +194,13 @@ export class RemoteBroker implements Broker {
         return helped(
           await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, {
             query: { force },
+            timeoutMs,
           }),
         );
       }
-      return helped(await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } }));
+      return helped(
+        await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force }, timeoutMs }),
+      );
     } catch (err) {
       if (err instanceof NotFound && err.kind === 'identity') return undefined;
       throw err;
@@ -270,13 +283,19 @@ export class RemoteBroker implements Broker {
     }
   }
 
-  private async call<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
+  private async call<T>(method: string, path: string, options: { query?: Query; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const url = new URL(this.base + path);
     for (const [k, v] of Object.entries(options.query ?? {})) {
       if (v === undefined) continue;
       for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, String(item));
     }
-    const headers: Record<string, string> = { authorization: this.auth, accept: 'application/json' };
+    // The server answers token reads within this, minus the trip, so this side never gives up first.
+    const headers: Record<string, string> = {
+      authorization: this.auth,
+      accept: 'application/json',
+      [TIMEOUT_HEADER]: String(timeoutMs),
+    };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
@@ -284,7 +303,7 @@ export class RemoteBroker implements Broker {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
         redirect: 'error',
       });
     } catch (err) {

@@ -33,6 +33,14 @@ describe('the environment schema', () => {
       'EVERYAUTH_ALLOWED_ORIGINS=https://',
     ],
     ['only spaces', 'EVERYAUTH_HOST', '   ', 'a host name or IP address', 'EVERYAUTH_HOST=0.0.0.0'],
+    [
+      'a read deadline too short to refresh in',
+      'EVERYAUTH_READ_DEADLINE_MS',
+      '50',
+      'a whole number of milliseconds from 100',
+      'EVERYAUTH_READ_DEADLINE_MS=5000',
+    ],
+    ['a timeout in seconds', 'EVERYAUTH_TIMEOUT_MS', '30s', 'a whole number of milliseconds from 1000', 'EVERYAUTH_TIMEOUT_MS=15000'],
   ])('refuses %s, naming the variable, its value, what is expected and a good value', (_, name, value, expected, example) => {
     const err = refusal({ [name]: value });
     expect(err?.message).toContain(`${name}=${JSON.stringify(value)} is not valid: expected ${expected}`);
@@ -60,9 +68,15 @@ describe('the environment schema', () => {
         EVERYAUTH_DEBUG: 'off',
         EVERYAUTH_ALLOWED_ORIGINS: 'https://a.example, https://b.example:8443,',
         EVERYAUTH_BASE_URL: 'http://localhost:3000',
+        EVERYAUTH_READ_DEADLINE_MS: '5000',
+        EVERYAUTH_TIMEOUT_MS: '15000',
+        EVERYAUTH_REQUEST_TIMEOUT_MS: '5000',
         UNRELATED: 'abc',
       }),
     ).toEqual({
+      EVERYAUTH_READ_DEADLINE_MS: 5000,
+      EVERYAUTH_TIMEOUT_MS: 15000,
+      EVERYAUTH_REQUEST_TIMEOUT_MS: 5000,
       EVERYAUTH_RATE_LIMIT: 0,
       EVERYAUTH_SANDBOX: true,
       EVERYAUTH_DEBUG: false,

@@ -6,6 +6,15 @@ import { CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, redirectUriFor, startT
 let server: AuthServer;
 const ACCESS_TOKEN_TTL = 2;
 
+/** A row as it would be without a recorded refresh failure. */
+const withoutFailure = <T extends object>(row: T): T => ({
+  ...row,
+  refresh_failed_at: null,
+  refresh_failure: null,
+  refresh_retry_at: null,
+  refresh_failures: 0,
+});
+
 beforeAll(async () => {
   server = await startAuthServer({
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
@@ -21,7 +30,7 @@ describe.each(STORES)('on %s', (kind) => {
   beforeAll(async () => {
     t = await startTestBroker(server, {
       kind,
-      refresh: { marginMs: 500, attempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+      refresh: { marginMs: 500, attempts: 3, baseDelayMs: 20, maxDelayMs: 100, coolDownMs: 300 },
       providerTimeoutMs: 500,
     });
     broker = t.broker;
@@ -46,7 +55,7 @@ describe.each(STORES)('on %s', (kind) => {
       .execute();
   }
 
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
   describe('refresh', () => {
     it('refreshes after expiry, stores the rotated refresh token, and the provider rejects the old one', async () => {
@@ -126,16 +135,22 @@ describe.each(STORES)('on %s', (kind) => {
       server.failNextTokenRequests(3, { status: 500, body: { error: 'server_error' } });
       const err = await broker.getIdentity('local', 'uma').catch((e) => e);
       expect(err).toBeInstanceOf(ProviderUnavailable);
-      expect(err.retryable).toBe(true);
+      expect(err).toMatchObject({ retryable: true, providerId: 'local-idp', reason: '5xx' });
+      expect(err.retryAfterMs).toBeGreaterThan(0);
       expect(server.tokenRequests.total).toBe(3);
-      const after = await broker.store.getIdentity(summary!.id);
-      expect({ ...after, lease_owner: null, lease_until: null, failing_since: null }).toEqual(before);
-      expect(after!.lease_owner).toBeNull();
-      expect(after!.status).toBe('active');
+      const after = (await broker.store.getIdentity(summary!.id))!;
+      expect({ ...withoutFailure(after), lease_owner: null, lease_until: null, failing_since: null }).toEqual(before);
       // The failure starts the dead-state clock; the next success stops it.
-      expect(after!.failing_since).toBeGreaterThan(0);
-      // The provider is back: the next call refreshes with the same refresh token.
+      expect(after.failing_since).toBeGreaterThan(0);
+      expect(after).toMatchObject({ lease_owner: null, status: 'active', refresh_failure: '5xx', refresh_failures: 1 });
+      // During the cool-down every caller gets the recorded failure, and the provider is not asked.
+      const shared = await broker.getIdentity('local', 'uma').catch((e) => e);
+      expect(shared).toMatchObject({ code: 'provider_unavailable', reason: '5xx' });
+      expect(server.tokenRequests.total).toBe(3);
+      // The provider is back: after the cool-down the next call refreshes with the same refresh token.
+      await sleep(after.refresh_retry_at! - Date.now());
       const fresh = await broker.getIdentity('local', 'uma');
+      expect(withoutFailure((await broker.store.getIdentity(summary!.id))!)).toEqual(await broker.store.getIdentity(summary!.id));
       expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
       expect((await broker.store.getIdentity(summary!.id))!.failing_since).toBeNull();
       const events = await broker.listEvents({ identityId: summary!.id });
@@ -155,15 +170,15 @@ describe.each(STORES)('on %s', (kind) => {
       expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
     });
 
-    it('timeouts are retried, then a retryable error', async () => {
+    it('a timeout is not retried at once: one request, then a retryable error naming the cause', async () => {
       await authorizeUser(broker, server, 'wes');
       await expire('wes');
       server.resetCounters();
       server.failNextTokenRequests(3, { delayMs: 1500 });
       const err = await broker.getIdentity('local', 'wes').catch((e) => e);
       expect(err).toBeInstanceOf(ProviderUnavailable);
-      expect(err.message).toMatch(/timed out/);
-      expect(server.tokenRequests.total).toBe(3);
+      expect(err).toMatchObject({ reason: 'timeout', message: expect.stringMatching(/did not answer in time/) });
+      expect(server.tokenRequests.total).toBe(1);
     });
 
     it('while the provider is down, a token that is still valid is returned', async () => {
@@ -193,6 +208,69 @@ describe.each(STORES)('on %s', (kind) => {
       } finally {
         await wide.close();
       }
+    });
+
+    describe('read deadline', () => {
+      /** A second broker on the same store whose reads wait at most 200 ms, with a provider timeout well past that. */
+      async function quickBroker() {
+        return startTestBroker(server, {
+          kind,
+          dbPath: t.dbPath,
+          ring: t.ring,
+          refresh: { marginMs: 500, readDeadlineMs: 200 },
+          providerTimeoutMs: 3_000,
+        });
+      }
+
+      it('an expired token and a slow provider: provider_unavailable (timeout) within the deadline; the refresh goes on and serves the next read', async () => {
+        const quick = await quickBroker();
+        try {
+          await authorizeUser(quick.broker, server, 'dora');
+          await expire('dora');
+          const { version } = (await quick.broker.store.getIdentity((await quick.broker.findIdentity('local', 'dora'))!.id))!;
+          server.resetCounters();
+          server.failNextTokenRequests(1, { delayMs: 1_000 });
+          const started = Date.now();
+          const err = await quick.broker.getIdentity('local', 'dora').catch((e) => e);
+          expect(Date.now() - started).toBeLessThan(1_000); // answered before the provider did
+          expect(err).toMatchObject({ code: 'provider_unavailable', providerId: 'local-idp', reason: 'timeout', retryable: true });
+          // The refresh went on: once the provider answers, its tokens are stored for the next read.
+          const id = (await quick.broker.findIdentity('local', 'dora'))!.id;
+          for (let waited = 0; (await quick.broker.store.getIdentity(id))!.version === version; waited += 50) {
+            expect(waited).toBeLessThan(5_000);
+            await sleep(50);
+          }
+          const fresh = await quick.broker.getIdentity('local', 'dora');
+          expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+          expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
+        } finally {
+          await quick.close();
+        }
+      });
+
+      it('a token still valid and a slow provider: the current token within the deadline', async () => {
+        const quick = await quickBroker();
+        try {
+          await authorizeUser(quick.broker, server, 'dean');
+          const current = await quick.broker.getIdentity('local', 'dean');
+          const id = current!.identityId;
+          // Inside the refresh margin, not yet expired.
+          await quick.broker.store.db
+            .updateTable('identities')
+            .set({ expires_at: Date.now() + 400, updated_at: Date.now() - 3_600_000 })
+            .where('id', '=', id)
+            .execute();
+          server.resetCounters();
+          server.failNextTokenRequests(1, { delayMs: 1_000 });
+          const started = Date.now();
+          const served = await quick.broker.getIdentity('local', 'dean');
+          expect(Date.now() - started).toBeLessThan(1_000);
+          expect(served!.accessToken).toBe(current!.accessToken);
+          expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+        } finally {
+          await quick.close();
+        }
+      });
     });
   });
 });

@@ -5,9 +5,12 @@ import { serverDb } from './tables.js';
 
 /**
  * `admin` may do everything; `tokens:read` may read tokens and look identities, services and
- * providers up; `proxy` may only call provider APIs through /v1/proxy, never seeing a token.
+ * providers up, and nothing more; `connect` may start and complete authorizations (hosted
+ * sessions and RemoteBroker's flow); `proxy` may only call provider APIs through /v1/proxy, never
+ * seeing a token. An application that both connects users and reads their tokens holds
+ * `tokens:read` and `connect`.
  */
-export const SCOPES = ['admin', 'tokens:read', 'proxy'] as const;
+export const SCOPES = ['admin', 'tokens:read', 'connect', 'proxy'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeySummary {

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { EveryAuthError, InvalidInput, ReauthorizationRequired, registerError, type ErrorJSON } from '@everyauth/core';
+import { EveryAuthError, InvalidInput, ProviderUnavailable, ReauthorizationRequired, registerError, type ErrorJSON } from '@everyauth/core';
 import type { ServerContext } from './context.js';
 import { reconnectLink } from './reconnect-links.js';
 
@@ -124,6 +124,10 @@ export function handleError(error: FastifyError | EveryAuthError | Error, reques
       error.reconnectUrl = reconnectLink(ctx.publicUrl, ctx.vault, error.identityId).url;
     }
     if (error.status >= 500) request.log.warn({ code: error.code, status: error.status }, error.message);
+    // RFC 9110 §10.2.3: when to ask again; sooner gets the same answer (the failure is shared).
+    if (error instanceof ProviderUnavailable && error.retryAfterMs !== undefined) {
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+    }
     return reply.code(error.status).send(errorBody(error));
   }
   const fe = error as FastifyError;

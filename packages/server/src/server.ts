@@ -1,9 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
-import { ApiKeyVerifier, allows } from './api-keys.js';
+import { ApiKeyVerifier, SCOPES, allows } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
@@ -47,6 +47,11 @@ export interface BuildServerOptions {
   webhooks?: WebhookOptions | false;
   /** Largest request body in bytes (default 64 KiB). */
   bodyLimit?: number;
+  /**
+   * How long a client has to send its whole request, headers and body (default 10 s). A slower
+   * sender gets 408 and its connection is closed, so a few slow clients cannot hold every socket.
+   */
+  requestTimeoutMs?: number;
   /** How long a verified API key's row is cached (default 5 s). */
   apiKeyCacheMs?: number;
   /** Add Node process metrics (memory, event loop) to /metrics. */
@@ -94,9 +99,14 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
   const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };
 
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? 64 * 1024,
+    // Node checks these deadlines on a timer (30 s by default): checking every second keeps a slow
+    // sender's cut-off near its deadline. Headers alone get the same budget as the whole request.
+    requestTimeout: requestTimeoutMs,
+    http: { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs) },
     // Unknown properties fail validation instead of being silently dropped, so a typo gets a clear 400.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     routerOptions: { maxParamLength: 256 },
@@ -133,12 +143,18 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       info: {
         title: 'EveryAuth server',
         version: '1',
-        description: 'The EveryAuth broker over HTTP. Send `Authorization: Bearer <API key>`.',
+        description:
+          'The EveryAuth broker over HTTP. Send `Authorization: Bearer <API key>`. Scopes: `admin` (everything), ' +
+          '`tokens:read` (read tokens, look identities, services and providers up), `connect` (start and complete authorizations).',
       },
       servers: [{ url: publicUrl }],
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
       security: [{ apiKey: [] }],
     },
+  });
+
+  app.addHook('onRoute', (route) => {
+    if (route.schema && !route.schema.hide) route.schema = documentAccess(route.schema, route.config?.access ?? 'admin');
   });
 
   hostedRoutes(app, ctx);
@@ -185,8 +201,10 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
 async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const access: Access = request.routeOptions.config?.access ?? 'admin';
   if (access === 'public') return;
-  const header = request.headers.authorization;
-  const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  // Every answer to an API key may carry a token, a secret or a profile: no cache may keep it
+  // (RFC 6749 §5.1; Pragma for HTTP/1.0 caches), the errors included.
+  void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+  const key = bearerKey(request.headers.authorization);
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
     throw new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).');
@@ -200,6 +218,20 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
   if (!allows(verified.scopes, access)) {
     throw new Forbidden(access);
   }
+}
+
+/** An operation's OpenAPI entry says which scope it needs; a public one needs no key at all. */
+function documentAccess(schema: FastifySchema, access: Access): FastifySchema {
+  if (access === 'public') return { ...schema, security: [] };
+  const others = SCOPES.filter((s) => s !== access && allows([s], access)).map((s) => `\`${s}\``);
+  const needs = `Needs an API key with the \`${access}\` scope${others.length ? ` (or ${others.join(' or ')})` : ''}.`;
+  return { ...schema, description: schema.description ? `${schema.description}\n\n${needs}` : needs };
+}
+
+/** The credentials of `Authorization: Bearer <key>`; the scheme is case-insensitive (RFC 9110 §11.1). */
+function bearerKey(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^bearer +(.+)$/i.exec(header);
+  return match?.[1]!.trim() || undefined;
 }
 
 async function health(store: Store, reply: FastifyReply): Promise<FastifyReply> {

@@ -35,7 +35,7 @@ export interface RunningServer {
  * Runs the server: loads the vault, opens (and migrates) the store, serves a LocalBroker on it.
  * Env (see core's EnvSchema): EVERYAUTH_MASTER_KEY, EVERYAUTH_HOST, EVERYAUTH_PORT,
  * EVERYAUTH_BASE_URL, EVERYAUTH_LOG_LEVEL, EVERYAUTH_ALLOWED_ORIGINS, EVERYAUTH_RATE_LIMIT,
- * EVERYAUTH_SANDBOX. A bad value refuses to start with a ConfigurationError naming it.
+ * EVERYAUTH_SANDBOX, EVERYAUTH_READ_DEADLINE_MS, EVERYAUTH_REQUEST_TIMEOUT_MS. A bad value refuses to start with a ConfigurationError naming it.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const rawEnv = options.env ?? process.env;
@@ -53,6 +53,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   let app;
   try {
     app = await buildServer({
+      requestTimeoutMs: env.EVERYAUTH_REQUEST_TIMEOUT_MS,
       ...options.server,
       store,
       vault,
@@ -63,6 +64,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       broker: (onEvent) =>
         new LocalBroker({
           ...options.broker,
+          refresh: {
+            ...(env.EVERYAUTH_READ_DEADLINE_MS === undefined ? {} : { readDeadlineMs: env.EVERYAUTH_READ_DEADLINE_MS }),
+            ...options.broker?.refresh,
+          },
           store,
           vault,
           baseUrl,

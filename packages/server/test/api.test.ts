@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
-import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
+import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
 let t: TestServer;
@@ -117,7 +117,7 @@ describe('bad input', () => {
 
 describe('hosted flow, identities and tokens', () => {
   it('runs the whole flow and redirects to finishedUrl with the ids', async () => {
-    const done = await hostedFlow(t, as, { userId: 'alice', tenantId: 'acme', tags: { env: 'prod' }, finishedUrl: '/done' });
+    const done = await hostedFlow(t, as, { userId: 'alice', tenantId: 'acme', tags: { env: 'prod' }, finishedUrl: `${APP_ORIGIN}/done` });
     expect(done.status).toBe(303);
     const to = new URL(done.location!, t.url);
     expect(to.pathname).toBe('/done');
@@ -125,7 +125,7 @@ describe('hosted flow, identities and tokens', () => {
   });
 
   it('refuses a callback from another browser (no binding cookie) and says so at finishedUrl', async () => {
-    const done = await hostedFlow(t, as, { userId: 'mallory', finishedUrl: '/done' }, { dropCookie: true });
+    const done = await hostedFlow(t, as, { userId: 'mallory', finishedUrl: `${APP_ORIGIN}/done` }, { dropCookie: true });
     expect(done.status).toBe(303);
     const to = new URL(done.location!, t.url);
     expect(to.searchParams.get('error')).toBe('invalid_request');

@@ -3,7 +3,7 @@ import { CredentialRefused, type RemoteBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { authorizeUser } from '../../core/test/support/broker.js';
 import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { APP_ORIGIN, startTestServer, type TestServer } from './support/server.js';
 
 const KEY = 'sk-remote0123456789';
 
@@ -92,7 +92,10 @@ describe('POST /v1/identities', () => {
 
 describe('the hosted credential form', () => {
   it('POST /v1/sessions links to the form; a wrong key shows the refusal, a good one lands on finishedUrl', async () => {
-    const session = await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'keyed', userId: 'cy', finishedUrl: '/done' } });
+    const session = await t.request('/v1/sessions', {
+      method: 'POST',
+      json: { serviceId: 'keyed', userId: 'cy', finishedUrl: `${APP_ORIGIN}/done` },
+    });
     expect(session.status).toBe(201);
     const { url } = (await session.json()) as { url: string };
     expect(new URL(url).pathname).toBe('/v1/sessions/form');
@@ -123,7 +126,7 @@ describe('the hosted credential form', () => {
 
     const ok = await post(KEY);
     expect(ok.status).toBe(303);
-    expect(ok.headers.get('location')).toBe('/done?userId=cy&serviceId=keyed');
+    expect(ok.headers.get('location')).toBe(`${APP_ORIGIN}/done?userId=cy&serviceId=keyed`);
     expect((await remote.findIdentity('keyed', 'cy'))?.profile.id).toBe('acct_9');
   });
 });

@@ -7,7 +7,7 @@ import { ConfigurationError, createKeyRing, openStore } from '@everyauth/core';
 import { createApiKey, serverLogger, startServer, verifyWebhookSignature } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { receiver, waitFor } from './support/receiver.js';
-import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
+import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
 const servers: TestServer[] = [];
@@ -144,7 +144,7 @@ describe('logs', () => {
     let logs = '';
     const sink = new Writable({ write: (chunk, _enc, done) => void ((logs += chunk), done()) });
     const t = await server({ server: { logger: serverLogger('debug', sink) } });
-    await hostedFlow(t, as, { userId: 'logged', finishedUrl: '/done' });
+    await hostedFlow(t, as, { userId: 'logged', finishedUrl: `${APP_ORIGIN}/done` });
     const fresh = await json(await t.request('/v1/services/local/token?userId=logged&force=true'));
     await t.request('/v1/services', { key: `${t.adminKey}x` });
     await t.request('/v1/services/local/callback?code=secret-code-123&state=secret-state-456');

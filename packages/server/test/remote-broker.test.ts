@@ -38,7 +38,13 @@ async function errorsOf(call: (b: Broker) => Promise<unknown>): Promise<[unknown
 
 async function remoteAuthorize(userId: string, extra: { tenantId?: string; tags?: Record<string, string> } = {}) {
   const binding = 'b'.repeat(32);
-  const started = await remote.beginAuthorization({ serviceId: 'local', userId, ...extra, browserBinding: binding, finishedUrl: '/after' });
+  const started = await remote.beginAuthorization({
+    serviceId: 'local',
+    userId,
+    ...extra,
+    browserBinding: binding,
+    finishedUrl: 'https://app.example/after',
+  });
   expect(new URL(started.url).origin).toBe(as.issuer);
   const callback = await as.authorize(started.url, { login: userId });
   expect(callback.pathname).toBe('/local/callback');
@@ -64,7 +70,7 @@ describe('RemoteBroker', () => {
 
   it('runs an authorization with a browser binding and finds the identity', async () => {
     const done = await remoteAuthorize('rita', { tenantId: 't1', tags: { plan: 'pro' } });
-    expect(done.finishedUrl).toBe('/after?userId=rita&tenantId=t1&serviceId=local');
+    expect(done.finishedUrl).toBe('https://app.example/after?userId=rita&tenantId=t1&serviceId=local');
     expect(done.identity).toMatchObject({ userId: 'rita', tenantId: 't1', tags: { plan: 'pro' }, status: 'active' });
     expect(await remote.findIdentity('local', done.identity.id)).toEqual(done.identity);
     expect(await remote.findIdentity('local', 'rita')).toEqual(done.identity);

@@ -19,9 +19,10 @@ export function registerApiKey(program: Command, io: CliIo): void {
     .addOption(
       new Option(
         '--scope <scope...>',
-        'admin (everything), tokens:read (read tokens and look things up) or proxy (call provider APIs through /v1/proxy only)',
+        'admin (everything), tokens:read (read tokens and look things up), connect (start authorizations), proxy (call provider APIs through /v1/proxy only); an app that connects users gives both tokens:read and connect',
       )
-        .choices(['admin', 'tokens:read', 'proxy'])
+        // Spelled out (the type checks them against the server's list): importing the list would load Fastify for every command.
+        .choices(['admin', 'tokens:read', 'connect', 'proxy'] satisfies Scope[])
         .default(['tokens:read']),
     )
     .action(async (options: { name: string; scope: Scope[] }, command: Command) => {

@@ -291,7 +291,7 @@ export async function refreshTokenGrant(ctx: ClientContext, refreshToken: string
 
 export type ProviderFailure =
   | { kind: 'invalid_grant'; error: 'invalid_grant'; detail: string }
-  | { kind: 'retryable'; error: string; detail: string; retryAfterMs?: number }
+  | { kind: 'retryable'; error: string; detail: string; retryAfterMs?: number; status?: number }
   | { kind: 'rejected'; error: string; detail: string };
 
 /** Sorts a failed provider call into: the grant is gone, try again later, or a hard error. */
@@ -300,7 +300,7 @@ export function classifyProviderFailure(err: unknown): ProviderFailure {
     const detail = `HTTP ${err.status}, ${err.error}${err.error_description ? `: ${err.error_description}` : ''}`;
     if (err.error === 'invalid_grant') return { kind: 'invalid_grant', error: 'invalid_grant', detail };
     if (err.status >= 500 || err.status === 429 || err.error === 'temporarily_unavailable') {
-      return { kind: 'retryable', error: err.error, detail, retryAfterMs: retryAfter(err.response) };
+      return { kind: 'retryable', error: err.error, detail, retryAfterMs: retryAfter(err.response), status: err.status };
     }
     return { kind: 'rejected', error: err.error, detail };
   }
@@ -314,7 +314,9 @@ export function classifyProviderFailure(err: unknown): ProviderFailure {
   if (err instanceof oauth.OperationProcessingError && err.cause instanceof Response) {
     const status = err.cause.status;
     const detail = `HTTP ${status}`;
-    if (status >= 500 || status === 429) return { kind: 'retryable', error: 'server_error', detail, retryAfterMs: retryAfter(err.cause) };
+    if (status >= 500 || status === 429) {
+      return { kind: 'retryable', error: 'server_error', detail, retryAfterMs: retryAfter(err.cause), status };
+    }
     return { kind: 'rejected', error: 'invalid_response', detail: `${detail}, ${err.message}` };
   }
   if (err instanceof oauth.OperationProcessingError || err instanceof oauth.UnsupportedOperationError) {

@@ -1,8 +1,9 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { LeaseLocks, leaseLockState } from './lease-locks.js';
 import { isUserLookup, SqlStore } from './sql-store.js';
-import type { IdentityListFilter, IdentityRow, Store } from './store.js';
+import type { IdentityListFilter, IdentityRow, RefreshFailureWrite, RefreshWrite, Store } from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -29,14 +30,29 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on('error', () => undefined);
   pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const store = new PostgresStore(db, 'postgres', async () => db.destroy(), pool);
+  const locks = new LeaseLocks(options.connectionString);
+  const store = new PostgresStore(
+    db,
+    'postgres',
+    async () => {
+      await locks.close();
+      await db.destroy();
+    },
+    pool,
+    locks,
+  );
   await store.migrate();
   return store;
 }
 
+/** A lease claimed this soon after the database started may predate the start on a skewed clock: only its expiry tells. */
+const CLOCK_SKEW_MS = 5_000;
+
 /**
  * The PostgreSQL backend. The token-read lookups are named prepared statements: PostgreSQL parses
  * and plans them once per connection instead of on every request. Everything else is the shared SQL.
+ * Refresh leases are tied to this process's database session (lease-locks.ts): the holder takes the
+ * identity's advisory lock before it claims the row, and gives it back once the row is written.
  */
 class PostgresStore extends SqlStore {
   constructor(
@@ -44,8 +60,50 @@ class PostgresStore extends SqlStore {
     dialect: 'postgres',
     onClose: () => Promise<void>,
     private readonly pool: pg.Pool,
+    private readonly locks: LeaseLocks,
   ) {
     super(db, dialect, onClose);
+  }
+
+  // The lock first: a row leased by a holder without its lock would look like a dead holder's.
+  override async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
+    if (!(await this.locks.tryLock(id))) return false;
+    let claimed = false;
+    try {
+      claimed = await super.claimLease(id, version, owner, now, until, takeOver);
+      return claimed;
+    } finally {
+      if (!claimed) await this.locks.unlock(id);
+    }
+  }
+
+  // Unlocked once the write is decided; a write that threw is retried under the same lock.
+  override async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
+    const written = await super.completeRefresh(id, version, owner, write, now);
+    await this.locks.unlock(id);
+    return written;
+  }
+
+  override async releaseLease(
+    id: string,
+    owner: string,
+    now: number,
+    change: { status?: IdentityRow['status']; failure?: RefreshFailureWrite } = {},
+  ): Promise<void> {
+    try {
+      await super.releaseLease(id, owner, now, change);
+    } finally {
+      await this.locks.unlock(id);
+    }
+  }
+
+  /**
+   * Gone when no session holds the identity's lock. A database restart frees every lock while the
+   * holders live on, so a lease claimed before the server started is left to its expiry.
+   */
+  override async leaseHolderGone(row: IdentityRow, claimedAt: number): Promise<boolean> {
+    const state = await leaseLockState(this.pool, row.id);
+    return !state.held && state.serverStartedAt + CLOCK_SKEW_MS < claimedAt;
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {

@@ -42,6 +42,14 @@ export interface IdentityTable {
   version: ColumnType<number, number | undefined, number>;
   lease_owner: string | null;
   lease_until: Millis | null;
+  /** The last retryable refresh failure, shared by every caller until `refresh_retry_at`; cleared by a good refresh. */
+  refresh_failed_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** Its cause: `timeout`, `5xx`, `rate_limited` or `network`. */
+  refresh_failure: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Until when callers get the recorded failure instead of a new attempt at the provider. */
+  refresh_retry_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** Consecutive retryable failures; the cool-down doubles with each. */
+  refresh_failures: ColumnType<number, number | undefined, number>;
   last_refresh_at: Millis | null;
   /** The app's own small JSON object (PATCH /v1/identities/{id}); never read by the broker. */
   metadata: ColumnType<string, string | undefined, string>;

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import { InvalidInput } from '../errors.js';
+import { leaseHolderGone } from '../lease-holder.js';
 import { migrationProvider, runMigrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 import type { Tags } from '../broker.js';
@@ -10,11 +11,15 @@ import type {
   IdentityRow,
   IdentityWrite,
   ProviderRow,
+  RefreshFailureWrite,
   RefreshWrite,
   ServiceRow,
   SessionTake,
   Store,
 } from './store.js';
+
+/** New tokens end a run of failures. */
+const NO_FAILURE = { refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 } as const;
 
 /** Whether a lookup is the token read by (service, user[, tenant]) that the backends prepare. */
 export const isUserLookup = (filter: IdentityListFilter, limit: number) =>
@@ -162,6 +167,7 @@ export class SqlStore implements Store {
           last_checked_at: null,
           lease_owner: null,
           lease_until: null,
+          ...NO_FAILURE,
           updated_at: now,
         };
         let id: string;
@@ -356,22 +362,33 @@ export class SqlStore implements Store {
    * Claims the refresh lease: only if nobody holds a live one and the row is still at `version`
    * (someone who refreshed meanwhile bumped it). A conditional UPDATE, so it is atomic on any database.
    */
-  async claimLease(id: string, version: number, owner: string, now: number, until: number): Promise<boolean> {
+  async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
     const r = await this.db
       .updateTable('identities')
       .set({ lease_owner: owner, lease_until: until })
       .where('id', '=', id)
       .where('version', '=', version)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+      .where((eb) =>
+        eb.or([
+          eb('lease_until', 'is', null),
+          eb('lease_until', '<=', now),
+          ...(takeOver === undefined ? [] : [eb('lease_owner', '=', takeOver)]),
+        ]),
+      )
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
+  }
+
+  /** On one machine (SQLite) the owner names its process, id and start time (lease-holder.ts); PostgreSQL overrides this. */
+  async leaseHolderGone(row: IdentityRow, _claimedAt: number): Promise<boolean> {
+    return row.lease_owner !== null && leaseHolderGone(row.lease_owner);
   }
 
   /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
   async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
     const r = await this.db
       .updateTable('identities')
-      .set({ ...write, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
+      .set({ ...write, ...NO_FAILURE, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
       .where('id', '=', id)
       .where('version', '=', version)
       .where('lease_owner', '=', owner)
@@ -390,11 +407,24 @@ export class SqlStore implements Store {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  /** Gives the lease back without touching the tokens; optionally sets a new status in the same write. */
-  async releaseLease(id: string, owner: string, now: number, status?: IdentityRow['status']): Promise<void> {
+  /**
+   * Gives the lease back without touching the tokens; in the same write, optionally a new status, or
+   * a retryable failure for every caller to share until its cool-down ends.
+   */
+  async releaseLease(
+    id: string,
+    owner: string,
+    now: number,
+    change: { status?: IdentityRow['status']; failure?: RefreshFailureWrite } = {},
+  ): Promise<void> {
     await this.db
       .updateTable('identities')
-      .set({ lease_owner: null, lease_until: null, ...(status ? { status, updated_at: now } : {}) })
+      .set({
+        lease_owner: null,
+        lease_until: null,
+        ...(change.status ? { status: change.status, updated_at: now } : {}),
+        ...change.failure,
+      })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
       .execute();
@@ -402,16 +432,20 @@ export class SqlStore implements Store {
 
   /** Active identities whose token expires before `before` and whose lease is free: the background refresher's work list. */
   listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]> {
-    return this.db
-      .selectFrom('identities')
-      .select(['id', 'service_id'])
-      .where('status', '=', 'active')
-      .where('expires_at', 'is not', null)
-      .where('expires_at', '<', before)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-      .orderBy('expires_at')
-      .limit(limit)
-      .execute();
+    return (
+      this.db
+        .selectFrom('identities')
+        .select(['id', 'service_id'])
+        .where('status', '=', 'active')
+        .where('expires_at', 'is not', null)
+        .where('expires_at', '<', before)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+        // One that failed waits out its cool-down: the provider is not asked again sooner.
+        .where((eb) => eb.or([eb('refresh_retry_at', 'is', null), eb('refresh_retry_at', '<=', now)]))
+        .orderBy('expires_at')
+        .limit(limit)
+        .execute()
+    );
   }
 
   // ---- events ----

@@ -30,6 +30,14 @@ export interface RefreshWrite {
   last_refresh_at: number;
 }
 
+/** A retryable refresh failure as the row records it (refresh-failures.ts). */
+export interface RefreshFailureWrite {
+  refresh_failed_at: number;
+  refresh_failure: string;
+  refresh_retry_at: number;
+  refresh_failures: number;
+}
+
 export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
 export type IdentityListFilter = IdentityFilter & { serviceId?: string };
@@ -105,15 +113,33 @@ export interface Store {
   countIdentities(): Promise<{ service_id: string; status: string; n: number }[]>;
 
   // the refresh lease
-  /** Claims the lease only if nobody holds a live one and the row is still at `version`. */
-  claimLease(id: string, version: number, owner: string, now: number, until: number): Promise<boolean>;
+  /**
+   * Claims the lease only if nobody holds a live one and the row is still at `version`. `takeOver`
+   * names the owner of a live lease whose holder is known to be gone (leaseHolderGone): that lease
+   * may be taken too, but only while that owner still holds it.
+   */
+  claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean>;
+  /**
+   * Whether the process holding this row's lease is known to have ended, so the lease need not run
+   * out: on PostgreSQL its database session (the lease's advisory lock is free), on SQLite its
+   * process (id and start time, one machine). `claimedAt` is when the lease was last claimed or extended.
+   */
+  leaseHolderGone(row: IdentityRow, claimedAt: number): Promise<boolean>;
   /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
   completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean>;
   /** Extends a lease this owner still holds. */
   extendLease(id: string, owner: string, until: number): Promise<boolean>;
-  /** Gives the lease back without touching the tokens; optionally sets a new status in the same write. */
-  releaseLease(id: string, owner: string, now: number, status?: IdentityRow['status']): Promise<void>;
-  /** Active identities whose token expires before `before` and whose lease is free: the background refresh's work list. */
+  /**
+   * Gives the lease back without touching the tokens; in the same write, optionally a new status, or
+   * a retryable failure for every caller to share until its cool-down ends.
+   */
+  releaseLease(
+    id: string,
+    owner: string,
+    now: number,
+    change?: { status?: IdentityRow['status']; failure?: RefreshFailureWrite },
+  ): Promise<void>;
+  /** Active identities whose token expires before `before`, whose lease is free and who are not cooling down after a failure: the background refresh's work list. */
   listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]>;
 
   // events

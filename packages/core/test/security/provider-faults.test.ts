@@ -97,7 +97,7 @@ describe.each(STORES)('on %s', (kind) => {
       kind,
       logger: logs.logger,
       providerTimeoutMs: TIMEOUT_MS,
-      refresh: { marginMs: 1000, attempts: 3, baseDelayMs: 20, maxDelayMs: 1500 },
+      refresh: { marginMs: 1000, attempts: 3, baseDelayMs: 20, maxDelayMs: 1500, coolDownMs: 200 },
     });
     broker = t.broker;
     // The same provider, with its userinfo endpoint behind the flaky one.
@@ -167,9 +167,24 @@ describe.each(STORES)('on %s', (kind) => {
   }
 
   /** The row as a refresh that failed must leave it: the same but for the (released) lease. */
+  type IdentityRowLike = Awaited<ReturnType<typeof rowWithoutLease>>;
+
   async function rowWithoutLease(identityId: string) {
     const row = await broker.store.getIdentity(identityId);
     return { ...row!, lease_owner: null, lease_until: null };
+  }
+
+  /**
+   * The row as before the failure, apart from the failure it now records for every caller (cause,
+   * cool-down); returns that record.
+   */
+  async function expectUnchangedButFailed(identityId: string, before: IdentityRowLike, cause: string) {
+    const after = (await broker.store.getIdentity(identityId))!;
+    const { refresh_failed_at, refresh_failure, refresh_retry_at, refresh_failures, ...rest } = after;
+    expect({ ...rest, refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 }).toEqual(before);
+    expect({ refresh_failure, refresh_failures }).toEqual({ refresh_failure: cause, refresh_failures: 1 });
+    expect(refresh_retry_at!).toBeGreaterThan(refresh_failed_at!);
+    return { retryAt: refresh_retry_at!, failedAt: refresh_failed_at! };
   }
 
   describe('hostile token responses to the code exchange', () => {
@@ -364,8 +379,10 @@ describe.each(STORES)('on %s', (kind) => {
       expect(err).toBeInstanceOf(ProviderUnavailable);
       expect((err as ProviderUnavailable).retryable).toBe(true);
       expect(server.tokenRequests.total).toBe(3);
-      expect(await broker.store.getIdentity(id)).toEqual(before);
-      // The provider recovers: the same refresh token works.
+      expect(err).toMatchObject({ reason: 'network' });
+      const { retryAt } = await expectUnchangedButFailed(id, before, 'network');
+      // The provider recovers: after the cool-down the same refresh token works.
+      await new Promise((r) => setTimeout(r, Math.max(0, retryAt - Date.now())));
       const fresh = await broker.getIdentity('local', id);
       expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
     });
@@ -407,7 +424,10 @@ describe.each(STORES)('on %s', (kind) => {
       expect(server.tokenRequests.total).toBe(3);
       // Retry-After: 3600 is capped at maxDelayMs (1.5 s) per wait.
       expect(Date.now() - started).toBeLessThan(2 * 1500 + 1000);
-      expect(await broker.store.getIdentity(id)).toEqual(before);
+      expect(err).toMatchObject({ reason: 'rate_limited' });
+      // The provider asked for an hour; the cool-down honours that up to its cap (60 s by default).
+      const { retryAt, failedAt } = await expectUnchangedButFailed(id, before, 'rate_limited');
+      expect(retryAt - failedAt).toBe(60_000);
     });
 
     it('a 5xx burst under 20 concurrent callers: one refresh in flight, retried through the burst, everyone gets the same token', async () => {
@@ -436,7 +456,7 @@ describe.each(STORES)('on %s', (kind) => {
       server.failNextTokenRequests(3, { status: 500 });
       const during = await broker.getIdentity('local', id);
       expect(during!.accessToken).toBe(tokens.access);
-      expect(await broker.store.getIdentity(id)).toEqual(before);
+      await expectUnchangedButFailed(id, before, '5xx');
       expect((await broker.listEvents({ identityId: id })).map((e) => e.type)).toContain('identity.refresh_failed');
     });
 

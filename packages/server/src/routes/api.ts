@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   NotFound,
+  TIMEOUT_HEADER,
   type IdentityFilter,
   type IdentitySelector,
   type IdentityStatus,
@@ -359,7 +360,7 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (request) => {
       const { serviceId, identityId } = request.params;
-      const fresh = await broker.getIdentity(serviceId, identityId, { force: request.query.force });
+      const fresh = await broker.getIdentity(serviceId, identityId, { force: request.query.force, deadlineMs: callerDeadline(request) });
       if (!fresh) throw new NotFound('identity', identityId);
       return fresh;
     },
@@ -379,7 +380,7 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (request) => {
       const { force, ...filter } = request.query;
-      const fresh = await broker.getIdentity(request.params.serviceId, selectorOf(filter), { force });
+      const fresh = await broker.getIdentity(request.params.serviceId, selectorOf(filter), { force, deadlineMs: callerDeadline(request) });
       if (!fresh) throw new NotFound('identity', describeFilter(filter));
       return fresh;
     },
@@ -404,6 +405,18 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (request) => broker.listEvents(request.query),
   );
+}
+
+/** Time kept for the answer's trip back and the caller's own work. */
+const TRIP_MS = 1_000;
+
+/**
+ * The caller's timeout (RemoteBroker sends it), less the trip: a token read answers before the
+ * caller gives up, so the caller sees why (`provider_unavailable`), not its own timeout.
+ */
+function callerDeadline(request: FastifyRequest): number | undefined {
+  const timeout = Number(request.headers[TIMEOUT_HEADER]);
+  return Number.isFinite(timeout) && timeout > 0 ? Math.max(100, timeout - TRIP_MS) : undefined;
 }
 
 /** Names a filter in a not-found message without echoing more than the ids asked for. */

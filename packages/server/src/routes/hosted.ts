@@ -37,6 +37,20 @@ const TICKET_AAD = 'hosted-session';
 
 const cookieName = (state: string) => `everyauth_flow_${sha256(state).slice(0, 16)}`;
 
+/**
+ * The browser comes back to this server's callback, which redirects it to finishedUrl: a relative
+ * one would resolve against this server (which answers 401), never the application. Refused before
+ * the flow starts; the embedded broker, which serves the callback in the app, keeps relative paths.
+ */
+function requireAbsoluteFinishedUrl(finishedUrl: string | undefined): void {
+  if (finishedUrl === undefined || URL.canParse(finishedUrl)) return;
+  throw new InvalidInput(
+    'finishedUrl must be an absolute URL on an allowed origin (EVERYAUTH_ALLOWED_ORIGINS), such as https://app.example/done: ' +
+      'in server mode the browser comes back to the EveryAuth server, so a relative path would land there, not in your application.',
+    'finishedUrl',
+  );
+}
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function page(reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
@@ -83,7 +97,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: BeginBody }>(
     '/v1/sessions',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: 'Start a hosted authorization: returns the URL to send the user to',
@@ -92,6 +106,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
+      requireAbsoluteFinishedUrl(request.body.finishedUrl);
       const form = await formSession(ctx, request.body);
       if (form) return reply.code(201).send(form);
       const ticket = await beginBound(ctx, request.body);
@@ -145,7 +160,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: BeginBody & { browserBinding?: string } }>(
     '/v1/authorizations',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: "Start an authorization; returns the provider's URL (the caller handles the browser)",
@@ -159,13 +174,16 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
         },
       },
     },
-    async (request, reply) => reply.code(201).send(await ctx.broker.beginAuthorization(request.body)),
+    async (request, reply) => {
+      requireAbsoluteFinishedUrl(request.body.finishedUrl);
+      return reply.code(201).send(await ctx.broker.beginAuthorization(request.body));
+    },
   );
 
   app.post<{ Body: { serviceId: string; query: string; browserBinding?: string } }>(
     '/v1/authorizations/complete',
     {
-      config: { access: 'tokens:read' },
+      config: { access: 'connect' },
       schema: {
         tags: ['authorization'],
         summary: "Complete an authorization with the callback's query string",

@@ -5,7 +5,7 @@ import { serverLogger } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../../core/test/support/auth-server.js';
 import { CLIENT_SECRET } from '../../../core/test/support/broker.js';
 import { captureLogs, expectNoSecrets } from '../../../core/test/security/support.js';
-import { hostedFlow, startTestServer, type TestServer } from '../support/server.js';
+import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from '../support/server.js';
 
 /**
  * The server's doors under attack, on SQLite and PostgreSQL: fuzzed API inputs (never a 500),
@@ -47,7 +47,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       const done = await hostedFlow(
         t,
         as,
-        { userId: id, tenantId: id, tags: { v: id, i: String(i) }, finishedUrl: '/done' },
+        { userId: id, tenantId: id, tags: { v: id, i: String(i) }, finishedUrl: `${APP_ORIGIN}/done` },
         { login: `nasty-${i}` },
       );
       expect(done.status, `${id}: ${done.body}`).toBe(303);
@@ -266,7 +266,7 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
       expect(noState.status).toBe(400);
       const foreign = await fetch(`${t.url}/local/callback?code=abc&state=${'A'.repeat(43)}`, { redirect: 'manual' });
       expect(foreign.status).toBe(400);
-      const otherBrowser = await hostedFlow(t, as, { userId: 'hosted-csrf', finishedUrl: '/done' }, { dropCookie: true });
+      const otherBrowser = await hostedFlow(t, as, { userId: 'hosted-csrf', finishedUrl: `${APP_ORIGIN}/done` }, { dropCookie: true });
       expect(otherBrowser.status).toBe(303);
       expect(new URL(otherBrowser.location!, t.url).searchParams.get('error_description')).toMatch(/different browser/);
       expect(await count()).toBe(before);
@@ -274,7 +274,10 @@ describe.each(['sqlite', 'postgres'] as const)('on %s', (kind) => {
 
     it('a replayed callback, an iss mix-up and an injected code are refused', async () => {
       const session = await json(
-        await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'local', userId: 'hosted-replay', finishedUrl: '/done' } }),
+        await t.request('/v1/sessions', {
+          method: 'POST',
+          json: { serviceId: 'local', userId: 'hosted-replay', finishedUrl: `${APP_ORIGIN}/done` },
+        }),
       );
       const start = await fetch(session.url, { redirect: 'manual' });
       const cookie = start.headers

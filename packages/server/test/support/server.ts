@@ -42,6 +42,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** The application origin the test server allows as finishedUrl: in server mode finishedUrl is absolute. */
+export const APP_ORIGIN = 'https://app.example';
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -77,7 +80,15 @@ export async function startTestServer(as: AuthServer, options: TestServerOptions
     lifecycle: false,
     ...options.server,
     broker: (onEvent) =>
-      (broker = new LocalBroker({ logger: pino({ level: 'silent' }), ...options.broker, store, vault, baseUrl: url, onEvent })),
+      (broker = new LocalBroker({
+        logger: pino({ level: 'silent' }),
+        allowedRedirectOrigins: [APP_ORIGIN],
+        ...options.broker,
+        store,
+        vault,
+        baseUrl: url,
+        onEvent,
+      })),
   });
   await app.listen({ port, host: '127.0.0.1' });
 

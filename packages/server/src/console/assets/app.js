@@ -618,7 +618,11 @@ async function connectView(generation, preselected, presetUser, presetTenant) {
               ...(tenantId.value.trim() ? { tenantId: tenantId.value.trim() } : {}),
               ...(parsedTags ? { tags: parsedTags } : {}),
               // Back to this page; the server appends the outcome (userId, serviceId, or error) to the query.
-              finishedUrl: `${window.location.pathname}?flow=done#/connect`,
+              // Absolute, on the server's public origin (that of its callbacks): the server refuses relative ones.
+              finishedUrl: new URL(
+                `${window.location.pathname}?flow=done#/connect`,
+                services.find((s) => s.id === select.value).redirectUrl,
+              ).href,
             });
             window.location.assign(session.url);
           } catch (error) {
@@ -631,7 +635,7 @@ async function connectView(generation, preselected, presetUser, presetTenant) {
     h(
       'p',
       { class: 'muted' },
-      'Runs the authorization flow in this window for a test user, then comes back here. ',
+      'Runs the authorization flow in this window for a test user, then comes back here (the key needs the connect or admin scope). ',
       services.some((s) => s.id === 'sandbox') && 'The sandbox service needs no account: sign in there with any name.',
     ),
     h('label', { for: 'connect-service' }, 'Service'),

@@ -1,0 +1,64 @@
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseLocks, leaseLockState } from '../src/store/lease-locks.js';
+import { createTestDatabase } from './support/broker.js';
+
+let db: { url: string; drop(): Promise<void> };
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+});
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+describe('lease locks on PostgreSQL sessions', () => {
+  it('one session at a time holds an identity; others see it held until it is given back', async () => {
+    const mine = new LeaseLocks(db.url);
+    const theirs = new LeaseLocks(db.url);
+    try {
+      expect((await leaseLockState(pool, 'ident_a')).held).toBe(false);
+      expect(await mine.tryLock('ident_a')).toBe(true);
+      expect((await leaseLockState(pool, 'ident_a')).held).toBe(true);
+      expect((await leaseLockState(pool, 'ident_b')).held).toBe(false);
+      expect(await theirs.tryLock('ident_a')).toBe(false);
+      expect(await theirs.tryLock('ident_b')).toBe(true);
+      await mine.unlock('ident_a');
+      expect((await leaseLockState(pool, 'ident_a')).held).toBe(false);
+      expect(await theirs.tryLock('ident_a')).toBe(true);
+    } finally {
+      await mine.close();
+      await theirs.close();
+    }
+    expect((await leaseLockState(pool, 'ident_a')).held).toBe(false);
+    expect((await leaseLockState(pool, 'ident_b')).held).toBe(false);
+  });
+
+  it('reports when the server started, which frees every lock', async () => {
+    const { serverStartedAt } = await leaseLockState(pool, 'x');
+    expect(serverStartedAt).toBeGreaterThan(Date.UTC(2000, 0));
+    expect(serverStartedAt).toBeLessThanOrEqual(Date.now() + 5_000);
+  });
+
+  it('a holder killed with SIGKILL: its lock is free within 2 s', async () => {
+    const script = `const pg = require('pg');
+      const c = new pg.Client(process.argv[1]);
+      c.connect().then(() => c.query("SELECT pg_advisory_lock(hashtextextended('ident_killed', 0))")).then(() => console.log('locked'));
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['-e', script, db.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    expect((await leaseLockState(pool, 'ident_killed')).held).toBe(true);
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = Date.now();
+    while ((await leaseLockState(pool, 'ident_killed')).held) {
+      expect(Date.now() - killedAt, 'the lock outlived its session').toBeLessThan(2_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+});
