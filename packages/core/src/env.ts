@@ -132,6 +132,18 @@ export const EnvSchema = z.object({
     default: '10000',
     expected: 'a whole number of milliseconds from 1000 to 600000',
   }),
+  EVERYAUTH_DEAD_AFTER_DAYS: variable(wholeNumber(1, 3650), {
+    description: 'Days of failed refreshes after which the server marks an identity dead (it is never deleted unless the app asks).',
+    example: '14',
+    default: '7',
+    expected: 'a whole number of days, 1 to 3650',
+  }),
+  EVERYAUTH_WEBHOOK_RETENTION_DAYS: variable(wholeNumber(1, 3650), {
+    description: 'Days the server keeps delivered and failed webhook deliveries (for the log and replays).',
+    example: '30',
+    default: '14',
+    expected: 'a whole number of days, 1 to 3650',
+  }),
   EVERYAUTH_ALLOWED_ORIGINS: variable(origins, {
     description: "Origins an absolute finishedUrl may point at, besides the base URL's own; comma-separated.",
     example: 'https://app.example.com,https://admin.example.com',

@@ -19,7 +19,7 @@ export interface StartServerOptions {
   /** Close gracefully on SIGTERM and SIGINT (for `everyauth serve`). */
   handleSignals?: boolean;
   /** Passed through to the LocalBroker. */
-  broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs'>;
+  broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs' | 'deadAfterDays'>;
   /** Run the sandbox authorization server (default: env EVERYAUTH_SANDBOX, else on for SQLite, off for PostgreSQL or NODE_ENV=production). */
   sandbox?: boolean;
   /** Passed through to buildServer. */
@@ -35,7 +35,8 @@ export interface RunningServer {
  * Runs the server: loads the vault, opens (and migrates) the store, serves a LocalBroker on it.
  * Env (see core's EnvSchema): EVERYAUTH_MASTER_KEY, EVERYAUTH_HOST, EVERYAUTH_PORT,
  * EVERYAUTH_BASE_URL, EVERYAUTH_LOG_LEVEL, EVERYAUTH_ALLOWED_ORIGINS, EVERYAUTH_RATE_LIMIT,
- * EVERYAUTH_SANDBOX, EVERYAUTH_READ_DEADLINE_MS, EVERYAUTH_REQUEST_TIMEOUT_MS. A bad value refuses to start with a ConfigurationError naming it.
+ * EVERYAUTH_SANDBOX, EVERYAUTH_READ_DEADLINE_MS, EVERYAUTH_REQUEST_TIMEOUT_MS, EVERYAUTH_DEAD_AFTER_DAYS,
+ * EVERYAUTH_WEBHOOK_RETENTION_DAYS. A bad value refuses to start with a ConfigurationError naming it.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const rawEnv = options.env ?? process.env;
@@ -58,6 +59,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       store,
       vault,
       logger,
+      ...(env.EVERYAUTH_WEBHOOK_RETENTION_DAYS !== undefined && options.server?.webhooks !== false
+        ? { webhooks: { ...options.server?.webhooks, retentionDays: env.EVERYAUTH_WEBHOOK_RETENTION_DAYS } }
+        : {}),
       apiKeyRateLimit:
         options.server?.apiKeyRateLimit ?? (rate === undefined ? undefined : rate > 0 ? { max: rate, timeWindowMs: 60_000 } : false),
       sandbox: sandboxWanted(options.store, rawEnv, options.sandbox) ? await serverSandbox(baseUrl, options.store) : undefined,
@@ -72,6 +76,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           vault,
           baseUrl,
           allowedRedirectOrigins: env.EVERYAUTH_ALLOWED_ORIGINS ?? [],
+          deadAfterDays: options.broker?.deadAfterDays ?? env.EVERYAUTH_DEAD_AFTER_DAYS,
           logger,
           onEvent,
         }),

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverDb } from '../src/tables.js';
 
@@ -19,6 +20,8 @@ const PHONE = { width: 390, height: 844 };
 let as: AuthServer;
 let t: TestServer;
 let browser: Browser;
+let api: ApiStandIn;
+const KEY = 'sk-connect0123456789';
 
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
@@ -29,6 +32,7 @@ beforeAll(async () => {
   ]);
 });
 afterAll(async () => {
+  await api?.close();
   await browser?.close();
   await t?.close();
   await as?.close();
@@ -142,6 +146,37 @@ describe('connect links', () => {
     expect(unknown!.status()).toBe(404);
     await first.context().close();
     await second.context().close();
+  });
+
+  it('runs the credential form for an API-key service and comes back to the page', async () => {
+    api = await startApiStandIn();
+    api.route('GET /v1/me', (req) =>
+      req.headers['x-api-key'] === KEY
+        ? { status: 200, body: { id: 'acct_1' } }
+        : { status: 401, body: { error: { message: 'Invalid API key' } } },
+    );
+    await t.broker.putProvider({
+      id: 'keyed',
+      name: 'Keyed',
+      docs: 'https://example.test/docs',
+      kind: 'api_key',
+      api: { baseUrls: [api.origin] },
+      fields: [{ name: 'apiKey', label: 'API key' }],
+      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
+      test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
+    });
+    await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
+    const made = await link({ userId: 'form-user', allowedServices: ['keyed'] });
+    const page = await newPage();
+    await page.goto(made.url);
+    expect(await stateOf(page, 'keyed')).toBe('none');
+    await page.click('tr[data-service="keyed"] a.button');
+    await page.fill('#f_apiKey', KEY);
+    await Promise.all([page.waitForURL(/\/connect\?/), page.click('button[type=submit]')]);
+    await page.waitForSelector('tr[data-service]');
+    expect(await stateOf(page, 'keyed')).toBe('active');
+    expect((await t.broker.getIdentity('keyed', 'form-user'))!.headers()).toEqual({ 'x-api-key': KEY });
+    await page.context().close();
   });
 
   it('shows a revoked grant as needing reconnect and reconnects the same identity', async () => {

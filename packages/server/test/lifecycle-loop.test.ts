@@ -4,6 +4,7 @@
  * configured time, with an `identity.dead` webhook.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigurationError, readEnv } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { receiver, waitFor, type Receiver } from './support/receiver.js';
 import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
@@ -55,5 +56,16 @@ describe('lifecycle loop', () => {
     const body = await json(await t.request(`/v1/services/local/identities/${id}/token`));
     expect(body).toMatchObject({ error: 'reauthorization_required', identityStatus: 'dead' });
     expect(body.reconnectUrl).toMatch(new RegExp(`^${t.url}/v1/reconnect\\?t=`));
+  });
+});
+
+describe('configuration', () => {
+  it('reads the dead-state days and the webhook retention from the environment, refusing bad values by name', () => {
+    expect(readEnv({ EVERYAUTH_DEAD_AFTER_DAYS: '14', EVERYAUTH_WEBHOOK_RETENTION_DAYS: '30' })).toMatchObject({
+      EVERYAUTH_DEAD_AFTER_DAYS: 14,
+      EVERYAUTH_WEBHOOK_RETENTION_DAYS: 30,
+    });
+    expect(() => readEnv({ EVERYAUTH_DEAD_AFTER_DAYS: '0' })).toThrow(ConfigurationError);
+    expect(() => readEnv({ EVERYAUTH_WEBHOOK_RETENTION_DAYS: 'two weeks' })).toThrow(/EVERYAUTH_WEBHOOK_RETENTION_DAYS/);
   });
 });
