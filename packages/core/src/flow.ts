@@ -153,8 +153,7 @@ export class Flow {
       const secrets = this.credentials.openSession(stateHash, session.secrets);
       const consumer = this.services.consumer(service, ctx.provider);
       const tokens = await oauth1.accessToken(ctx.provider, consumer, secrets.requestToken!, params, ctx.timeoutMs);
-      // Only the access-token response can name the account without a signed API call.
-      return { tokens, profile: ctx.provider.profile?.source === 'token_response' ? await readProfile(ctx, tokens, undefined) : {} };
+      return { tokens, profile: await oauth1.readOAuth1Profile(ctx, tokens, JSON.parse(service.variables)) };
     }
     const validated = validateAuthorizationResponse(ctx, params);
     if (!validated.get('code'))
