@@ -139,7 +139,8 @@ export class Flow {
       const callback = validate.withQuery(request.redirectUri, { state: request.state });
       const consumer = this.services.consumer(service, ctx.provider);
       const requestToken = await oauth1.requestToken(ctx.provider, consumer, callback, ctx.timeoutMs);
-      return { url: oauth1.authorizationUrl(ctx.provider, requestToken), secrets: { requestToken } };
+      const url = oauth1.authorizationUrl(ctx.provider, requestToken, JSON.parse(service.params));
+      return { url, secrets: { requestToken } };
     }
     const codeVerifier = randomToken();
     const nonce = isOpenIdFlow(ctx.provider, request.scopes) ? randomToken() : undefined;

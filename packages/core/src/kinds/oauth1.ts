@@ -35,10 +35,13 @@ export async function requestToken(provider: Provider, consumer: Consumer, callb
   return { token, tokenSecret };
 }
 
-/** Step 2 (§2.2): where the user approves the request token. */
-export function authorizationUrl(provider: Provider, requestToken: RequestToken): string {
+/**
+ * Step 2 (§2.2): where the user approves the request token. The catalog's authorizeParams, then
+ * the service's params over them (Trello's scope, expiration, name); oauth_token last, so neither can replace it.
+ */
+export function authorizationUrl(provider: Provider, requestToken: RequestToken, params: Record<string, string> = {}): string {
   const url = new URL(provider.oauth1!.authorizeUrl);
-  for (const [k, v] of Object.entries(provider.oauth1!.authorizeParams)) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries({ ...provider.oauth1!.authorizeParams, ...params })) url.searchParams.set(k, v);
   url.searchParams.set('oauth_token', requestToken.token);
   return url.href;
 }

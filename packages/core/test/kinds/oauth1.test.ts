@@ -46,7 +46,13 @@ describe.each(METHODS)('oauth1 with $method', ({ method, secret, consumer }) => 
       api: { baseUrls: [o] },
       profile: { source: 'token_response', id: 'user_id', name: 'screen_name' },
     });
-    await broker.putService({ id: 'one', providerId: 'one', clientId: consumer.key, clientSecret: secret });
+    await broker.putService({
+      id: 'one',
+      providerId: 'one',
+      clientId: consumer.key,
+      clientSecret: secret,
+      params: { expiration: '30days' },
+    });
     // Like Trello: the profile comes from a test request signed with the token credentials.
     const one = await broker.getProvider('one');
     await broker.putProvider({
@@ -81,6 +87,7 @@ describe.each(METHODS)('oauth1 with $method', ({ method, secret, consumer }) => 
     const started = await broker.beginAuthorization({ serviceId: 'one', userId: 'ann', finishedUrl: '/done' });
     const atProvider = new URL(started.url);
     expect(atProvider.searchParams.get('name')).toBe('EveryAuth test');
+    expect(atProvider.searchParams.get('expiration')).toBe('30days'); // the service's params over the catalog's
     const callback = await approve(started.url);
     expect(callback.searchParams.get('state')).toBe(started.state);
     const done = await broker.completeAuthorization('one', callback.searchParams);
