@@ -4,7 +4,7 @@
  */
 import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
-import { CredentialHolder, type Credential } from './kinds/credential.js';
+import { CredentialHolder, credentialOf, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow } from './store/store.js';
 
@@ -60,7 +60,7 @@ class Fresh extends CredentialHolder implements FreshIdentity {
     super();
     // The token kinds keep accessToken; an API key, Basic or OAuth 1 credential has none.
     if (!tokens.credential) this.accessToken = tokens.accessToken;
-    this.credential = tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as Credential);
+    this.credential = credentialOf(tokens);
     this.expiresAt = iso(row.expires_at);
     this.identityId = row.id;
     this.serviceId = row.service_id;

@@ -1,4 +1,5 @@
 import { InvalidInput } from '../errors.js';
+import type { TokenSet } from '../oauth/token-set.js';
 import { signOAuth1 } from './oauth1-sign.js';
 
 /** A bearer access token: the OAuth 2 kinds and the service-account kinds once exchanged. */
@@ -27,6 +28,11 @@ export interface OAuth1Credential {
 
 /** What an identity holds, whatever its kind. `type` says which. */
 export type Credential = TokenCredential | PlacedCredential | OAuth1Credential;
+
+/** The credential of an opened token set: its own for the placed and signed kinds, else its bearer token. */
+export function credentialOf(tokens: Pick<TokenSet, 'credential' | 'kind' | 'accessToken'>): Credential {
+  return tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as TokenCredential);
+}
 
 /** What to send: the URL (query parameters added) and the headers to add. */
 export interface SignedRequest {
