@@ -34,3 +34,18 @@ export * from './bundle.js';
 export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
 export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
 export type { RetryBudget } from './proxy/retry.js';
+export {
+  APP_USER_ID,
+  FORM_CSRF_FIELD,
+  formPageHeaders,
+  applyCredential,
+  isFormKind,
+  newFormCsrf,
+  postedFields,
+  renderCredentialForm,
+  sameCsrf,
+  withHelpers,
+  type CredentialForm,
+  type SignedRequest,
+} from './kinds/index.js';
+export type { Kind } from './catalog/kinds.js';
