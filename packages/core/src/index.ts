@@ -32,8 +32,6 @@ export {
 export * from './rekey.js';
 export * from './bundle.js';
 export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
-export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
-export type { RetryBudget } from './proxy/retry.js';
 export {
   APP_USER_ID,
   FORM_CSRF_FIELD,
@@ -49,3 +47,5 @@ export {
   type SignedRequest,
 } from './kinds/index.js';
 export type { Kind } from './catalog/kinds.js';
+export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
+export type { RetryBudget } from './proxy/retry.js';

@@ -203,7 +203,6 @@ export class Services {
     });
   }
 
-  /** Where the proxy may send the service's credentials: its own API base URLs, else its provider's; canonical, never empty. */
   /**
    * Where the proxy may send the service's credentials: its own API base URLs, else its provider's;
    * canonical, never empty. The provider's may hold placeholders filled from the service's variables
