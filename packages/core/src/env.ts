@@ -144,6 +144,24 @@ export const EnvSchema = z.object({
     default: '14',
     expected: 'a whole number of days, 1 to 3650',
   }),
+  EVERYAUTH_PROXY_CONNECT_TIMEOUT_MS: variable(wholeNumber(1, 600_000), {
+    description: "How long the proxy (/v1/proxy, broker.fetch) waits to connect to a provider's API.",
+    example: '5000',
+    default: '10000',
+    expected: 'a whole number of milliseconds from 1 to 600000',
+  }),
+  EVERYAUTH_PROXY_FIRST_BYTE_TIMEOUT_MS: variable(wholeNumber(1, 3_600_000), {
+    description: "How long the proxy waits for the start of a provider API's answer once the request is sent.",
+    example: '30000',
+    default: '60000',
+    expected: 'a whole number of milliseconds from 1 to 3600000',
+  }),
+  EVERYAUTH_PROXY_IDLE_TIMEOUT_MS: variable(wholeNumber(1, 3_600_000), {
+    description: "The longest pause the proxy allows between two parts of a provider API's answer.",
+    example: '30000',
+    default: '60000',
+    expected: 'a whole number of milliseconds from 1 to 3600000',
+  }),
   EVERYAUTH_ALLOWED_ORIGINS: variable(origins, {
     description: "Origins an absolute finishedUrl may point at, besides the base URL's own; comma-separated.",
     example: 'https://app.example.com,https://admin.example.com',

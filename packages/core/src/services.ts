@@ -5,7 +5,7 @@
  */
 import type { ProviderSummary, RegisterService, Service, ServiceInput } from './broker.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
-import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+import { loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
@@ -203,17 +203,26 @@ export class Services {
     });
   }
 
-  /** Where the proxy may send the service's credentials: its own API base URLs, else its provider's; canonical, never empty. */
-  async apiBaseUrls(service: ServiceRow): Promise<string[]> {
+  /**
+   * Where the proxy may send the service's credentials: its own API base URLs, else its provider's;
+   * canonical, never empty. The provider's may hold placeholders filled from the service's variables
+   * and, for a form kind, the identity's non-secret values (a Zendesk subdomain): `identityValues`
+   * gives those, read only when the service refers to one.
+   */
+  async apiBaseUrls(service: ServiceRow, identityValues?: () => Record<string, string>): Promise<string[]> {
     if (service.api_base_urls) return JSON.parse(service.api_base_urls);
-    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+    const provider = await this.getProvider(service.provider_id);
     if (provider.api.baseUrls.length === 0) {
       throw new ProxyRefused(
         'config',
         `Service "${service.id}" has no API base URLs: its provider "${provider.id}" declares none, so set the service's apiBaseUrls.`,
       );
     }
-    return provider.api.baseUrls.map((u) => apiBase(u, service.id));
+    if (!identityValues) return [];
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    const placeholders = provider.api.baseUrls.flatMap((u) => [...u.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!));
+    const values = placeholders.every((name) => name in variables) ? variables : { ...identityValues(), ...variables };
+    return resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
   }
 
   /** The scopes the service asks for: its own, else the provider's defaults. */

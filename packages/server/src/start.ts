@@ -19,7 +19,7 @@ export interface StartServerOptions {
   /** Close gracefully on SIGTERM and SIGINT (for `everyauth serve`). */
   handleSignals?: boolean;
   /** Passed through to the LocalBroker. */
-  broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs' | 'deadAfterDays'>;
+  broker?: Pick<LocalBrokerOptions, 'refresh' | 'providerTimeoutMs' | 'sessionTtlMs' | 'deadAfterDays' | 'proxy'>;
   /** Run the sandbox authorization server (default: env EVERYAUTH_SANDBOX, else on for SQLite, off for PostgreSQL or NODE_ENV=production). */
   sandbox?: boolean;
   /** Passed through to buildServer. */
@@ -36,7 +36,7 @@ export interface RunningServer {
  * Env (see core's EnvSchema): EVERYAUTH_MASTER_KEY, EVERYAUTH_HOST, EVERYAUTH_PORT,
  * EVERYAUTH_BASE_URL, EVERYAUTH_LOG_LEVEL, EVERYAUTH_ALLOWED_ORIGINS, EVERYAUTH_RATE_LIMIT,
  * EVERYAUTH_SANDBOX, EVERYAUTH_READ_DEADLINE_MS, EVERYAUTH_REQUEST_TIMEOUT_MS, EVERYAUTH_DEAD_AFTER_DAYS,
- * EVERYAUTH_WEBHOOK_RETENTION_DAYS. A bad value refuses to start with a ConfigurationError naming it.
+ * EVERYAUTH_WEBHOOK_RETENTION_DAYS, EVERYAUTH_PROXY_*_TIMEOUT_MS. A bad value refuses to start with a ConfigurationError naming it.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const rawEnv = options.env ?? process.env;
@@ -71,6 +71,12 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
           refresh: {
             ...(env.EVERYAUTH_READ_DEADLINE_MS === undefined ? {} : { readDeadlineMs: env.EVERYAUTH_READ_DEADLINE_MS }),
             ...options.broker?.refresh,
+          },
+          proxy: {
+            ...(env.EVERYAUTH_PROXY_CONNECT_TIMEOUT_MS ? { connectTimeoutMs: env.EVERYAUTH_PROXY_CONNECT_TIMEOUT_MS } : {}),
+            ...(env.EVERYAUTH_PROXY_FIRST_BYTE_TIMEOUT_MS ? { firstByteTimeoutMs: env.EVERYAUTH_PROXY_FIRST_BYTE_TIMEOUT_MS } : {}),
+            ...(env.EVERYAUTH_PROXY_IDLE_TIMEOUT_MS ? { idleTimeoutMs: env.EVERYAUTH_PROXY_IDLE_TIMEOUT_MS } : {}),
+            ...options.broker?.proxy,
           },
           store,
           vault,

@@ -7,15 +7,14 @@ import { requestHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_RETRY_BUDGET, retryDelay, type RetryBudget } from './retry.js';
 import { resolveTarget } from './target.js';
 
-/** A credential ready to go on one request. Each kind knows how to apply itself (kinds/credential.ts). */
+/** A credential ready to go on one request; each credential kind knows how to apply itself. */
 export interface ProxyCredential {
   identityId: string;
   /**
-   * Puts the credential on the outgoing request's header fields, and returns the URL to send to:
-   * the target, with query parameters added where the kind puts its key there. OAuth 1 signs
-   * the method and URL.
+   * Puts the credential on one request: sets header fields, and returns the URL to send to (a key
+   * that goes in the query, an OAuth 1.0a signature over method and URL need it).
    */
-  apply(headers: Headers, method: string, target: URL): URL;
+  apply(headers: Headers, method: string, url: URL): URL;
 }
 
 /** What the proxy needs of the broker for one request: where it may go, and the credential. */
@@ -97,6 +96,10 @@ export class CredentialProxy {
     for (;;) {
       const sent = new Headers(headers);
       const url = credential.apply(sent, method, target);
+      // A credential adds query parameters at most: it may not move the request.
+      if (url.origin !== target.origin || url.pathname !== target.pathname) {
+        throw new ProxyRefused('target', 'The credential moved the request to another URL; nothing was sent.');
+      }
       const response = await this.send(subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
       const status = response.statusCode;
       if (status === 401 && body.replayable && !renewed) {

@@ -21,6 +21,10 @@ export interface ProxySubjectsDeps {
   now: () => number;
 }
 
+/** The string values of a token set's `native` part: a form kind's non-secret fields. */
+const stringsOf = (native: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(native).filter((e): e is [string, string] => typeof e[1] === 'string'));
+
 /**
  * What the proxy needs for one request, from the broker's collaborators: the service's API base
  * URLs, the identity's credential (renewed through the single-flight refresher), and what to do
@@ -33,9 +37,10 @@ export class ProxySubjects {
     const { store, services, identities, refresher, credentials, events, now } = this.deps;
     const service = await services.row(validate.serviceId(serviceId));
     // A service without base URLs is refused before anything else: it is a configuration error.
-    const baseUrls = await services.apiBaseUrls(service);
+    await services.apiBaseUrls(service);
     const found = await identities.findRow(service.id, who);
     if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
+    const baseUrls = await services.apiBaseUrls(service, () => stringsOf(credentials.openTokens(found).native));
     let row = found;
     return {
       serviceId: service.id,
@@ -46,12 +51,13 @@ export class ProxySubjects {
         // the refresher hands back that result instead of refreshing again (one refresh per 401 wave).
         if (renew || refresher.needsRefresh(row)) row = await refresher.refresh(row, renew);
         const tokens = credentials.openTokens(row);
-        // Bearer (RFC 6750 §2.1) for the token kinds; an API key, Basic or OAuth 1 credential places itself.
+        // Each kind applies itself: a bearer token (RFC 6750 §2.1), placed key headers and query
+        // parameters, Basic, an OAuth 1.0a signature over this method and URL.
         const credential = credentialOf(tokens);
         return {
           identityId: row.id,
-          apply: (headers, method, target) => {
-            const signed = applyCredential(credential, method, target.href);
+          apply: (headers, method, url) => {
+            const signed = applyCredential(credential, method, url.href);
             for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
             return new URL(signed.url);
           },
