@@ -14,7 +14,7 @@ export function registerProvider(program: Command, io: CliIo): void {
     .option('-s, --search <text>', 'only providers whose id or name contains this')
     .action(async (options: { search?: string }, command: Command) => {
       const ctx = contextOf(io, command);
-      const providers = await ctx.withBroker((b) => b.listProviders({ search: options.search }));
+      const providers = await ctx.withCatalog((b) => b.listProviders({ search: options.search }));
       ctx.out.list(
         providers,
         [
@@ -37,7 +37,7 @@ export function registerProvider(program: Command, io: CliIo): void {
     .argument('<id>', 'provider id')
     .action(async (id: string, _options: unknown, command: Command) => {
       const ctx = contextOf(io, command);
-      const p = await ctx.withBroker((b) => b.getProvider(id));
+      const p = await ctx.withCatalog((b) => b.getProvider(id));
       ctx.out.record(p, providerFields(p));
     });
 

@@ -1,0 +1,61 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, newProject, type Project } from './support/cli.js';
+
+const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
+
+/** The lines of the first fenced block after `heading` in the README. */
+function readmeBlock(heading: string): string[] {
+  const text = readFileSync(README, 'utf8');
+  const at = text.indexOf(heading);
+  expect(at, `README has the heading ${heading}`).toBeGreaterThan(-1);
+  const block = /```[a-z]*\n([\s\S]*?)```/.exec(text.slice(at));
+  return (block?.[1] ?? '').trimEnd().split('\n');
+}
+
+let p: Project;
+beforeAll(() => {
+  assertBuilt();
+  p = newProject();
+});
+afterAll(() => p?.remove());
+
+describe('everyauth --help', () => {
+  it('lists every command exactly as the README synopsis does', async () => {
+    const help = await p.run(['--help']);
+    expect(help.code).toBe(0);
+    const listed = /All commands:\n([\s\S]*?)\n\n/
+      .exec(help.stdout)?.[1]
+      ?.split('\n')
+      .map((line) => line.trim());
+    expect(listed, help.stdout).toBeDefined();
+    expect(readmeBlock('## The `everyauth` command')).toEqual(listed);
+  });
+
+  it('shows --base-url on init, whose default suits only an app on port 3000', async () => {
+    const help = await p.run(['init', '--help']);
+    expect(help.stdout).toContain('--base-url <url>');
+    expect(readmeBlock('## The `everyauth` command')[0]).toContain('[--base-url <url>]');
+  });
+});
+
+describe('catalog commands before init', () => {
+  it('lists and shows built-in providers with no .everyauth folder, and makes none', async () => {
+    const ls = await p.json<Array<{ id: string; custom: boolean }>>(['provider', 'ls', '--search', 'google']);
+    expect(ls.map((x) => x.id)).toContain('google');
+    const google = await p.json<{ id: string; authorizationUrl: string }>(['provider', 'get', 'google']);
+    expect(google.authorizationUrl).toBe('https://accounts.google.com/o/oauth2/v2/auth');
+    const missing = await p.run(['provider', 'get', 'no-such-provider']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('everyauth provider ls --search');
+    expect(existsSync(join(p.dir, '.everyauth'))).toBe(false);
+  });
+
+  it('still asks for init where a master key is needed', async () => {
+    const r = await p.run(['service', 'ls']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('everyauth init');
+  });
+});
