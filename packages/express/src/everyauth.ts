@@ -13,6 +13,7 @@ import {
   type ResolvedConfig,
 } from '@everyauth/core';
 import type { Logger } from 'pino';
+import { errorHandler, type ErrorHandler } from './error-handler.js';
 import { authorizeHandler, callbackHandler, type AuthorizeOptions, type AuthorizeRouter, type Registration } from './authorize.js';
 
 /** Where the broker comes from. Everything is optional: environment variables and `.everyauth/` fill the rest. */
@@ -191,6 +192,15 @@ export class EveryAuth {
     if (filter === undefined)
       throw new InvalidInput('deleteIdentities needs a filter, or null to delete every identity of the service.', 'filter');
     return (await this.broker()).deleteIdentities(serviceId, filter, options);
+  }
+
+  /**
+   * Express error middleware for EveryAuth's errors: a revoked grant becomes a redirect to the
+   * service's authorize route, other EveryAuth errors a page with their code. Install it after
+   * your routes: `app.use(everyauth.errorHandler())`. See error-handler.ts.
+   */
+  errorHandler(): ErrorHandler {
+    return errorHandler(this);
   }
 
   /** Closes the broker this instance opened (not one passed in with config({ broker })). */

@@ -16,6 +16,7 @@ import {
 export { EveryAuth, createEveryAuth, type EveryAuthConfig, type PageOptions } from './everyauth.js';
 export type { AuthorizeOptions, AuthorizeRequest, AuthorizeRouter } from './authorize.js';
 export { bindingCookieName } from './binding.js';
+export type { ErrorHandler } from './error-handler.js';
 export {
   AmbiguousIdentity,
   AuthorizationFailed,
@@ -42,6 +43,7 @@ export const getIdentities = instance.getIdentities.bind(instance);
 export const deleteIdentity = instance.deleteIdentity.bind(instance);
 export const deleteIdentities = instance.deleteIdentities.bind(instance);
 export const close = instance.close.bind(instance);
+export const errorHandler = instance.errorHandler.bind(instance);
 
 const everyauth = Object.assign(instance, {
   AmbiguousIdentity,
