@@ -10,6 +10,7 @@ import { handleError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
+import { docsRoutes } from './routes/docs.js';
 import { hostedRoutes } from './routes/hosted.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
@@ -142,7 +143,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
-  app.get('/v1/openapi.json', { config: { access: 'tokens:read' }, schema: { hide: true } }, async () => app.swagger());
+  await app.register(docsRoutes);
   app.get('/health', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, (request, reply) => health(store, reply));
   app.get('/metrics', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, async (_request, reply) =>
     reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
