@@ -47,6 +47,9 @@ describe('catalog commands before init', () => {
     expect(ls.map((x) => x.id)).toContain('google');
     const google = await p.json<{ id: string; authorizationUrl: string }>(['provider', 'get', 'google']);
     expect(google.authorizationUrl).toBe('https://accounts.google.com/o/oauth2/v2/auth');
+    const sfdc = await p.run(['provider', 'ls', '--search', 'sfdc']);
+    expect(sfdc.stdout).toMatch(/sfdc\s+Salesforce\s+alias of salesforce/);
+    expect(await p.json(['provider', 'get', 'githuboauth'])).toMatchObject({ id: 'githuboauth', aliasOf: 'github' });
     const missing = await p.run(['provider', 'get', 'no-such-provider']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('everyauth provider ls --search');

@@ -16,7 +16,7 @@ import type {
   Service,
   ServiceInput,
 } from './broker.js';
-import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+import { loadBuiltInCatalog, parseProvider, resolveProviderUrls, type CatalogEntry } from './catalog/index.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound } from './errors.js';
@@ -71,7 +71,7 @@ export class LocalBroker implements Broker {
   readonly store: Store;
   readonly vault: Vault;
   readonly refresher: Refresher;
-  private readonly catalog: Map<string, Provider>;
+  private readonly catalog: Map<string, CatalogEntry>;
   private readonly baseUrl: string;
   private readonly allowedOrigins: string[];
   private readonly timeoutMs: number;
@@ -116,7 +116,7 @@ export class LocalBroker implements Broker {
   async listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
     const custom = await this.customProviders();
     const all: ProviderSummary[] = [
-      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false })),
+      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false, aliasOf: p.aliasOf })),
       ...custom.map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: true })),
     ];
     const needle = options.search?.toLowerCase();

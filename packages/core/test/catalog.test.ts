@@ -167,8 +167,32 @@ describe('built-in catalog files', () => {
 describe('loadBuiltInCatalog', () => {
   it('loads every file once and caches the result', () => {
     const catalog = loadBuiltInCatalog();
-    expect(catalog.size).toBe(files.length);
+    expect([...catalog.values()].filter((p) => !p.aliasOf)).toHaveLength(files.length);
     expect(loadBuiltInCatalog()).toBe(catalog);
+  });
+
+  it("resolves Fusebit EveryAuth's 14 service ids, through aliases where our id differs", () => {
+    const fusebit = ['asana', 'atlassian', 'discord', 'githuboauth', 'gitlab', 'google', 'hubspot', 'linear', 'pagerduty'];
+    fusebit.push('quickbooks-online', 'reddit', 'sfdc', 'slack', 'stackoverflow');
+    const catalog = loadBuiltInCatalog();
+    for (const id of fusebit) expect(catalog.get(id)?.id, id).toBe(id);
+    const aliases = Object.fromEntries([...catalog.values()].filter((p) => p.aliasOf).map((p) => [p.id, p.aliasOf]));
+    expect(aliases).toEqual({
+      githuboauth: 'github',
+      'quickbooks-online': 'quickbooks',
+      sfdc: 'salesforce',
+      stackoverflow: 'stackexchange',
+    });
+    const { id: _id, aliasOf: _aliasOf, ...sfdc } = catalog.get('sfdc')!;
+    const { id: _sid, ...salesforce } = catalog.get('salesforce')!;
+    expect(sfdc).toEqual(salesforce);
+  });
+
+  it('models Stack Exchange: a token that never expires (no_expiry) and no refresh token', () => {
+    const se = provider('stackexchange');
+    expect(se.scopes.default).toEqual(['no_expiry']);
+    expect(se.token).toMatchObject({ expires: false, refreshToken: false });
+    expect(se.tokenUrl).toBe('https://stackoverflow.com/oauth/access_token/json');
   });
 });
 
@@ -339,7 +363,7 @@ describe('searchProviders', () => {
 
   it('returns everything, by id, for empty text, and nothing for no match', () => {
     const all = searchProviders(loadBuiltInCatalog(), '  ');
-    expect(all.length).toBe(files.length);
+    expect(all.length).toBe(loadBuiltInCatalog().size);
     expect(all.map((p) => p.id)).toEqual([...all.map((p) => p.id)].sort());
     expect(searchProviders(loadBuiltInCatalog().values(), 'no-such-provider-anywhere')).toEqual([]);
   });

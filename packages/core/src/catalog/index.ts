@@ -7,6 +7,9 @@ import { ProviderSchema, type Provider } from './schema.js';
 export { ProviderSchema };
 export type { Provider, ProviderInput } from './schema.js';
 
+/** A built-in catalog entry: a provider, or another name for one (`aliasOf` names the provider). */
+export type CatalogEntry = Provider & { aliasOf?: string };
+
 /**
  * The directory holding the built-in provider files. `../../catalog/` from this module is
  * `packages/core/catalog/` both from `src/catalog/` and from `dist/catalog/`.
@@ -68,11 +71,31 @@ export function loadCatalogDirectory(dir: URL | string): Map<string, Provider> {
   return catalog;
 }
 
-let builtIn: Map<string, Provider> | undefined;
+/**
+ * Adds the aliases of `dir/aliases/*.json` (files of the form `{ "aliases": { "sfdc": "salesforce" } }`)
+ * to a catalog: each alias is the provider it names under another id, with `aliasOf` set, so a service
+ * id another product used (Fusebit EveryAuth's `sfdc`) resolves to the same endpoints.
+ */
+export function addCatalogAliases(catalog: Map<string, CatalogEntry>, dir: URL | string): Map<string, CatalogEntry> {
+  const path = `${(typeof dir === 'string' ? dir : fileURLToPath(dir)).replace(/\/$/, '')}/aliases`;
+  for (const file of readdirSync(path).filter((f) => f.endsWith('.json'))) {
+    const source = `catalog alias file aliases/${file}`;
+    const { aliases } = JSON.parse(readFileSync(`${path}/${file}`, 'utf8')) as { aliases: Record<string, string> };
+    for (const [alias, target] of Object.entries(aliases)) {
+      const provider = catalog.get(target);
+      if (!provider || provider.aliasOf) throw new InvalidInput(`Invalid alias in ${source}: "${alias}" names no provider ("${target}").`);
+      if (catalog.has(alias)) throw new InvalidInput(`Invalid alias in ${source}: "${alias}" is already a provider id.`);
+      catalog.set(alias, { ...provider, id: alias, aliasOf: target });
+    }
+  }
+  return catalog;
+}
 
-/** The providers shipped in `packages/core/catalog/`, validated once and cached. */
-export function loadBuiltInCatalog(): Map<string, Provider> {
-  builtIn ??= loadCatalogDirectory(BUILT_IN_CATALOG_DIR);
+let builtIn: Map<string, CatalogEntry> | undefined;
+
+/** The providers shipped in `packages/core/catalog/` and their aliases, validated once and cached. */
+export function loadBuiltInCatalog(): Map<string, CatalogEntry> {
+  builtIn ??= addCatalogAliases(loadCatalogDirectory(BUILT_IN_CATALOG_DIR), BUILT_IN_CATALOG_DIR);
   return builtIn;
 }
 
