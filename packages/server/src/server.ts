@@ -10,7 +10,7 @@ import { handleError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
-import { docsRoutes } from './routes/docs.js';
+import { describeAccess, docsRoutes } from './routes/docs.js';
 import { hostedRoutes } from './routes/hosted.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
@@ -135,6 +135,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
       security: [{ apiKey: [] }],
     },
+    transform: describeAccess,
   });
 
   hostedRoutes(app, ctx);

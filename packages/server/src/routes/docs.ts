@@ -1,5 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import swaggerUi from '@fastify/swagger-ui';
+
+/**
+ * @fastify/swagger's `transform`: states on each operation which API key scope it needs (from the
+ * route's `config.access`, which the authentication hook enforces), and marks public routes as
+ * needing no key, so the document says what the server does.
+ */
+export function describeAccess({ schema, url, route }: { schema: FastifySchema; url: string; route: { config?: unknown } }): {
+  schema: FastifySchema;
+  url: string;
+} {
+  const access = (route.config as { access?: string } | undefined)?.access ?? 'admin';
+  const base = (schema ?? {}) as FastifySchema & { description?: string };
+  if (access === 'public') return { schema: { ...base, security: [] } as FastifySchema, url };
+  const needs = `Needs an API key with the \`${access}\` scope${access === 'admin' ? '' : ' (or `admin`)'}.`;
+  return { schema: { ...base, description: base.description ? `${base.description}\n\n${needs}` : needs } as FastifySchema, url };
+}
 
 /** Where the API reference page is served; the console links to it. */
 export const DOCS_PATH = '/docs';
