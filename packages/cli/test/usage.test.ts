@@ -62,3 +62,39 @@ describe('catalog commands before init', () => {
     expect(r.stderr).toContain('everyauth init');
   });
 });
+
+describe('endpoint overrides on a service', () => {
+  let q: Project;
+  beforeAll(async () => {
+    q = newProject();
+    expect((await q.run(['init', '--base-url', 'http://127.0.0.1:3999'])).code).toBe(0);
+  });
+  afterAll(() => q?.remove());
+
+  it('points a built-in provider at a self-managed install through its variable, and shows where requests go', async () => {
+    const set = await q.run(['service', 'set', 'gitlab', '--client-id', 'c', '--var', 'baseUrl=https://gitlab.example.com']);
+    expect(set.code, set.stderr).toBe(0);
+    const shown = await q.run(['service', 'get', 'gitlab']);
+    expect(shown.stdout).toMatch(/tokenUrl\s+https:\/\/gitlab\.example\.com\/oauth\/token/);
+    const json = await q.json<{ endpoints: Record<string, string> }>(['service', 'get', 'gitlab']);
+    expect(json.endpoints).toMatchObject({
+      authorizationUrl: 'https://gitlab.example.com/oauth/authorize',
+      profileUrl: 'https://gitlab.example.com/api/v4/user',
+    });
+  });
+
+  it('overrides one endpoint of any provider (staging), marked as such, and refuses one that is not https', async () => {
+    const set = await q.run(['service', 'set', 'google', '--client-id', 'c', '--var', 'tokenUrl=https://oauth2.staging.example.com/token']);
+    expect(set.code, set.stderr).toBe(0);
+    const shown = await q.run(['service', 'get', 'google']);
+    expect(shown.stdout).toMatch(/tokenUrl\s+https:\/\/oauth2\.staging\.example\.com\/token \(overridden\)/);
+    expect(shown.stdout).toMatch(/authorizationUrl\s+https:\/\/accounts\.google\.com\/o\/oauth2\/v2\/auth\n/);
+
+    const refused = await q.run(['service', 'set', 'google', '--var', 'tokenUrl=http://oauth2.staging.example.com/token']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('must use https (plain http only on localhost or 127.0.0.1)');
+    expect((await q.json<{ variables: Record<string, string> }>(['service', 'get', 'google'])).variables).toEqual({
+      tokenUrl: 'https://oauth2.staging.example.com/token',
+    });
+  });
+});

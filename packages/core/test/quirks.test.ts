@@ -82,8 +82,12 @@ async function mirror(
   const entry = JSON.parse(readFileSync(new URL(`../catalog/${catalogId}.json`, import.meta.url), 'utf8')) as ProviderInput &
     Record<string, unknown>;
   const id = `${catalogId}-${suffix}`;
-  const local = (url: string) => `${shape.origin}/${id}${new URL(url).pathname.replace(/\/$/, '')}`;
-  const input: Record<string, unknown> = { ...entry, id };
+  // A self-hosted origin ({baseUrl}) takes its default (gitlab.com), whose path the mirror keeps.
+  const defaults = Object.fromEntries(Object.entries(entry.variables ?? {}).flatMap(([k, v]) => (v.default ? [[k, v.default]] : [])));
+  const expand = (url: string) => url.replace(/\{(\w+)\}/g, (m, name: string) => defaults[name] ?? m);
+  const local = (url: string) => `${shape.origin}/${id}${new URL(expand(url)).pathname.replace(/\/$/, '')}`;
+  const variables = Object.fromEntries(Object.entries(entry.variables ?? {}).filter(([k]) => !(k in defaults)));
+  const input: Record<string, unknown> = { ...entry, id, variables };
   for (const field of URL_FIELDS) if (typeof entry[field] === 'string') input[field] = local(entry[field]);
   if (entry.profile?.url) input.profile = { ...entry.profile, url: local(entry.profile.url) };
   const provider = await broker.putProvider(parseProvider(input, `mirror of ${catalogId}`));
