@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLI_DOC, EXPRESS_DOCS, REST_DOC, staleDocs } from '../../../scripts/gen-docs.js';
+import { configVariables } from '@everyauth/core';
+import { CLI_DOC, EXPRESS_DOCS, PRODUCTION_DOC, REST_DOC, staleDocs } from '../../../scripts/gen-docs.js';
 
 describe('generated reference docs', () => {
-  it('docs/cli.md, docs/rest-api.md and docs/express-api/ are what the code renders to now (npm run docs)', async () => {
+  it('docs/cli.md, docs/rest-api.md, docs/express-api/ and the configuration table of docs/production.md are what the code renders to now (npm run docs)', async () => {
     expect(await staleDocs()).toEqual([]);
   });
 
@@ -12,5 +13,7 @@ describe('generated reference docs', () => {
     expect(readFileSync(CLI_DOC, 'utf8')).toContain('--base-url <url>');
     expect(readFileSync(REST_DOC, 'utf8')).toContain('### `GET /v1/services/{serviceId}/token`');
     expect(readFileSync(`${EXPRESS_DOCS}/README.md`, 'utf8')).toMatch(/errorHandler/);
+    const production = readFileSync(PRODUCTION_DOC, 'utf8');
+    for (const v of configVariables) expect(production).toContain(`| \`${v.name}\` |`);
   });
 });

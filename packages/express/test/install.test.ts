@@ -23,7 +23,7 @@ import { CookieJar, location } from './support/app.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PACKAGES = ['core', 'express', 'server', 'cli'] as const;
+const PACKAGES = ['oauth-server', 'core', 'express', 'server', 'cli'] as const;
 const SECRET = 'install-test-client-secret';
 
 let tmp: string;
@@ -95,6 +95,7 @@ describe('npm pack', () => {
     }
     expect(entries.filter((e) => /^package\/(src\/.*\.ts|test\/)/.test(e))).toEqual([]);
     const extra = {
+      'oauth-server': 'dist/index.d.ts',
       core: 'catalog/aliases/fusebit.json',
       express: 'dist/error-handler.js',
       server: 'src/console/assets/index.html',
