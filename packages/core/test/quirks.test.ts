@@ -246,6 +246,27 @@ describe('nested token (Slack: authed_user), comma scopes in user_scope, client_
   });
 });
 
+describe('no expiry, no refresh token, no token_type (Stack Exchange with no_expiry)', () => {
+  let se: Mirrored;
+  beforeAll(async () => {
+    se = await mirror('stackexchange', 'shape');
+    // The /json token endpoint wraps access_token (and expires, without no_expiry) in JSON; nothing else.
+    shape.on(se.paths.token, () => json({ access_token: 'se-access-token-(never-expires)' }));
+  });
+
+  it('asks for no_expiry, posts the client secret, and keeps the token for good without a refresh', async () => {
+    const { url } = await authorize(se.serviceId, 'dana');
+    expect(url.searchParams.get('scope')).toBe('no_expiry');
+    expectClientSecretPost(shape.seen(se.paths.token)[0]!);
+    const fresh = await broker.getIdentity(se.serviceId, 'dana');
+    expect(fresh).toMatchObject({ accessToken: 'se-access-token-(never-expires)', expiresAt: undefined });
+    const before = shape.seen(se.paths.token).length;
+    now += 400 * DAY;
+    expect((await broker.getIdentity(se.serviceId, 'dana'))!.accessToken).toBe(fresh!.accessToken);
+    expect(shape.seen(se.paths.token)).toHaveLength(before);
+  });
+});
+
 describe('no expiry, profile from a second endpoint (GitHub OAuth app)', () => {
   let github: Mirrored;
   beforeAll(async () => {
