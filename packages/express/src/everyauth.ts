@@ -14,7 +14,14 @@ import {
 } from '@everyauth/core';
 import type { Logger } from 'pino';
 import { errorHandler, type ErrorHandler } from './error-handler.js';
-import { authorizeHandler, callbackHandler, type AuthorizeOptions, type AuthorizeRouter, type Registration } from './authorize.js';
+import {
+  authorizeHandler,
+  callbackHandler,
+  type AuthorizeHost,
+  type AuthorizeOptions,
+  type AuthorizeRouter,
+  type Registration,
+} from './authorize.js';
 
 /** Where the broker comes from. Everything is optional: environment variables and `.everyauth/` fill the rest. */
 export interface EveryAuthConfig {
@@ -53,7 +60,7 @@ export interface PageOptions {
  * services `authorize()` was called for, and the callback route that serves them. The package's
  * default export is one instance; `createEveryAuth()` makes others (tests, several brokers).
  */
-export class EveryAuth {
+export class EveryAuth implements AuthorizeHost {
   private settings: EveryAuthConfig = {};
   private opened?: Promise<{ broker: Broker; owned: boolean; config?: ResolvedConfig }>;
   /** Each authorize() call, by service: the callback uses them for finishedUrl and onAuthorized. */
