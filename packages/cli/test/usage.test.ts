@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
+import { authorizeInProject } from './support/flow.js';
 
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
 
@@ -96,5 +98,44 @@ describe('endpoint overrides on a service', () => {
     expect((await q.json<{ variables: Record<string, string> }>(['service', 'get', 'google'])).variables).toEqual({
       tokenUrl: 'https://oauth2.staging.example.com/token',
     });
+  });
+});
+
+describe('identity refresh when the provider refuses or is down', () => {
+  const SECRET = 'usage-test-client-secret';
+  let auth: AuthServer;
+  let r: Project;
+  beforeAll(async () => {
+    auth = await startAuthServer({
+      clients: [{ client_id: 'usage-test', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3998/local/callback'] }],
+    });
+    r = newProject();
+    expect((await r.run(['init', '--base-url', 'http://127.0.0.1:3998'])).code).toBe(0);
+    expect((await r.run(['provider', 'add', 'local-idp', '--issuer', auth.issuer])).code).toBe(0);
+    const set = await r.run(['service', 'set', 'local', '--provider', 'local-idp', '--client-id', 'usage-test', '--client-secret', '-'], {
+      input: SECRET,
+    });
+    expect(set.code, set.stderr).toBe(0);
+    await authorizeInProject(r.dir, auth, 'local', 'alice');
+  });
+  afterAll(async () => {
+    r?.remove();
+    await auth?.close();
+  });
+
+  it("exits 1 with the provider's reason, instead of reporting the old token as refreshed", async () => {
+    const before = await r.json<{ expiresAt: string }>(['identity', 'get', 'local', 'alice']);
+    auth.failNextTokenRequests(1, { status: 400, body: { error: 'invalid_client', error_description: 'client is disabled' } });
+    const refused = await r.run(['identity', 'refresh', 'local', 'alice']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).not.toContain('Refreshed');
+    expect(refused.stderr).toContain('invalid_client');
+
+    auth.failNextTokenRequests(3, { status: 503 });
+    const down = await r.run(['identity', 'refresh', 'local', 'alice']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/unavailable[\s\S]*503/);
+    // The identity keeps its valid token for readers that do not force a refresh.
+    expect(await r.json(['identity', 'get', 'local', 'alice'])).toMatchObject({ status: 'active', expiresAt: before.expiresAt });
   });
 });

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Credentials } from './credentials.js';
-import { NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
+import { InvalidInput, NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
 import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
 import { randomToken } from './ids.js';
@@ -144,22 +144,30 @@ export class Refresher {
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
       if (!this.credentials.openTokens(row).refreshToken) {
+        if (force) {
+          throw new InvalidInput(
+            `Identity ${row.id} of service "${row.service_id}" has no refresh token (the provider issued none), so it cannot be refreshed; ` +
+              (row.expires_at === null ? 'its access token does not expire.' : 'authorize again for a new token.'),
+            'force',
+          );
+        }
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         return this.fail(row, reauthError(row), true);
       }
       const now = this.now();
       if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
-        return this.refreshHoldingLease(row);
+        return this.refreshHoldingLease(row, force);
       }
       if (this.now() > giveUpAt) {
-        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        if (!force && (row.expires_at === null || row.expires_at > this.now())) return row;
         throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
       }
       await sleep(wait / 2 + Math.random() * wait);
     }
   }
 
-  private async refreshHoldingLease(row: IdentityRow): Promise<IdentityRow> {
+  /** `force`: the caller asked for new tokens, so a failure is theirs to see even while the old token works. */
+  private async refreshHoldingLease(row: IdentityRow, force: boolean): Promise<IdentityRow> {
     let tokens: TokenSet;
     let ctx: ClientContext;
     try {
@@ -199,8 +207,9 @@ export class Refresher {
         : (err as Error);
       const needsReauth = failure?.kind === 'invalid_grant';
       await this.store.releaseLease(row.id, this.owner, this.now(), needsReauth ? 'needs_reauth' : undefined);
-      // A provider outage is not the caller's problem while the token it has still works.
-      if (!needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
+      // A provider outage is not the caller's problem while the token it has still works, unless
+      // the caller forced the refresh: then the old token is not what was asked for.
+      if (!force && !needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
         this.logger.warn(
           { identityId: row.id, serviceId: row.service_id, error: error.message },
           'refresh failed, current token still valid',

@@ -263,6 +263,11 @@ describe('no expiry, no refresh token, no token_type (Stack Exchange with no_exp
     const before = shape.seen(se.paths.token).length;
     now += 400 * DAY;
     expect((await broker.getIdentity(se.serviceId, 'dana'))!.accessToken).toBe(fresh!.accessToken);
+    // Forcing a refresh with no refresh token is refused, saying why, instead of reporting the old token as new.
+    await expect(broker.getIdentity(se.serviceId, 'dana', { force: true })).rejects.toMatchObject({
+      code: 'invalid_input',
+      message: expect.stringMatching(/has no refresh token .* its access token does not expire/),
+    });
     expect(shape.seen(se.paths.token)).toHaveLength(before);
   });
 });
