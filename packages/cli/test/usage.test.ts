@@ -8,12 +8,12 @@ import { authorizeInProject } from './support/flow.js';
 
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
 
-/** The lines of the first fenced block after `heading` in the README. */
+/** The lines of the first ```text block after `heading` in the README. */
 function readmeBlock(heading: string): string[] {
   const text = readFileSync(README, 'utf8');
   const at = text.indexOf(heading);
   expect(at, `README has the heading ${heading}`).toBeGreaterThan(-1);
-  const block = /```[a-z]*\n([\s\S]*?)```/.exec(text.slice(at));
+  const block = /```text\n([\s\S]*?)```/.exec(text.slice(at));
   return (block?.[1] ?? '').trimEnd().split('\n');
 }
 
