@@ -4,7 +4,8 @@ import { InvalidInput, NotFound, ProviderUnavailable, type EveryAuthError } from
 import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
 import { randomToken } from './ids.js';
-import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
+import { isRenewable, renewTokens } from './kinds/index.js';
+import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
 import { backoffDelay, retry, sleep } from './retry.js';
 import type { Services } from './services.js';
@@ -143,7 +144,7 @@ export class Refresher {
       if (row.version !== start.version) return row;
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
-      if (!this.credentials.openTokens(row).refreshToken) {
+      if (!isRenewable(this.credentials.openTokens(row))) {
         if (force) {
           throw new InvalidInput(
             `Identity ${row.id} of service "${row.service_id}" has no refresh token (the provider issued none), so it cannot be refreshed; ` +
@@ -172,7 +173,7 @@ export class Refresher {
     let ctx: ClientContext;
     try {
       tokens = this.credentials.openTokens(row);
-      ctx = await this.services.context(await this.services.row(row.service_id));
+      ctx = await this.services.context(await this.services.row(row.service_id), row.tenant_id);
     } catch (err) {
       await this.store.releaseLease(row.id, this.owner, this.now());
       throw err;
@@ -180,7 +181,7 @@ export class Refresher {
     let fresh: TokenSet;
     let lapsed: Error | undefined;
     try {
-      fresh = await retry(() => refreshTokenGrant(ctx, tokens.refreshToken!, this.now), {
+      fresh = await retry(() => renewTokens(ctx, tokens, this.now), {
         delayMs: (err, attempt) => {
           const failure = err instanceof RefreshFailure ? err.failure : undefined;
           if (failure?.kind !== 'retryable' || attempt >= this.policy.attempts) return undefined;

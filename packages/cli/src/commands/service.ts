@@ -140,6 +140,7 @@ function endpointsOf(s: Service, provider: Provider): Record<string, string> {
     tokenUrl: resolved.tokenUrl,
     refreshUrl: resolved.refreshUrl,
     revocationUrl: resolved.revocationUrl,
+    registrationUrl: resolved.registrationUrl,
     userinfoUrl: resolved.userinfoUrl,
     profileUrl: resolved.profile?.url,
   };

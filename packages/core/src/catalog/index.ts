@@ -17,7 +17,7 @@ export type CatalogEntry = Provider & { aliasOf?: string };
 export const BUILT_IN_CATALOG_DIR = new URL('../../catalog/', import.meta.url);
 
 /** The URL fields of a provider that may hold `{variable}` placeholders. */
-const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'userinfoUrl'] as const;
+const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'registrationUrl', 'userinfoUrl'] as const;
 
 /** `path: message` for each issue, one per line. */
 export function formatIssues(error: z.ZodError): string {
@@ -159,47 +159,12 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
       throw new InvalidInput(`Provider "${provider.id}" has no variable "${name}"; it takes: ${known}.`, `variables.${name}`);
     }
   }
-  const substitute = (url: string): string => {
-    const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
-    const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
-      const given = Object.hasOwn(variables, name) ? variables[name] : undefined;
-      const value = given === undefined || given === '' ? provider.variables[name]?.default : given;
-      if (value === undefined || value === '') {
-        const description = provider.variables[name]?.description;
-        throw new InvalidInput(
-          `Provider "${provider.id}" needs a value for the variable "${name}"${description ? ` (${description})` : ''}.`,
-          `variables.${name}`,
-        );
-      }
-      if (offset === 0) {
-        return checkEndpointUrl(value, `The value of variable "${name}" of provider "${provider.id}"`, `variables.${name}`, {
-          origin: true,
-        });
-      }
-      const inHost = authorityEnd === -1 || offset < authorityEnd;
-      if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
-        throw new InvalidInput(
-          inHost
-            ? `The value of variable "${name}" of provider "${provider.id}" is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
-            : `The value of variable "${name}" of provider "${provider.id}" is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
-          `variables.${name}`,
-        );
-      }
-      return encodeURIComponent(value);
-    });
-    try {
-      new URL(resolved);
-    } catch {
-      throw new InvalidInput(`Provider "${provider.id}": the URL ${url} is not valid with the variables given.`, 'variables');
-    }
-    return resolved;
-  };
+  const substitute = (url: string) => substituteUrl(provider, url, variables);
   const override = (field: EndpointField): string | undefined => {
     const value = variables[field];
     if (value === undefined) return undefined;
     return checkEndpointUrl(value, `The ${field} override of provider "${provider.id}"`, `variables.${field}`);
   };
-
   const out: Provider = { ...provider };
   for (const field of URL_FIELDS) {
     const value = override(field) ?? (provider[field] === undefined ? undefined : substitute(provider[field]));
@@ -211,6 +176,58 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
     out.profile = { ...provider.profile, url: override('profileUrl') ?? substitute(provider.profile.url!) };
   }
   return out;
+}
+
+/**
+ * The provider's API URLs (`api.baseUrls`, `test.url`, the GitHub App token URL) with their
+ * placeholders filled from the service's variables and the values typed into the form, under the
+ * same rules as resolveProviderUrls. Kept apart because the form's values exist only at connect time.
+ */
+export function resolveApiUrls(provider: Provider, values: Record<string, string>): Provider {
+  const substitute = (url: string) => substituteUrl(provider, url, values);
+  const out: Provider = { ...provider, api: { baseUrls: provider.api.baseUrls.map(substitute) } };
+  if (provider.test) out.test = { ...provider.test, url: substitute(provider.test.url) };
+  if (provider.jwt?.installationTokenUrl)
+    out.jwt = { ...provider.jwt, installationTokenUrl: substitute(provider.jwt.installationTokenUrl) };
+  return out;
+}
+
+/**
+ * One URL with its placeholders filled: a value given (or the variable's default), checked for
+ * where it lands: the whole origin (`{baseUrl}/…`), the host, or the path.
+ */
+function substituteUrl(provider: Provider, url: string, variables: Record<string, string>): string {
+  const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
+  const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
+    const given = Object.hasOwn(variables, name) ? variables[name] : undefined;
+    const value = given === undefined || given === '' ? provider.variables[name]?.default : given;
+    if (value === undefined || value === '') {
+      const description = provider.variables[name]?.description;
+      throw new InvalidInput(
+        `Provider "${provider.id}" needs a value for the variable "${name}"${description ? ` (${description})` : ''}.`,
+        `variables.${name}`,
+      );
+    }
+    if (offset === 0) {
+      return checkEndpointUrl(value, `The value of variable "${name}" of provider "${provider.id}"`, `variables.${name}`, { origin: true });
+    }
+    const inHost = authorityEnd === -1 || offset < authorityEnd;
+    if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
+      throw new InvalidInput(
+        inHost
+          ? `The value of variable "${name}" of provider "${provider.id}" is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
+          : `The value of variable "${name}" of provider "${provider.id}" is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
+        `variables.${name}`,
+      );
+    }
+    return encodeURIComponent(value);
+  });
+  try {
+    new URL(resolved);
+  } catch {
+    throw new InvalidInput(`Provider "${provider.id}": the URL ${url} is not valid with the variables given.`, 'variables');
+  }
+  return resolved;
 }
 
 /** The `{name}` placeholders used in a provider's URLs. */
