@@ -14,6 +14,7 @@ interface SetOptions {
   scope?: string[];
   param?: string[];
   var?: string[];
+  apiBaseUrl?: string[];
 }
 
 export function registerService(program: Command, io: CliIo): void {
@@ -69,6 +70,10 @@ export function registerService(program: Command, io: CliIo): void {
       'a provider variable such as subdomain or baseUrl, or an endpoint override such as tokenUrl=https://… (repeatable; replaces the set)',
       collectPair,
     )
+    .option(
+      '--api-base-url <urls...>',
+      "the only URLs broker.fetch and /v1/proxy send this service's credentials under (replaces the list)",
+    )
     .action(async (id: string, options: SetOptions, command: Command) => {
       const ctx = contextOf(io, command);
       const input: ServiceInput = {
@@ -79,6 +84,7 @@ export function registerService(program: Command, io: CliIo): void {
         scopes: splitScopes(options.scope),
         params: pairsOf(options.param, '--param'),
         variables: pairsOf(options.var, '--var'),
+        apiBaseUrls: options.apiBaseUrl,
       };
       const { saved, created } = await ctx.withBroker(async (b) => {
         const existed = (await b.listServices()).some((s) => s.id === id);
@@ -161,6 +167,7 @@ function showService(ctx: Context, s: Service, provider: Provider): void {
     ['variables', pairs(s.variables)],
     ...Object.entries(endpoints).map(([field, url]): [string, string] => [field, `${url}${overridden(field)}`]),
     ['redirect URL', ctx.out.color.bold(s.redirectUrl)],
+    ['API base URLs', s.apiBaseUrls?.join(' ') ?? "(the provider's)"],
     ['created', s.createdAt],
     ['updated', s.updatedAt],
   ]);
