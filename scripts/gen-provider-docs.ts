@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { loadBuiltInCatalog, type Provider } from '../packages/core/src/catalog/index.js';
+import { loadBuiltInCatalog, type CatalogEntry, type Provider } from '../packages/core/src/catalog/index.js';
 
 export const PROVIDERS_DOC = fileURLToPath(new URL('../docs/providers.md', import.meta.url));
 
@@ -44,8 +44,10 @@ function notesCell(provider: Provider): string {
 }
 
 /** The whole of docs/providers.md for a catalog. */
-export function renderProvidersDoc(catalog: Map<string, Provider>): string {
-  const providers = [...catalog.values()].sort((a, b) => a.id.localeCompare(b.id));
+export function renderProvidersDoc(catalog: Map<string, CatalogEntry>): string {
+  const entries = [...catalog.values()].sort((a, b) => a.id.localeCompare(b.id));
+  const providers = entries.filter((p) => !p.aliasOf);
+  const aliases = entries.filter((p) => p.aliasOf);
   const lines = [
     '# Providers',
     '',
@@ -69,11 +71,24 @@ export function renderProvidersDoc(catalog: Map<string, Provider>): string {
     const pkce = p.kind !== 'oauth2' ? '—' : p.pkce ? 'yes' : 'no';
     lines.push(`| ${name} | ${code(p.kind)} | ${scopesExample(p)} | ${pkce} | ${refreshSummary(p)} | ${notesCell(p)} |`);
   }
+  if (aliases.length > 0) {
+    lines.push(
+      '',
+      '## Aliases',
+      '',
+      'Other ids for the providers above (from `packages/core/catalog/aliases/`), so that apps moving from Fusebit EveryAuth keep ' +
+        'their service ids: a service named by an alias uses that provider.',
+      '',
+      '| Alias | Provider |',
+      '| --- | --- |',
+      ...aliases.map((a) => `| ${code(a.id)} | ${code(a.aliasOf!)} |`),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
 /** Whether the file on disk equals what the catalog renders to. */
-export function checkProvidersDoc(catalog: Map<string, Provider> = loadBuiltInCatalog(), path: string = PROVIDERS_DOC): boolean {
+export function checkProvidersDoc(catalog: Map<string, CatalogEntry> = loadBuiltInCatalog(), path: string = PROVIDERS_DOC): boolean {
   let current: string;
   try {
     current = readFileSync(path, 'utf8');
@@ -87,14 +102,14 @@ function main(argv: string[]): number {
   const catalog = loadBuiltInCatalog();
   if (argv.includes('--check')) {
     if (checkProvidersDoc(catalog)) {
-      console.log(`docs/providers.md is up to date (${catalog.size} providers).`);
+      console.log('docs/providers.md is up to date.');
       return 0;
     }
     console.error('docs/providers.md is out of date with packages/core/catalog/; run: npx tsx scripts/gen-provider-docs.ts');
     return 1;
   }
   writeFileSync(PROVIDERS_DOC, renderProvidersDoc(catalog));
-  console.log(`Wrote docs/providers.md (${catalog.size} providers).`);
+  console.log('Wrote docs/providers.md.');
   return 0;
 }
 

@@ -80,6 +80,9 @@ export function createApp(options = {}) {
       next(err);
     }
   });
+
+  // EveryAuth's errors: a revoked grant sends the user to /authorize again, others get a page with their code.
+  app.use(everyauth.errorHandler());
   return app;
 }
 
@@ -88,14 +91,13 @@ function userIdOf(req) {
   return req.session.userId;
 }
 
-/** A fresh token for this browser's user, or a redirect to authorize (first visit, or the grant is gone). */
+/**
+ * A fresh token for this browser's user, or a redirect to authorize on the first visit. When the
+ * grant is gone, getIdentity throws ReauthorizationRequired and everyauth.errorHandler() redirects.
+ */
 async function tokenOrAuthorize(req, res) {
-  try {
-    const identity = req.session.userId && (await everyauth.getIdentity('asana', req.session.userId));
-    if (identity) return identity;
-  } catch (err) {
-    if (!(err instanceof everyauth.ReauthorizationRequired)) throw err;
-  }
+  const identity = req.session.userId && (await everyauth.getIdentity('asana', req.session.userId));
+  if (identity) return identity;
   res.redirect('/authorize');
   return undefined;
 }

@@ -167,6 +167,9 @@ export function createApp(options = {}) {
     res.redirect('/');
   });
 
+  // EveryAuth's errors first: a revoked grant (when not caught above) becomes a redirect to the
+  // service's authorize route, other EveryAuth errors a page with their code.
+  app.use(everyauth.errorHandler());
   // Express knows an error handler by its four parameters.
   app.use((err, req, res, _next) => {
     // ensureSession as written can redirect twice; the first redirect already reached the browser.

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Command } from 'commander';
 import {
   ConfigurationError,
+  createKeyRing,
   DEFAULT_DIR,
+  LocalBroker,
   loadVault,
   openBroker,
   openStore,
@@ -14,7 +17,7 @@ import {
   type ResolvedConfig,
   type ResolvedEmbedded,
   type Store,
-  type Vault,
+  Vault,
 } from '@everyauth/core';
 import { Output, type Format } from './output.js';
 
@@ -78,6 +81,29 @@ export class Context {
     const broker = await openBroker(config, { env: this.env, logger: this.logger() });
     try {
       return await fn(broker, config);
+    } finally {
+      await broker.close();
+    }
+  }
+
+  /**
+   * Like withBroker, for commands that only read the provider catalog. Before `everyauth init` (an
+   * embedded profile whose SQLite store does not exist yet) there are no custom providers and no
+   * master key, so a broker over an empty in-memory store with a throwaway key answers from the
+   * built-in catalog alone, rather than failing for want of a key it would never use.
+   */
+  async withCatalog<T>(fn: (broker: Broker) => Promise<T>): Promise<T> {
+    const config = await this.config();
+    const uninitialised = config.mode === 'embedded' && !/^[a-z][a-z0-9+.-]*:/i.test(config.store) && !existsSync(config.store);
+    if (!uninitialised) return this.withBroker(fn);
+    const broker = new LocalBroker({
+      store: await openStore(':memory:'),
+      vault: Vault.fromKeyRing(createKeyRing(), 'a throwaway key'),
+      baseUrl: config.baseUrl,
+      logger: this.logger(),
+    });
+    try {
+      return await fn(broker);
     } finally {
       await broker.close();
     }

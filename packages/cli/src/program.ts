@@ -12,6 +12,7 @@ import { registerService } from './commands/service.js';
 import type { CliIo } from './context.js';
 import { reportError } from './errors.js';
 import { colorsFor } from './output.js';
+import { synopsis } from './synopsis.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -44,7 +45,11 @@ export function buildProgram(io: CliIo): Command {
   registerServe(program, io);
   program.addHelpText(
     'after',
-    '\nStart with `everyauth init`. Every listing and getter takes `-o json` for scripts.\n' +
+    () =>
+      `\nAll commands:\n${synopsis(program)
+        .map((line) => `  ${line}`)
+        .join('\n')}\n\n` +
+      'Start with `everyauth init`. Every listing and getter takes `-o json` for scripts.\n' +
       'Exit codes: 0 success, 1 failure, 2 usage error.',
   );
   return program;

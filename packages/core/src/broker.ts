@@ -280,6 +280,8 @@ export interface ProviderSummary {
   name: string;
   custom: boolean;
   docs: string;
+  /** On a built-in alias (Fusebit EveryAuth's `sfdc`, say): the id of the provider it names. */
+  aliasOf?: string;
 }
 
 /**

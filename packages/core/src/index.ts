@@ -2,7 +2,7 @@ export * from './broker.js';
 export * from './errors.js';
 export type { Provider, ProviderInput } from './catalog/schema.js';
 export { ProviderSchema } from './catalog/schema.js';
-export { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+export { loadBuiltInCatalog, parseProvider, resolveProviderUrls, type CatalogEntry } from './catalog/index.js';
 export { discoverProvider } from './catalog/discovery.js';
 export { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
 export { DEFAULT_REFRESH_POLICY, type ExpiringRefresh, type RefreshExpiringOptions, type RefreshPolicy } from './refresher.js';

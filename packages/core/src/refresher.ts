@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Credentials } from './credentials.js';
-import { NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
+import { InvalidInput, NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
 import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
 import { KeyedLimit } from './keyed-limit.js';
@@ -141,11 +141,12 @@ export class Refresher {
    */
   async read(row: IdentityRow, options: { force?: boolean; deadlineMs?: number } = {}): Promise<IdentityRow> {
     const failure = recordedFailure(row);
-    if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure);
+    const force = options.force === true;
+    if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure, force);
     const budget = Math.max(0, Math.min(this.policy.readDeadlineMs, options.deadlineMs ?? Infinity));
-    const done = await within(this.refresh(row, options.force), budget);
+    const done = await within(this.refresh(row, force), budget);
     if (done) return done.value;
-    if (stillValid(row, this.now())) return row;
+    if (!force && stillValid(row, this.now())) return row;
     throw unavailable(await this.providerId(row), 'timeout', this.policy.coolDownMs);
   }
 
@@ -173,6 +174,8 @@ export class Refresher {
       const row = await this.store.getIdentity(id);
       // Re-read: another replica may have refreshed it since the list was made; refresh() is fenced on this version.
       if (!row || row.status !== 'active' || !this.needsRefresh(row, options.aheadMs)) continue;
+      // Nothing to renew it with: it is served while it lasts, and a forced refresh would be refused.
+      if (!isRenewable(this.credentials.openTokens(row))) continue;
       started++;
       await this.refresh(row, true).then(
         () => options.onResult?.({ identityId: id }),
@@ -195,12 +198,19 @@ export class Refresher {
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
       if (!isRenewable(this.credentials.openTokens(row))) {
+        if (force) {
+          throw new InvalidInput(
+            `Identity ${row.id} of service "${row.service_id}" has no refresh token (the provider issued none), so it cannot be refreshed; ` +
+              (row.expires_at === null ? 'its access token does not expire.' : 'authorize again for a new token.'),
+            'force',
+          );
+        }
         if (stillValid(row, this.now())) return row;
         return this.fail(row, reauthError(row), true);
       }
       const failure = recordedFailure(row);
       // A failure recorded by whoever refreshed, still cooling down: its answer, shared by every caller.
-      if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure);
+      if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure, force);
       // At most the provider's cap of token requests at once from this process (a refresh storm).
       const providerId = (await this.services.row(row.service_id)).provider_id;
       const done = await this.perProvider.run(providerId, async () => {
@@ -217,24 +227,27 @@ export class Refresher {
           (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs, takeOver))
         ) {
           if (takeOver) this.logger.warn({ identityId: row.id, serviceId: row.service_id }, 'refresh lease holder is gone; taking over');
-          return this.refreshHoldingLease(row, giveUpAt);
+          return this.refreshHoldingLease(row, giveUpAt, force);
         }
         return undefined;
       });
       if (done) return done;
       // Someone probes after a cool-down: the others get the recorded failure at once rather than wait.
-      if (failure) return this.answerFailure(row, failure);
+      if (failure) return this.answerFailure(row, failure, force);
       if (this.now() > giveUpAt) {
-        if (stillValid(row, this.now())) return row;
+        if (!force && stillValid(row, this.now())) return row;
         throw unavailable(await this.providerId(row), 'timeout', this.policy.coolDownMs);
       }
       await sleep(wait / 2 + Math.random() * wait);
     }
   }
 
-  /** The current row while its token is valid; else the recorded failure, with the time left of its cool-down. */
-  private async answerFailure(row: IdentityRow, failure: RecordedFailure): Promise<IdentityRow> {
-    if (stillValid(row, this.now())) return row;
+  /**
+   * The current row while its token is valid (unless the caller forced a refresh: the old token is
+   * not what was asked for); else the recorded failure, with the time left of its cool-down.
+   */
+  private async answerFailure(row: IdentityRow, failure: RecordedFailure, force: boolean): Promise<IdentityRow> {
+    if (!force && stillValid(row, this.now())) return row;
     const retryAfterMs = failure.retryAt > this.now() ? failure.retryAt - this.now() : this.policy.coolDownMs;
     throw unavailable(await this.providerId(row), failure.cause, retryAfterMs);
   }
@@ -244,7 +257,8 @@ export class Refresher {
     return (await this.services.row(row.service_id)).provider_id;
   }
 
-  private async refreshHoldingLease(row: IdentityRow, giveUpAt: number): Promise<IdentityRow> {
+  /** `force`: the caller asked for new tokens, so a failure is theirs to see even while the old token works. */
+  private async refreshHoldingLease(row: IdentityRow, giveUpAt: number, force: boolean): Promise<IdentityRow> {
     let tokens: TokenSet;
     let ctx: ClientContext;
     try {
@@ -296,8 +310,9 @@ export class Refresher {
       const answer = recorded
         ? unavailable(ctx.provider.id, recorded.refresh_failure as FailureCause, recorded.refresh_retry_at - this.now())
         : error;
-      // A provider outage is not the caller's problem while the token it has still works.
-      if (!needsReauth && stillValid(row, this.now())) {
+      // A provider outage is not the caller's problem while the token it has still works, unless
+      // the caller forced the refresh: then the old token is not what was asked for.
+      if (!force && !needsReauth && stillValid(row, this.now())) {
         this.logger.warn(
           { identityId: row.id, serviceId: row.service_id, error: error.message },
           'refresh failed, current token still valid',

@@ -5,7 +5,7 @@
  */
 import type { ProviderSummary, RegisterService, Service, ServiceInput } from './broker.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
-import { loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls } from './catalog/index.js';
+import { loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls, type CatalogEntry } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
@@ -25,7 +25,7 @@ export interface ServicesOptions {
 }
 
 export class Services {
-  private readonly catalog: Map<string, Provider> = loadBuiltInCatalog();
+  private readonly catalog: Map<string, CatalogEntry> = loadBuiltInCatalog();
   private readonly baseUrl: string;
 
   constructor(
@@ -41,7 +41,7 @@ export class Services {
   async listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
     const custom = await this.customProviders();
     const all: ProviderSummary[] = [
-      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false })),
+      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false, aliasOf: p.aliasOf })),
       ...custom.map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: true })),
     ];
     const needle = options.search?.toLowerCase();

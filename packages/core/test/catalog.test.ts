@@ -78,8 +78,10 @@ describe('built-in catalog files', () => {
     expect(problems).toEqual([]);
   });
 
-  it('uses https for every URL', () => {
-    const insecure = [...loadBuiltInCatalog().values()].flatMap((p) =>
+  it('uses https for every URL, a templated origin included (its default or example)', () => {
+    const withOrigins = (p: Provider) =>
+      resolveProviderUrls(p, Object.fromEntries(Object.entries(p.variables).map(([k, v]) => [k, v.default ?? v.example ?? 'example'])));
+    const insecure = [...loadBuiltInCatalog().values()].map(withOrigins).flatMap((p) =>
       urlsOf(p)
         .filter(([, url]) => !url.startsWith('https://'))
         .map(([field, url]) => `${p.id}.${field}: ${url}`),
@@ -129,7 +131,7 @@ describe('built-in catalog files', () => {
 
     const github = provider('github');
     expect(github.token).toMatchObject({ expires: false, refreshToken: false });
-    expect(github.profile).toMatchObject({ source: 'url', url: 'https://api.github.com/user', id: 'id' });
+    expect(resolveProviderUrls(github, {}).profile).toMatchObject({ source: 'url', url: 'https://api.github.com/user', id: 'id' });
 
     const slack = provider('slack');
     expect(slack.authorizationUrl).toBe('https://slack.com/oauth/v2/authorize');
@@ -167,8 +169,32 @@ describe('built-in catalog files', () => {
 describe('loadBuiltInCatalog', () => {
   it('loads every file once and caches the result', () => {
     const catalog = loadBuiltInCatalog();
-    expect(catalog.size).toBe(files.length);
+    expect([...catalog.values()].filter((p) => !p.aliasOf)).toHaveLength(files.length);
     expect(loadBuiltInCatalog()).toBe(catalog);
+  });
+
+  it("resolves Fusebit EveryAuth's 14 service ids, through aliases where our id differs", () => {
+    const fusebit = ['asana', 'atlassian', 'discord', 'githuboauth', 'gitlab', 'google', 'hubspot', 'linear', 'pagerduty'];
+    fusebit.push('quickbooks-online', 'reddit', 'sfdc', 'slack', 'stackoverflow');
+    const catalog = loadBuiltInCatalog();
+    for (const id of fusebit) expect(catalog.get(id)?.id, id).toBe(id);
+    const aliases = Object.fromEntries([...catalog.values()].filter((p) => p.aliasOf).map((p) => [p.id, p.aliasOf]));
+    expect(aliases).toEqual({
+      githuboauth: 'github',
+      'quickbooks-online': 'quickbooks',
+      sfdc: 'salesforce',
+      stackoverflow: 'stackexchange',
+    });
+    const { id: _id, aliasOf: _aliasOf, ...sfdc } = catalog.get('sfdc')!;
+    const { id: _sid, ...salesforce } = catalog.get('salesforce')!;
+    expect(sfdc).toEqual(salesforce);
+  });
+
+  it('models Stack Exchange: a token that never expires (no_expiry) and no refresh token', () => {
+    const se = provider('stackexchange');
+    expect(se.scopes.default).toEqual(['no_expiry']);
+    expect(se.token).toMatchObject({ expires: false, refreshToken: false });
+    expect(se.tokenUrl).toBe('https://stackoverflow.com/oauth/access_token/json');
   });
 });
 
@@ -308,6 +334,62 @@ describe('resolveProviderUrls', () => {
   });
 });
 
+describe('self-hosted installs and endpoint overrides', () => {
+  it('fills an origin variable from its default, or from the service (GitLab self-managed, Salesforce sandboxes, GitHub Enterprise)', () => {
+    expect(resolveProviderUrls(provider('gitlab'), {}).tokenUrl).toBe('https://gitlab.com/oauth/token');
+    const selfManaged = resolveProviderUrls(provider('gitlab'), { baseUrl: 'https://gitlab.example.com/' });
+    expect(selfManaged.authorizationUrl).toBe('https://gitlab.example.com/oauth/authorize');
+    expect(selfManaged.issuer).toBe('https://gitlab.example.com');
+    expect(selfManaged.profile?.url).toBe('https://gitlab.example.com/api/v4/user');
+    // A relative URL root (GitLab under /gitlab) stays part of the origin.
+    expect(resolveProviderUrls(provider('gitlab'), { baseUrl: 'https://example.com/gitlab' }).tokenUrl).toBe(
+      'https://example.com/gitlab/oauth/token',
+    );
+    expect(resolveProviderUrls(provider('salesforce'), { loginUrl: 'https://test.salesforce.com' }).tokenUrl).toBe(
+      'https://test.salesforce.com/services/oauth2/token',
+    );
+    const ghes = resolveProviderUrls(provider('github'), {
+      baseUrl: 'https://github.example.com',
+      apiUrl: 'https://github.example.com/api/v3',
+    });
+    expect([ghes.authorizationUrl, ghes.profile?.url]).toEqual([
+      'https://github.example.com/login/oauth/authorize',
+      'https://github.example.com/api/v3/user',
+    ]);
+  });
+
+  it('overrides any endpoint of any provider for one service, https or loopback http only', () => {
+    const staging = resolveProviderUrls(provider('google'), {
+      tokenUrl: 'https://oauth2.staging.example.com/token',
+      authorizationUrl: 'http://127.0.0.1:8080/auth',
+    });
+    expect(staging.tokenUrl).toBe('https://oauth2.staging.example.com/token');
+    expect(staging.authorizationUrl).toBe('http://127.0.0.1:8080/auth');
+    expect(staging.userinfoUrl).toBe(provider('google').userinfoUrl);
+    const zendesk = resolveProviderUrls(provider('zendesk'), { subdomain: 'acme', profileUrl: 'https://acme.example/me' });
+    expect(zendesk.profile?.url).toBe('https://acme.example/me');
+  });
+
+  it.each([
+    ['tokenUrl', 'http://auth.example.com/token', /must use https/],
+    ['tokenUrl', 'https://user:pw@auth.example.com/token', /user name or password/],
+    ['tokenUrl', 'https://auth.example.com/token#x', /fragment/],
+    ['tokenUrl', 'not a url', /not an absolute URL/],
+    ['baseUrl', 'https://gitlab.example.com?x=1', /query/],
+    ['baseUrl', 'http://gitlab.example.com', /must use https/],
+    ['baseurl', 'https://gitlab.example.com', /has no variable "baseurl"; it takes: baseUrl, issuer/],
+  ])('refuses %s=%s, saying why', (name, value, message) => {
+    expect(() => resolveProviderUrls(provider('gitlab'), { [name]: value })).toThrowError(message);
+  });
+
+  it('keeps catalog variables and endpoint override names apart', () => {
+    const clash = { ...minimal, tokenUrl: 'https://{tokenUrl}/token', variables: { tokenUrl: { description: 'x' } } };
+    expect(() => parseProvider(clash, 'fixture')).toThrowError(
+      /variables\.tokenUrl: variable tokenUrl has the name of an endpoint override/,
+    );
+  });
+});
+
 describe('resolveProviderUrls in a path', () => {
   it.each(['a/b', '..', '.', 'a?b', 'a#b', 'a:b', 'a%2Fb', 'a\\b', 'a\nb'])('rejects the path value %j', (value) => {
     let error: unknown;
@@ -339,7 +421,7 @@ describe('searchProviders', () => {
 
   it('returns everything, by id, for empty text, and nothing for no match', () => {
     const all = searchProviders(loadBuiltInCatalog(), '  ');
-    expect(all.length).toBe(files.length);
+    expect(all.length).toBe(loadBuiltInCatalog().size);
     expect(all.map((p) => p.id)).toEqual([...all.map((p) => p.id)].sort());
     expect(searchProviders(loadBuiltInCatalog().values(), 'no-such-provider-anywhere')).toEqual([]);
   });

@@ -82,8 +82,12 @@ async function mirror(
   const entry = JSON.parse(readFileSync(new URL(`../catalog/${catalogId}.json`, import.meta.url), 'utf8')) as ProviderInput &
     Record<string, unknown>;
   const id = `${catalogId}-${suffix}`;
-  const local = (url: string) => `${shape.origin}/${id}${new URL(url).pathname.replace(/\/$/, '')}`;
-  const input: Record<string, unknown> = { ...entry, id };
+  // A self-hosted origin ({baseUrl}) takes its default (gitlab.com), whose path the mirror keeps.
+  const defaults = Object.fromEntries(Object.entries(entry.variables ?? {}).flatMap(([k, v]) => (v.default ? [[k, v.default]] : [])));
+  const expand = (url: string) => url.replace(/\{(\w+)\}/g, (m, name: string) => defaults[name] ?? m);
+  const local = (url: string) => `${shape.origin}/${id}${new URL(expand(url)).pathname.replace(/\/$/, '')}`;
+  const variables = Object.fromEntries(Object.entries(entry.variables ?? {}).filter(([k]) => !(k in defaults)));
+  const input: Record<string, unknown> = { ...entry, id, variables };
   for (const field of URL_FIELDS) if (typeof entry[field] === 'string') input[field] = local(entry[field]);
   if (entry.profile?.url) input.profile = { ...entry.profile, url: local(entry.profile.url) };
   const provider = await broker.putProvider(parseProvider(input, `mirror of ${catalogId}`));
@@ -239,6 +243,32 @@ describe('nested token (Slack: authed_user), comma scopes in user_scope, client_
     expect(failure).toMatchObject({ error: 'invalid_code' });
     expect(shape.seen(failing.paths.token)).toHaveLength(1);
     await expectNothingStored(failing.serviceId);
+  });
+});
+
+describe('no expiry, no refresh token, no token_type (Stack Exchange with no_expiry)', () => {
+  let se: Mirrored;
+  beforeAll(async () => {
+    se = await mirror('stackexchange', 'shape');
+    // The /json token endpoint wraps access_token (and expires, without no_expiry) in JSON; nothing else.
+    shape.on(se.paths.token, () => json({ access_token: 'se-access-token-(never-expires)' }));
+  });
+
+  it('asks for no_expiry, posts the client secret, and keeps the token for good without a refresh', async () => {
+    const { url } = await authorize(se.serviceId, 'dana');
+    expect(url.searchParams.get('scope')).toBe('no_expiry');
+    expectClientSecretPost(shape.seen(se.paths.token)[0]!);
+    const fresh = await broker.getIdentity(se.serviceId, 'dana');
+    expect(fresh).toMatchObject({ accessToken: 'se-access-token-(never-expires)', expiresAt: undefined });
+    const before = shape.seen(se.paths.token).length;
+    now += 400 * DAY;
+    expect((await broker.getIdentity(se.serviceId, 'dana'))!.accessToken).toBe(fresh!.accessToken);
+    // Forcing a refresh with no refresh token is refused, saying why, instead of reporting the old token as new.
+    await expect(broker.getIdentity(se.serviceId, 'dana', { force: true })).rejects.toMatchObject({
+      code: 'invalid_input',
+      message: expect.stringMatching(/has no refresh token .* its access token does not expire/),
+    });
+    expect(shape.seen(se.paths.token)).toHaveLength(before);
   });
 });
 

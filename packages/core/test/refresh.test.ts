@@ -272,5 +272,17 @@ describe.each(STORES)('on %s', (kind) => {
         }
       });
     });
+
+    it("a forced refresh that fails raises the provider's error, even while the current token is valid, and keeps that token", async () => {
+      await authorizeUser(broker, server, 'yara');
+      const current = await broker.getIdentity('local', 'yara');
+      server.failNextTokenRequests(3, { status: 502 });
+      const err = await broker.getIdentity('local', 'yara', { force: true }).catch((e) => e);
+      expect(err).toBeInstanceOf(ProviderUnavailable);
+      expect(err.message).toMatch(/502/);
+      // Readers that do not force still get the valid token, and the identity stays active.
+      expect((await broker.getIdentity('local', 'yara'))!.accessToken).toBe(current!.accessToken);
+      expect((await broker.findIdentity('local', 'yara'))!.status).toBe('active');
+    });
   });
 });

@@ -16,6 +16,7 @@ import {
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { connectHandler, type ConnectOptions } from './connect.js';
+import { errorHandler, type ErrorHandler } from './error-handler.js';
 import {
   authorizeHandler,
   callbackHandler,
@@ -231,6 +232,15 @@ export class EveryAuth implements AuthorizeHost {
     if (filter === undefined)
       throw new InvalidInput('deleteIdentities needs a filter, or null to delete every identity of the service.', 'filter');
     return (await this.broker()).deleteIdentities(serviceId, filter, options);
+  }
+
+  /**
+   * Express error middleware for EveryAuth's errors: a revoked grant becomes a redirect to the
+   * service's authorize route, other EveryAuth errors a page with their code. Install it after
+   * your routes: `app.use(everyauth.errorHandler())`. See error-handler.ts.
+   */
+  errorHandler(): ErrorHandler {
+    return errorHandler(this);
   }
 
   /** Closes the broker this instance opened (not one passed in with config({ broker })). */

@@ -5,6 +5,7 @@ export { EveryAuth, createEveryAuth, type EveryAuthConfig, type PageOptions } fr
 export type { AuthorizeOptions, AuthorizeRequest, AuthorizeRouter } from './authorize.js';
 export type { ConnectOptions } from './connect.js';
 export { bindingCookieName } from './binding.js';
+export type { ErrorHandler } from './error-handler.js';
 export * from '@everyauth/core/errors';
 export type { Broker, FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, Page, Tags } from '@everyauth/core';
 
@@ -19,6 +20,7 @@ export const getIdentities = instance.getIdentities.bind(instance);
 export const deleteIdentity = instance.deleteIdentity.bind(instance);
 export const deleteIdentities = instance.deleteIdentities.bind(instance);
 export const close = instance.close.bind(instance);
+export const errorHandler = instance.errorHandler.bind(instance);
 
 const everyauth = Object.assign(instance, coreErrors);
 

@@ -12,6 +12,7 @@ import { LifecycleLoop, type LifecycleLoopOptions } from './lifecycle-loop.js';
 import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
+import { describeAccess, docsRoutes } from './routes/docs.js';
 import { hostedRoutes } from './routes/hosted.js';
 import { connectRoutes } from './routes/connect.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -151,6 +152,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
       security: [{ apiKey: [] }],
     },
+    transform: describeAccess,
   });
 
   app.addHook('onRoute', (route) => {
@@ -166,7 +168,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
-  app.get('/v1/openapi.json', { config: { access: 'tokens:read' }, schema: { hide: true } }, async () => app.swagger());
+  await app.register(docsRoutes);
   app.get('/health', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, (request, reply) => health(store, reply));
   app.get('/metrics', { config: { access: 'public', rateLimit: false }, schema: { hide: true } }, async (_request, reply) =>
     reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { Provider, ProviderInput } from '@everyauth/core';
+import type { CatalogEntry, ProviderInput } from '@everyauth/core';
 import { NotFound } from '@everyauth/core';
 import { contextOf, type CliIo } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -14,7 +14,7 @@ export function registerProvider(program: Command, io: CliIo): void {
     .option('-s, --search <text>', 'only providers whose id or name contains this')
     .action(async (options: { search?: string }, command: Command) => {
       const ctx = contextOf(io, command);
-      const providers = await ctx.withBroker((b) => b.listProviders({ search: options.search }));
+      const providers = await ctx.withCatalog((b) => b.listProviders({ search: options.search }));
       ctx.out.list(
         providers,
         [
@@ -22,7 +22,7 @@ export function registerProvider(program: Command, io: CliIo): void {
           { header: 'name', value: (p) => p.name },
           {
             header: 'kind',
-            value: (p) => (p.custom ? 'custom' : 'built-in'),
+            value: (p) => (p.custom ? 'custom' : p.aliasOf ? `alias of ${p.aliasOf}` : 'built-in'),
             style: (text, p) => (p.custom ? ctx.out.color.cyan(text) : text),
           },
           { header: 'docs', value: (p) => p.docs },
@@ -37,7 +37,7 @@ export function registerProvider(program: Command, io: CliIo): void {
     .argument('<id>', 'provider id')
     .action(async (id: string, _options: unknown, command: Command) => {
       const ctx = contextOf(io, command);
-      const p = await ctx.withBroker((b) => b.getProvider(id));
+      const p = await ctx.withCatalog((b) => b.getProvider(id));
       ctx.out.record(p, providerFields(p));
     });
 
@@ -115,9 +115,10 @@ async function readDefinition(path: string, id: string): Promise<ProviderInput> 
   return { ...definition, id } as ProviderInput;
 }
 
-function providerFields(p: Provider): [string, string | undefined][] {
+function providerFields(p: CatalogEntry): [string, string | undefined][] {
   return [
     ['id', p.id],
+    ['alias of', p.aliasOf],
     ['name', p.name],
     ['docs', p.docs],
     ['kind', p.kind],

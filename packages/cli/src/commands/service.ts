@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NotFound, type Service, type ServiceInput } from '@everyauth/core';
+import { NotFound, resolveProviderUrls, type Provider, type Service, type ServiceInput } from '@everyauth/core';
 import { collectPair, pairsOf, splitScopes } from '../args.js';
 import { contextOf, type CliIo, type Context } from '../context.js';
 import { UsageError } from '../errors.js';
@@ -47,8 +47,11 @@ export function registerService(program: Command, io: CliIo): void {
     .argument('<id>', 'service id')
     .action(async (id: string, _options: unknown, command: Command) => {
       const ctx = contextOf(io, command);
-      const s = await ctx.withBroker((b) => b.getService(id));
-      showService(ctx, s);
+      const { s, provider } = await ctx.withBroker(async (b) => {
+        const s = await b.getService(id);
+        return { s, provider: await b.getProvider(s.providerId) };
+      });
+      showService(ctx, s, provider);
     });
 
   service
@@ -62,7 +65,11 @@ export function registerService(program: Command, io: CliIo): void {
     .option('--remove-client-secret', 'remove the stored client secret (public clients)')
     .option('--scope <scopes...>', "scopes to request (replaces the list; default: the provider's)")
     .option('--param <key=value>', 'extra authorization parameter (repeatable; replaces the set)', collectPair)
-    .option('--var <key=value>', 'value of a provider template variable such as subdomain (repeatable; replaces the set)', collectPair)
+    .option(
+      '--var <key=value>',
+      'a provider variable such as subdomain or baseUrl, or an endpoint override such as tokenUrl=https://… (repeatable; replaces the set)',
+      collectPair,
+    )
     .option(
       '--api-base-url <urls...>',
       "the only URLs broker.fetch and /v1/proxy send this service's credentials under (replaces the list)",
@@ -130,7 +137,26 @@ async function clientSecretOf(ctx: Context, options: SetOptions): Promise<string
   return options.clientSecret;
 }
 
-function showService(ctx: Context, s: Service): void {
+/** Where this service's requests go: the provider's endpoints with the service's variables and overrides applied. */
+function endpointsOf(s: Service, provider: Provider): Record<string, string> {
+  const resolved = resolveProviderUrls(provider, s.variables);
+  const urls: Record<string, string | undefined> = {
+    issuer: resolved.issuer,
+    authorizationUrl: resolved.authorizationUrl,
+    tokenUrl: resolved.tokenUrl,
+    refreshUrl: resolved.refreshUrl,
+    revocationUrl: resolved.revocationUrl,
+    registrationUrl: resolved.registrationUrl,
+    userinfoUrl: resolved.userinfoUrl,
+    profileUrl: resolved.profile?.url,
+  };
+  return Object.fromEntries(Object.entries(urls).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+function showService(ctx: Context, s: Service, provider: Provider): void {
+  const endpoints = endpointsOf(s, provider);
+  if (ctx.out.json) return ctx.out.data({ ...s, endpoints });
+  const overridden = (field: string) => (field in s.variables ? ` ${ctx.out.color.cyan('(overridden)')}` : '');
   ctx.out.record(s, [
     ['id', s.id],
     ['provider', s.providerId],
@@ -139,10 +165,11 @@ function showService(ctx: Context, s: Service): void {
     ['scopes', s.scopes.join(' ') || '(provider defaults)'],
     ['params', pairs(s.params)],
     ['variables', pairs(s.variables)],
+    ...Object.entries(endpoints).map(([field, url]): [string, string] => [field, `${url}${overridden(field)}`]),
     ['redirect URL', ctx.out.color.bold(s.redirectUrl)],
     ['API base URLs', s.apiBaseUrls?.join(' ') ?? "(the provider's)"],
     ['created', s.createdAt],
     ['updated', s.updatedAt],
   ]);
-  if (!ctx.out.json) ctx.out.note("Register the redirect URL in the provider's app settings.");
+  ctx.out.note("Register the redirect URL in the provider's app settings.");
 }

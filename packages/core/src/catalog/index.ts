@@ -2,11 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { InvalidInput } from '../errors.js';
-import { ProviderSchema, type Provider } from './schema.js';
+import { ENDPOINT_FIELDS, ProviderSchema, type EndpointField, type Provider } from './schema.js';
 import { placeholders } from './kinds.js';
 
 export { ProviderSchema };
 export type { Provider, ProviderInput } from './schema.js';
+
+/** A built-in catalog entry: a provider, or another name for one (`aliasOf` names the provider). */
+export type CatalogEntry = Provider & { aliasOf?: string };
 
 /**
  * The directory holding the built-in provider files. `../../catalog/` from this module is
@@ -69,11 +72,31 @@ export function loadCatalogDirectory(dir: URL | string): Map<string, Provider> {
   return catalog;
 }
 
-let builtIn: Map<string, Provider> | undefined;
+/**
+ * Adds the aliases of `dir/aliases/*.json` (files of the form `{ "aliases": { "sfdc": "salesforce" } }`)
+ * to a catalog: each alias is the provider it names under another id, with `aliasOf` set, so a service
+ * id another product used (Fusebit EveryAuth's `sfdc`) resolves to the same endpoints.
+ */
+export function addCatalogAliases(catalog: Map<string, CatalogEntry>, dir: URL | string): Map<string, CatalogEntry> {
+  const path = `${(typeof dir === 'string' ? dir : fileURLToPath(dir)).replace(/\/$/, '')}/aliases`;
+  for (const file of readdirSync(path).filter((f) => f.endsWith('.json'))) {
+    const source = `catalog alias file aliases/${file}`;
+    const { aliases } = JSON.parse(readFileSync(`${path}/${file}`, 'utf8')) as { aliases: Record<string, string> };
+    for (const [alias, target] of Object.entries(aliases)) {
+      const provider = catalog.get(target);
+      if (!provider || provider.aliasOf) throw new InvalidInput(`Invalid alias in ${source}: "${alias}" names no provider ("${target}").`);
+      if (catalog.has(alias)) throw new InvalidInput(`Invalid alias in ${source}: "${alias}" is already a provider id.`);
+      catalog.set(alias, { ...provider, id: alias, aliasOf: target });
+    }
+  }
+  return catalog;
+}
 
-/** The providers shipped in `packages/core/catalog/`, validated once and cached. */
-export function loadBuiltInCatalog(): Map<string, Provider> {
-  builtIn ??= loadCatalogDirectory(BUILT_IN_CATALOG_DIR);
+let builtIn: Map<string, CatalogEntry> | undefined;
+
+/** The providers shipped in `packages/core/catalog/` and their aliases, validated once and cached. */
+export function loadBuiltInCatalog(): Map<string, CatalogEntry> {
+  builtIn ??= addCatalogAliases(loadCatalogDirectory(BUILT_IN_CATALOG_DIR), BUILT_IN_CATALOG_DIR);
   return builtIn;
 }
 
@@ -92,21 +115,67 @@ function isUnsafeValue(value: string, inHost: boolean): boolean {
   return false;
 }
 
+const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+
 /**
- * Returns a copy of the provider with every `{name}` placeholder in its URLs replaced by the
- * URL-encoded value of `variables[name]`. Throws InvalidInput naming the variable when a value
- * is missing or could send the request elsewhere: in the host, only letters, digits, dashes and
- * dots are accepted; in the path, no `/`, `\`, `@`, `?`, `#`, `:`, `%`, whitespace or control
- * characters, and not `.` or `..`.
+ * Checks a URL a service supplies (an endpoint override, or the value of an origin variable such
+ * as `{baseUrl}`): https, or plain http on a loopback host for local stand-ins; no user info, no
+ * fragment (RFC 6749 §3.1, §3.2), and, for an origin, no query. Returns it without a trailing slash.
+ */
+export function checkEndpointUrl(value: unknown, what: string, field: string, options: { origin?: boolean } = {}): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  const problem = !url
+    ? 'is not an absolute URL'
+    : url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))
+      ? 'must use https (plain http only on localhost or 127.0.0.1)'
+      : url.username || url.password
+        ? 'must not hold a user name or password'
+        : url.hash || value!.toString().includes('#')
+          ? 'must not have a fragment (#…)'
+          : options.origin && url.search
+            ? 'must not have a query (?…)'
+            : undefined;
+  if (problem) throw new InvalidInput(`${what}: ${JSON.stringify(value)} ${problem}.`, field);
+  return (value as string).replace(/\/+$/, '');
+}
+
+/**
+ * Returns a copy of the provider ready for one service: every `{name}` placeholder in its URLs
+ * replaced by `variables[name]` (or the variable's default), then any endpoint the service
+ * overrides (`variables.tokenUrl`, …, see ENDPOINT_FIELDS) replaced by its value. Throws
+ * InvalidInput naming the variable when a value is missing, unknown, or could send the request
+ * elsewhere: in the host, only letters, digits, dashes and dots; in the path, no `/`, `\`, `@`, `?`,
+ * `#`, `:`, `%`, whitespace or control characters, and not `.` or `..`; as the whole origin
+ * (`{baseUrl}/…`) and as an override, an https URL (or http on a loopback host) without user info.
  */
 export function resolveProviderUrls(provider: Provider, variables: Record<string, string>): Provider {
+  for (const name of Object.keys(variables)) {
+    if (!(name in provider.variables) && !(ENDPOINT_FIELDS as readonly string[]).includes(name)) {
+      const known = [...Object.keys(provider.variables), ...ENDPOINT_FIELDS].join(', ');
+      throw new InvalidInput(`Provider "${provider.id}" has no variable "${name}"; it takes: ${known}.`, `variables.${name}`);
+    }
+  }
   const substitute = (url: string) => substituteUrl(provider, url, variables);
+  const override = (field: EndpointField): string | undefined => {
+    const value = variables[field];
+    if (value === undefined) return undefined;
+    return checkEndpointUrl(value, `The ${field} override of provider "${provider.id}"`, `variables.${field}`);
+  };
   const out: Provider = { ...provider };
   for (const field of URL_FIELDS) {
-    const value = provider[field];
-    if (value !== undefined) out[field] = substitute(value);
+    const value = override(field) ?? (provider[field] === undefined ? undefined : substitute(provider[field]));
+    if (value !== undefined) out[field] = value;
   }
-  if (provider.profile?.url !== undefined) out.profile = { ...provider.profile, url: substitute(provider.profile.url) };
+  if (provider.profile?.url !== undefined || variables.profileUrl !== undefined) {
+    if (!provider.profile)
+      throw new InvalidInput(`Provider "${provider.id}" reads no profile, so profileUrl cannot be overridden.`, 'variables.profileUrl');
+    out.profile = { ...provider.profile, url: override('profileUrl') ?? substitute(provider.profile.url!) };
+  }
   // API URLs may also hold values typed into a form, which only resolveApiUrls has: those stay templated here.
   const fromVariables = (url: string) => placeholders(url).every((name) => name in provider.variables);
   out.api = { baseUrls: provider.api.baseUrls.map((url) => (fromVariables(url) ? substitute(url) : url)) };
@@ -127,16 +196,24 @@ export function resolveApiUrls(provider: Provider, values: Record<string, string
   return out;
 }
 
+/**
+ * One URL with its placeholders filled: a value given (or the variable's default), checked for
+ * where it lands: the whole origin (`{baseUrl}/…`), the host, or the path.
+ */
 function substituteUrl(provider: Provider, url: string, variables: Record<string, string>): string {
   const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
   const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
-    const value = Object.hasOwn(variables, name) ? variables[name] : undefined;
+    const given = Object.hasOwn(variables, name) ? variables[name] : undefined;
+    const value = given === undefined || given === '' ? provider.variables[name]?.default : given;
     if (value === undefined || value === '') {
       const description = provider.variables[name]?.description;
       throw new InvalidInput(
         `Provider "${provider.id}" needs a value for the variable "${name}"${description ? ` (${description})` : ''}.`,
         `variables.${name}`,
       );
+    }
+    if (offset === 0) {
+      return checkEndpointUrl(value, `The value of variable "${name}" of provider "${provider.id}"`, `variables.${name}`, { origin: true });
     }
     const inHost = authorityEnd === -1 || offset < authorityEnd;
     if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {

@@ -4,11 +4,31 @@ import { ApplySchema, FieldSchema, JwtSchema, KINDS, OAuth1Schema, TestRequestSc
 /** A dotted path into a JSON document, e.g. `authed_user.access_token` or `data.email`. */
 const jsonPath = z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dotted path such as data.email');
 
-/** An https URL that may hold `{variable}` placeholders (a per-tenant host, say). */
+/**
+ * An absolute URL that may hold `{variable}` placeholders: in the host (`https://{subdomain}.zendesk.com`),
+ * in the path, or as the whole origin (`{baseUrl}/oauth/authorize`, for self-hosted installs).
+ */
 const templateUrl = z
   .string()
-  .regex(/^https?:\/\/[^\s]+$/, 'an absolute URL')
+  .regex(/^(https?:\/\/[^\s]+|\{[a-zA-Z][a-zA-Z0-9_]*\}(\/[^\s]*)?)$/, 'an absolute URL')
   .describe('absolute URL, may contain {variable} placeholders');
+
+/**
+ * The URL fields a service may override with a value of the same name (`tokenUrl=https://…`), for
+ * staging or self-hosted installs; `profileUrl` overrides `profile.url`. A catalog variable may not
+ * take one of these names.
+ */
+export const ENDPOINT_FIELDS = [
+  'issuer',
+  'authorizationUrl',
+  'tokenUrl',
+  'refreshUrl',
+  'revocationUrl',
+  'registrationUrl',
+  'userinfoUrl',
+  'profileUrl',
+] as const;
+export type EndpointField = (typeof ENDPOINT_FIELDS)[number];
 
 const variableName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]*$/);
 
@@ -97,7 +117,17 @@ const ProviderObject = z.object({
    */
   refreshToken: z.object({ idleDays: z.number().positive().max(3650) }).optional(),
   /** Template variables used by the URLs above, e.g. `subdomain` for `https://{subdomain}.zendesk.com`. */
-  variables: z.record(variableName, z.object({ description: z.string(), example: z.string().optional() })).default({}),
+  variables: z
+    .record(
+      variableName,
+      z.object({
+        description: z.string(),
+        example: z.string().optional(),
+        /** The value when a service gives none (gitlab.com for GitLab's `{baseUrl}`); without one, a service must. */
+        default: z.string().optional(),
+      }),
+    )
+    .default({}),
   notes: z.string().optional(),
 });
 
@@ -127,6 +157,9 @@ export const ProviderSchema = ProviderObject.superRefine((p, ctx) => {
     }
   }
   for (const name of Object.keys(p.variables)) {
+    if ((ENDPOINT_FIELDS as readonly string[]).includes(name)) {
+      ctx.addIssue({ code: 'custom', message: `variable ${name} has the name of an endpoint override`, path: ['variables', name] });
+    }
     if (!used.has(name)) {
       ctx.addIssue({ code: 'custom', message: `variable ${name} is declared but no URL uses it`, path: ['variables', name] });
     }

@@ -277,7 +277,12 @@ describe('PKCE across the built-in catalog', () => {
     const catalog = [...loadBuiltInCatalog().values()].filter((p) => p.kind === 'oauth2'); // the kinds with a code flow
     expect(catalog.length).toBeGreaterThan(20);
     for (const entry of catalog) {
-      const variables = Object.fromEntries(Object.keys(entry.variables).map((name) => [name, 'acme']));
+      // Variables with a default (a self-hosted origin) keep it; the others get a host-safe value.
+      const variables = Object.fromEntries(
+        Object.entries(entry.variables)
+          .filter(([, v]) => v.default === undefined)
+          .map(([name]) => [name, 'acme']),
+      );
       const ctx = clientContext(resolveProviderUrls(entry, variables), 'client', 'secret', 1000);
       const verifier = 'v'.repeat(43);
       const url = await buildAuthorizationUrl(ctx, {
