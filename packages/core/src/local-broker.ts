@@ -72,6 +72,8 @@ interface SealedTokens {
   k?: TokenSet['kind'];
   c?: TokenSet['credential'];
   m?: TokenSet['material'];
+  /** A non-Bearer Authorization scheme (the catalog's token.scheme). */
+  h?: string;
 }
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
@@ -188,7 +190,8 @@ export class LocalBroker implements Broker {
     // A form or a service account is the user's own credential: no client of the app's is involved.
     const clientless = provider.kind === 'api_key' || provider.kind === 'basic' || provider.kind === 'jwt';
     const clientId = input.clientId ?? existing?.client_id ?? (clientless ? '' : undefined);
-    if (clientId === undefined || (!clientId && !clientless)) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
+    if (clientId === undefined || (!clientId && !clientless))
+      throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
@@ -578,6 +581,7 @@ export class LocalBroker implements Broker {
       k: t.kind,
       c: t.credential,
       m: t.material,
+      h: t.scheme,
     };
     return this.vault.seal(JSON.stringify(sealed), `identity:${identityId}`);
   }
@@ -595,6 +599,7 @@ export class LocalBroker implements Broker {
       kind: s.k,
       credential: s.c,
       material: s.m,
+      scheme: s.h,
     };
   }
 
@@ -617,7 +622,9 @@ export class LocalBroker implements Broker {
 
   private toFresh(row: IdentityRow): FreshIdentity {
     const tokens = this.openTokens(row);
-    const credential: Credential = tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as Credential);
+    const scheme = tokens.scheme ? { scheme: tokens.scheme } : {};
+    const credential: Credential =
+      tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken, ...scheme } as Credential);
     return withHelpers({
       ...(tokens.credential ? {} : { accessToken: tokens.accessToken }),
       credential,

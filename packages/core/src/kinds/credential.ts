@@ -5,6 +5,8 @@ import { signOAuth1 } from './oauth1-sign.js';
 export interface TokenCredential {
   type: 'oauth2' | 'oauth2_client_credentials' | 'jwt';
   accessToken: string;
+  /** The Authorization scheme when it is not RFC 6750's `Bearer` (Mailchimp: `OAuth`, Zoho: `Zoho-oauthtoken`). */
+  scheme?: string;
 }
 
 /** A static credential, already placed: the headers and query parameters every request carries. */
@@ -64,7 +66,7 @@ export function applyCredential(credential: Credential, method: string, url: str
       if (url === undefined) throw new InvalidInput('An OAuth 1.0a signature covers the method and URL: pass the request URL.', 'url');
       return { url, headers: { authorization: signOAuth1(credential, method, url) } };
     default:
-      return { url: url ?? '', headers: { authorization: `Bearer ${credential.accessToken}` } };
+      return { url: url ?? '', headers: { authorization: `${credential.scheme ?? 'Bearer'} ${credential.accessToken}` } };
   }
 }
 
