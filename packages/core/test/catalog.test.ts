@@ -50,8 +50,8 @@ const minimal: ProviderInput = {
 };
 
 describe('built-in catalog files', () => {
-  it('has at least 60 providers', () => {
-    expect(files.length).toBeGreaterThanOrEqual(60);
+  it('has at least 300 providers', () => {
+    expect(files.length).toBeGreaterThanOrEqual(300);
   });
 
   it.each(files)('%s validates and its id equals the file name', (file) => {
@@ -334,7 +334,7 @@ describe('searchProviders', () => {
 
   it('finds providers by scope and by notes', () => {
     expect(searchProviders(loadBuiltInCatalog(), 'calendar.events').map((p) => p.id)).toContain('google');
-    expect(searchProviders(loadBuiltInCatalog(), 'accessible-resources').map((p) => p.id)).toEqual(['atlassian']);
+    expect(searchProviders(loadBuiltInCatalog(), 'accessible-resources').map((p) => p.id)).toEqual(['atlassian', 'confluence']);
   });
 
   it('returns everything, by id, for empty text, and nothing for no match', () => {
