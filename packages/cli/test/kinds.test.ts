@@ -2,16 +2,19 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
 
 const KEY = 'sk-cli0123456789abcdef';
 
 let api: ApiStandIn;
+let as: AuthServer;
 let p: Project;
 
 beforeAll(async () => {
   assertBuilt();
   api = await startApiStandIn();
+  as = await startAuthServer({ registration: true, clients: [] });
   api.route('GET /v1/me', (req) =>
     req.headers['x-api-key'] === KEY
       ? { status: 200, body: { id: 'acct_cli', name: 'Cli User' } }
@@ -42,6 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   p?.remove();
   await api?.close();
+  await as?.close();
 });
 
 describe('identity add --api-key -', () => {
@@ -67,5 +71,15 @@ describe('identity add --api-key -', () => {
     expect(r.stderr).toContain('bad key [redacted]');
     expect(r.stderr).not.toContain(wrong);
     expect(await p.json(['identity', 'ls', 'keyed', '--user-id', 'bob'])).toEqual({ items: [] });
+  });
+});
+
+describe('provider add --issuer --register', () => {
+  it('discovers, registers a client (RFC 7591) and creates the service with its secret sealed', async () => {
+    const registered = await p.json(['provider', 'add', 'reg', '--issuer', as.issuer, '--register']);
+    expect(registered).toMatchObject({ id: 'reg', providerId: 'reg', hasClientSecret: true });
+    expect(await as.provider.Client.find(registered.clientId)).toBeDefined();
+    const usage = await p.run(['provider', 'add', 'reg2', '--file', 'keyed.json', '--register']);
+    expect(usage.code).toBe(2);
   });
 });

@@ -35,6 +35,16 @@ export interface ServiceInput {
   variables?: Record<string, string>;
 }
 
+/** A service whose client is registered on the fly (RFC 7591) at a discovered authorization server. */
+export interface RegisterService {
+  /** Id of the new service, and of the custom provider discovered for it. */
+  serviceId: string;
+  /** An issuer, or a protected resource (a remote MCP server) whose RFC 9728 metadata names its issuer. */
+  url: string;
+  name?: string;
+  scopes?: string[];
+}
+
 export interface Profile {
   id?: string;
   name?: string;
@@ -179,6 +189,8 @@ export interface Broker {
   deleteProvider(id: string): Promise<boolean>;
 
   putService(input: ServiceInput): Promise<Service>;
+  /** Discovers the authorization server, registers a client there (RFC 7591) and stores the service with its sealed secret. */
+  registerService(input: RegisterService): Promise<Service>;
   getService(id: string): Promise<Service>;
   listServices(): Promise<Service[]>;
   deleteService(id: string): Promise<boolean>;

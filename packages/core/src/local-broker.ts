@@ -15,6 +15,7 @@ import type {
   PageRequest,
   ProviderSummary,
   PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
 } from './broker.js';
@@ -39,6 +40,8 @@ import type { TokenSet } from './oauth/token-set.js';
 import { DEFAULT_REFRESH_POLICY, Refresher, reauthError, tenantOf, type RefreshPolicy } from './refresh.js';
 import type { EventRow, IdentityRow, ServiceRow, Store } from './store/store.js';
 import { APP_USER_ID, clientCredentialsGrant, withHelpers, type Credential } from './kinds/index.js';
+import * as oauth1 from './kinds/oauth1.js';
+import { issuerFor, registerClient } from './kinds/registration.js';
 import { checkCredential } from './kinds/put.js';
 import * as validate from './validate.js';
 import type { Vault } from './vault.js';
@@ -74,6 +77,13 @@ interface SealedTokens {
   m?: TokenSet['material'];
   /** A non-Bearer Authorization scheme (the catalog's token.scheme). */
   h?: string;
+}
+
+/** What an authorization session keeps sealed: the PKCE verifier and nonce, or OAuth 1.0a's request token. */
+interface SessionSecrets {
+  codeVerifier?: string;
+  nonce?: string;
+  requestToken?: oauth1.RequestToken;
 }
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
@@ -218,6 +228,23 @@ export class LocalBroker implements Broker {
     return this.toService(row);
   }
 
+  async registerService(input: RegisterService): Promise<Service> {
+    const id = validate.serviceId(input.serviceId, 'serviceId');
+    if (this.catalog.has(id)) throw new Conflict(`"${id}" is a built-in provider; give the registered service another id.`);
+    const issuer = await issuerFor(input.url, this.timeoutMs);
+    const provider = await discover(id, issuer, { name: input.name, timeoutMs: this.timeoutMs });
+    // Registered before anything is stored: a server that refuses leaves no half-made provider behind.
+    const client = await registerClient(provider, this.redirectUrl(id), this.timeoutMs);
+    await this.putProvider(provider);
+    return this.putService({
+      id,
+      providerId: provider.id,
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+      scopes: input.scopes,
+    });
+  }
+
   async getService(id: string): Promise<Service> {
     return this.toService(await this.serviceRow(id));
   }
@@ -228,6 +255,11 @@ export class LocalBroker implements Broker {
 
   deleteService(id: string): Promise<boolean> {
     return this.store.deleteService(id);
+  }
+
+  /** `finishedUrl` checked as beginAuthorization checks it (a path, or an allowed origin); throws InvalidInput. */
+  checkFinishedUrl(url: string): string {
+    return validate.finishedUrl(url, this.allowedOrigins);
   }
 
   /** The redirect URL a service's provider must have registered. */
@@ -266,6 +298,12 @@ export class LocalBroker implements Broker {
     return clientContext(provider, service.client_id, secret, this.timeoutMs);
   }
 
+  /** An OAuth 1.0a service's consumer: its client id, and its secret or RSA private key. */
+  private consumer(service: ServiceRow, provider: Provider): oauth1.Consumer {
+    const secret = service.client_secret === null ? '' : this.vault.open(service.client_secret, `service:${service.id}`);
+    return { consumerKey: service.client_id, consumerSecret: secret, signatureMethod: provider.oauth1!.signatureMethod };
+  }
+
   private scopesFor(service: ServiceRow, provider: Provider): string[] {
     const scopes = JSON.parse(service.scopes) as string[];
     return scopes.length > 0 ? scopes : provider.scopes.default;
@@ -284,10 +322,26 @@ export class LocalBroker implements Broker {
 
     const state = randomToken();
     const stateHash = sha256(state);
-    const codeVerifier = randomToken();
-    const nonce = isOpenIdFlow(ctx.provider, scopes) ? randomToken() : undefined;
     const redirectUri = this.redirectUrl(service.id);
-    const url = await buildAuthorizationUrl(ctx, { redirectUri, state, scopes, params: JSON.parse(service.params), codeVerifier, nonce });
+    let url: string;
+    let secrets: Record<string, unknown>;
+    if (ctx.provider.kind === 'oauth1') {
+      // OAuth 1.0a has no state parameter: ours rides on the callback URL the provider confirms (RFC 5849 §2.1).
+      const requestToken = await oauth1.requestToken(
+        ctx.provider,
+        this.consumer(service, ctx.provider),
+        validate.withQuery(redirectUri, { state }),
+        this.timeoutMs,
+      );
+      url = oauth1.authorizationUrl(ctx.provider, requestToken);
+      secrets = { requestToken };
+    } else {
+      const codeVerifier = randomToken();
+      const nonce = isOpenIdFlow(ctx.provider, scopes) ? randomToken() : undefined;
+      url = (await buildAuthorizationUrl(ctx, { redirectUri, state, scopes, params: JSON.parse(service.params), codeVerifier, nonce }))
+        .href;
+      secrets = { codeVerifier, nonce };
+    }
     const now = this.now();
     this.pruneSessions(now);
     await this.store.insertSession({
@@ -298,13 +352,13 @@ export class LocalBroker implements Broker {
       tags: JSON.stringify(tags),
       finished_url: finishedUrl,
       redirect_uri: redirectUri,
-      secrets: this.vault.seal(JSON.stringify({ codeVerifier, nonce }), `session:${stateHash}`),
+      secrets: this.vault.seal(JSON.stringify(secrets), `session:${stateHash}`),
       browser_binding: input.browserBinding ? sha256(input.browserBinding) : null,
       expires_at: now + this.sessionTtlMs,
       used_at: null,
       created_at: now,
     });
-    return { url: url.href, state, expiresAt: new Date(now + this.sessionTtlMs).toISOString() };
+    return { url, state, expiresAt: new Date(now + this.sessionTtlMs).toISOString() };
   }
 
   /**
@@ -384,16 +438,8 @@ export class LocalBroker implements Broker {
       }
       const service = await this.serviceRow(session.service_id);
       const ctx = await this.contextFor(service);
-      const validated = validateAuthorizationResponse(ctx, params);
-      if (!validated.get('code')) fail('invalid_request', 'The callback has no authorization "code" (RFC 6749 §4.1.2).');
-      const secrets = JSON.parse(this.vault.open(session.secrets, `session:${stateHash}`)) as { codeVerifier: string; nonce?: string };
-      const { tokens, idTokenClaims } = await exchangeAuthorizationCode(
-        ctx,
-        validated,
-        { redirectUri: session.redirect_uri, codeVerifier: secrets.codeVerifier, nonce: secrets.nonce },
-        this.now,
-      );
-      const profile = await readProfile(ctx, tokens, idTokenClaims);
+      const secrets = JSON.parse(this.vault.open(session.secrets, `session:${stateHash}`)) as SessionSecrets;
+      const { tokens, profile } = await this.exchange(ctx, service, session.redirect_uri, params, secrets);
       const tags = JSON.parse(session.tags) as Record<string, string>;
       const scope = tokens.scope ?? this.scopesFor(service, ctx.provider).join(' ');
       const row = await this.storeIdentity(service.id, session.tenant_id, session.user_id, tags, { ...tokens, scope }, profile);
@@ -410,6 +456,33 @@ export class LocalBroker implements Broker {
       if (!(err instanceof EveryAuthError)) this.logger.error({ err, serviceId: session.service_id }, 'authorization callback failed');
       return fail(error, description);
     }
+  }
+
+  /** The callback's parameters into tokens and the account's profile, by the provider's kind. */
+  private async exchange(
+    ctx: ClientContext,
+    service: ServiceRow,
+    redirectUri: string,
+    params: URLSearchParams,
+    secrets: SessionSecrets,
+  ): Promise<{ tokens: TokenSet; profile: Profile }> {
+    if (ctx.provider.kind === 'oauth1') {
+      const tokens = await oauth1.accessToken(
+        ctx.provider,
+        this.consumer(service, ctx.provider),
+        secrets.requestToken!,
+        params,
+        this.timeoutMs,
+      );
+      // Only the access-token response can name the account without a signed API call.
+      return { tokens, profile: ctx.provider.profile?.source === 'token_response' ? await readProfile(ctx, tokens, undefined) : {} };
+    }
+    const validated = validateAuthorizationResponse(ctx, params);
+    if (!validated.get('code'))
+      throw new AuthorizationFailed('invalid_request', 'The callback has no authorization "code" (RFC 6749 §4.1.2).');
+    const { codeVerifier = '', nonce } = secrets;
+    const { tokens, idTokenClaims } = await exchangeAuthorizationCode(ctx, validated, { redirectUri, codeVerifier, nonce }, this.now);
+    return { tokens, profile: await readProfile(ctx, tokens, idTokenClaims) };
   }
 
   // ---- identities ----

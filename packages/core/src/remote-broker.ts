@@ -12,6 +12,7 @@ import type {
   PageRequest,
   ProviderSummary,
   PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
 } from './broker.js';
@@ -165,6 +166,10 @@ export class RemoteBroker implements Broker {
       query: { ...query, revoke: options.revoke },
     });
     return r.deleted;
+  }
+
+  registerService(input: RegisterService): Promise<Service> {
+    return this.call('POST', '/v1/services/register', { body: input });
   }
 
   putIdentity(input: PutIdentity): Promise<IdentitySummary> {

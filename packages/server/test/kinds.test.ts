@@ -89,3 +89,55 @@ describe('POST /v1/identities', () => {
     expect(await remote.findIdentity('local', 'zed')).toBeUndefined();
   });
 });
+
+describe('the hosted credential form', () => {
+  it('POST /v1/sessions links to the form; a wrong key shows the refusal, a good one lands on finishedUrl', async () => {
+    const session = await t.request('/v1/sessions', { method: 'POST', json: { serviceId: 'keyed', userId: 'cy', finishedUrl: '/done' } });
+    expect(session.status).toBe(201);
+    const { url } = (await session.json()) as { url: string };
+    expect(new URL(url).pathname).toBe('/v1/sessions/form');
+
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const cookie = page.headers.getSetCookie()[0]!;
+    expect(cookie).toMatch(/SameSite=Strict/);
+    const html = await page.text();
+    const csrf = /name="everyauth_csrf" value="([^"]+)"/.exec(html)![1]!;
+    const ticket = /name="t" value="([^"]+)"/.exec(html)![1]!;
+    const post = (apiKey: string, headers: Record<string, string> = { cookie: cookie.split(';')[0]! }, token = csrf) =>
+      fetch(`${t.url}/v1/sessions/form`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ t: ticket, everyauth_csrf: token, apiKey }),
+        redirect: 'manual',
+      });
+
+    expect((await post(KEY, {})).status).toBe(403);
+    const refused = await post('sk-badbadbad');
+    expect(refused.status).toBe(400);
+    const refusedHtml = await refused.text();
+    expect(refusedHtml).toContain('Incorrect API key provided');
+    expect(refusedHtml).not.toContain('sk-badbadbad');
+    expect(await remote.findIdentity('keyed', 'cy')).toBeUndefined();
+
+    const ok = await post(KEY);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/done?userId=cy&serviceId=keyed');
+    expect((await remote.findIdentity('keyed', 'cy'))?.profile.id).toBe('acct_9');
+  });
+});
+
+describe('POST /v1/services/register', () => {
+  it('registers a client at an issuer with registration on, over the API', async () => {
+    const open = await startAuthServer({ registration: true, clients: [] });
+    try {
+      const service = await remote.registerService({ serviceId: 'reg', url: open.issuer });
+      expect(service).toMatchObject({ id: 'reg', hasClientSecret: true });
+      expect((await open.provider.Client.find(service.clientId)).redirectUris).toEqual([service.redirectUrl]);
+      await expect(remote.registerService({ serviceId: 'noreg', url: as.issuer })).rejects.toMatchObject({ code: 'invalid_input' });
+    } finally {
+      await open.close();
+    }
+  });
+});

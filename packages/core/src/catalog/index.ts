@@ -14,7 +14,7 @@ export type { Provider, ProviderInput } from './schema.js';
 export const BUILT_IN_CATALOG_DIR = new URL('../../catalog/', import.meta.url);
 
 /** The URL fields of a provider that may hold `{variable}` placeholders. */
-const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'userinfoUrl'] as const;
+const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'registrationUrl', 'userinfoUrl'] as const;
 
 /** `path: message` for each issue, one per line. */
 export function formatIssues(error: z.ZodError): string {

@@ -31,6 +31,8 @@ const ProviderObject = z.object({
   /** Where refresh-token requests go when that is not `tokenUrl` (Figma: /v1/oauth/refresh). */
   refreshUrl: templateUrl.optional(),
   revocationUrl: templateUrl.optional(),
+  /** RFC 7591 client registration endpoint, where the issuer offers dynamic registration. */
+  registrationUrl: templateUrl.optional(),
   userinfoUrl: templateUrl.optional(),
   /** Whether the provider sends `iss` in the authorization response (RFC 9207). */
   authorizationResponseIss: z.boolean().default(false),
@@ -118,7 +120,16 @@ const ProviderObject = z.object({
 /** The catalog schema: one provider, whatever its kind. */
 export const ProviderSchema = ProviderObject.superRefine((p, ctx) => {
   const used = new Set<string>();
-  for (const url of [p.issuer, p.authorizationUrl, p.tokenUrl, p.refreshUrl, p.revocationUrl, p.userinfoUrl, p.profile?.url]) {
+  for (const url of [
+    p.issuer,
+    p.authorizationUrl,
+    p.tokenUrl,
+    p.refreshUrl,
+    p.revocationUrl,
+    p.registrationUrl,
+    p.userinfoUrl,
+    p.profile?.url,
+  ]) {
     for (const name of placeholders(url)) used.add(name);
   }
   // The API's URLs may also take a value the user types in (a subdomain on the form).

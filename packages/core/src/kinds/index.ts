@@ -27,3 +27,13 @@ export async function renewTokens(ctx: ClientContext, tokens: TokenSet, now: () 
       return refreshTokenGrant(ctx, tokens.refreshToken!, now);
   }
 }
+export {
+  FORM_CSRF_FIELD,
+  formPageHeaders,
+  isFormKind,
+  newFormCsrf,
+  postedFields,
+  renderCredentialForm,
+  sameCsrf,
+  type CredentialForm,
+} from './form-page.js';

@@ -67,7 +67,7 @@ async function githubInstallationToken(ctx: ClientContext, material: Record<stri
     .setExpirationTime(iat + Math.min(ctx.provider.jwt?.assertionTtl ?? 600, 600))
     // node:crypto reads GitHub's PKCS#1 keys as well as PKCS#8.
     .sign(createPrivateKey(material.privateKey ?? ''));
-  const url = resolveApiUrls(ctx.provider, { installationId: material.installationId ?? "" }).jwt!.installationTokenUrl!;
+  const url = resolveApiUrls(ctx.provider, { installationId: material.installationId ?? '' }).jwt!.installationTokenUrl!;
   let response: Response;
   try {
     response = await fetch(url, {

@@ -43,6 +43,8 @@ export interface AuthServerOptions {
   rotateRefreshTokens?: boolean;
   /** Delay applied to every token request before it reaches the provider (default 0). */
   tokenDelayMs?: number;
+  /** Open dynamic client registration (RFC 7591) at /reg. */
+  registration?: boolean;
   /** API scopes accepted besides openid, email, profile, offline_access. */
   apiScopes?: string[];
 }
@@ -195,6 +197,7 @@ function providerConfiguration(options: AuthServerOptions, store: MemoryStore): 
       revocation: { enabled: true, allowedPolicy: async () => true },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
+      registration: { enabled: options.registration === true },
     },
     // Every code grant gets a refresh token, without the offline_access + prompt=consent dance.
     issueRefreshToken: async (_ctx: unknown, client: any) => client.grantTypeAllowed('refresh_token'),

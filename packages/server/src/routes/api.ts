@@ -6,6 +6,7 @@ import {
   type IdentityStatus,
   type ProviderInput,
   type PutIdentity,
+  type RegisterService,
   type ServiceInput,
   type Tags,
 } from '@everyauth/core';
@@ -184,6 +185,30 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request) => broker.putService({ ...request.body, id: request.params.serviceId }),
+  );
+
+  app.post<{ Body: RegisterService }>(
+    '/v1/services/register',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['services'],
+        summary: 'Create a service by discovery (OIDC, RFC 8414, RFC 9728) and dynamic client registration (RFC 7591)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['serviceId', 'url'],
+          properties: {
+            serviceId: serviceIdParam,
+            url: { type: 'string', maxLength: 2048 },
+            name: { type: 'string', maxLength: 200 },
+            scopes: { type: 'array', items: { type: 'string', maxLength: 200 }, maxItems: 100 },
+          },
+        },
+        response: { 201: service, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await broker.registerService(request.body)),
   );
 
   app.delete<{ Params: { serviceId: string } }>(
