@@ -41,3 +41,6 @@ export {
   type SignedRequest,
 } from './kinds/index.js';
 export type { Kind } from './catalog/kinds.js';
+export { KINDS } from './catalog/kinds.js';
+export { CATEGORIES, type Category } from './catalog/categories.js';
+export { filterProviders, type ProviderFilter } from './catalog/index.js';

@@ -19,7 +19,7 @@ import type {
   Service,
   ServiceInput,
 } from './broker.js';
-import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+import { filterProviders, loadBuiltInCatalog, parseProvider, resolveProviderUrls, type ProviderFilter } from './catalog/index.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { AmbiguousIdentity, AuthorizationFailed, Conflict, EveryAuthError, InvalidInput, NotFound } from './errors.js';
@@ -136,16 +136,16 @@ export class LocalBroker implements Broker {
 
   // ---- providers ----
 
-  async listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
-    const custom = await this.customProviders();
-    const all: ProviderSummary[] = [
-      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false })),
-      ...custom.map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: true })),
-    ];
-    const needle = options.search?.toLowerCase();
-    return all
-      .filter((p) => !needle || p.id.includes(needle) || p.name.toLowerCase().includes(needle))
-      .sort((a, b) => a.id.localeCompare(b.id));
+  async listProviders(filter: ProviderFilter = {}): Promise<ProviderSummary[]> {
+    const custom = new Set(await this.customProviders());
+    return filterProviders([...this.catalog.values(), ...custom], filter).map((p) => ({
+      id: p.id,
+      name: p.name,
+      docs: p.docs,
+      kind: p.kind,
+      ...(p.category ? { category: p.category } : {}),
+      custom: custom.has(p),
+    }));
   }
 
   async getProvider(id: string): Promise<Provider> {

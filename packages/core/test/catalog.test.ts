@@ -537,6 +537,19 @@ describe('docs/providers.md', () => {
     expect(readFileSync(PROVIDERS_DOC, 'utf8')).toBe(renderProvidersDoc(loadBuiltInCatalog()));
   });
 
+  it('groups providers by kind and category, indexes them all, and lists what is not supported yet with the reason', () => {
+    const doc = renderProvidersDoc(loadBuiltInCatalog());
+    for (const p of loadBuiltInCatalog().values()) expect(doc, p.id).toContain(`| \`${p.id}\` |`);
+    expect(doc).toContain('### API keys: ai');
+    expect(doc).toContain('### OAuth 2 authorization code: crm');
+    const apiKeys = doc.slice(doc.indexOf('## API keys'), doc.indexOf('## HTTP Basic'));
+    expect(apiKeys).toContain('(`openai`)');
+    expect(apiKeys).not.toContain('(`mailgun`)'); // a Basic provider
+    const unsupported = doc.slice(doc.indexOf('## Not supported yet'));
+    expect(unsupported).toMatch(/\| \[Contentful\]\(https:\/\/[^)]+\) \| [^|]*implicit grant/);
+    for (const id of ['basecamp', 'withings', 'deezer']) expect(loadBuiltInCatalog().has(id), id).toBe(false);
+  });
+
   it('summarises refresh behaviour', () => {
     expect(refreshSummary(provider('github'))).toBe('no expiry');
     expect(refreshSummary(provider('linkedin'))).toBe('no');

@@ -417,7 +417,8 @@ async function addServiceView(generation) {
   const search = h('input', {
     id: 'catalog-search',
     type: 'search',
-    placeholder: 'Search the catalog: google, asana, github…',
+    // The server ranks matches in id and name before those in scopes and notes (GET /v1/providers, as `provider ls`).
+    placeholder: 'Search the catalog: google, mail, openai, crm…',
     autocomplete: 'off',
   });
   const results = h('ul', { class: 'catalog', id: 'catalog-results' });
@@ -438,7 +439,7 @@ async function addServiceView(generation) {
                 'button',
                 { type: 'button', 'data-provider': p.id, onclick: () => choose(p.id).catch((error) => failed(generation, error)) },
                 h('span', {}, p.name),
-                h('span', { class: 'muted mono' }, p.custom ? `${p.id} · custom` : p.id),
+                h('span', { class: 'muted mono' }, [p.id, p.kind, p.category, p.custom && 'custom'].filter(Boolean).join(' · ')),
               ),
             ),
           )),
