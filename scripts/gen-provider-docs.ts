@@ -109,6 +109,12 @@ export function renderProvidersDoc(catalog: Map<string, Provider>, unsupported: 
       'credential does not expire, "new grant" that EveryAuth repeats the grant before the token expires. API hosts: the only ' +
       'hosts the credential (and a test request) may be sent to.',
     '',
+    "Quirks are data, not code: `scopes.separator` and `scopes.param` (Slack's `user_scope`), `token.path` (a token nested " +
+      "in the response, Slack's `authed_user`; a refresh answered at the top level is read there), `token.scheme` (the " +
+      "Authorization scheme when it is not `Bearer`: Mailchimp's `OAuth`, Zoho's `Zoho-oauthtoken`), `tokenRequest.encoding` " +
+      "(`json` for Square's token body), `clientIdParam` (TikTok's `client_key`), `refreshUrl` (Figma), `clientAuth`, " +
+      '`authorizationParams` and `tokenParams`. `category` sorts providers into the sections below.',
+    '',
     '| Kind | Providers |',
     '| --- | --- |',
     ...KINDS.map((k) => `| [${KIND_TITLES[k]}](#${anchor(KIND_TITLES[k])}) | ${count(k)} |`),
