@@ -15,24 +15,12 @@ import type {
   RegisterService,
   Service,
   ServiceInput,
+  HostedSession,
 } from './broker.js';
 import { withHelpers, type Credential } from './kinds/credential.js';
 import type { ProviderFilter } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
-import {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  ConfigurationError,
-  Conflict,
-  CredentialRefused,
-  DecryptionFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-} from './errors.js';
+import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
 
 export interface RemoteBrokerOptions {
@@ -52,6 +40,8 @@ type Query = Record<string, string | string[] | number | boolean | undefined>;
  * Plain fetch; no state besides the base URL and key.
  */
 export class RemoteBroker implements Broker {
+  /** The server hosts the flow and its callback; the app starts it with createSession. */
+  readonly flowHost = 'broker' as const;
   private readonly base: string;
   private readonly auth: string;
   private readonly timeoutMs: number;
@@ -133,7 +123,7 @@ export class RemoteBroker implements Broker {
    * Server only: a hosted authorization. The link leads to the server, which binds the flow to the
    * user's browser, sends it to the provider and, after the callback, to `finishedUrl`.
    */
-  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<{ url: string; expiresAt: string }> {
+  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<HostedSession> {
     return this.call('POST', '/v1/sessions', { body: input });
   }
 
@@ -235,15 +225,7 @@ export class RemoteBroker implements Broker {
       });
     } catch (err) {
       const timedOut = (err as Error).name === 'TimeoutError';
-      throw new EveryAuthError(
-        'server_unavailable',
-        `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
-        {
-          status: 503,
-          retryable: true,
-          cause: err,
-        },
-      );
+      throw new ServerUnavailable(this.base, timedOut ? 'timeout' : 'unreachable', { cause: err });
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -254,56 +236,8 @@ export class RemoteBroker implements Broker {
       body = undefined;
     }
     if (response.ok) return body as T;
-    throw toTypedError(response.status, body, this.base);
+    throw errorFromJSON(response.status, body, this.base);
   }
-}
-
-/** Rebuilds the server's error JSON into the typed error LocalBroker would have thrown. */
-export function toTypedError(status: number, body: unknown, server = 'the server'): EveryAuthError {
-  const e = (body && typeof body === 'object' ? body : {}) as Record<string, any>;
-  const code = typeof e.error === 'string' ? e.error : `http_${status}`;
-  const message = typeof e.message === 'string' ? e.message : `The EveryAuth server at ${server} answered HTTP ${status}.`;
-  let error: EveryAuthError;
-  switch (e.type) {
-    case 'InvalidInput':
-      error = new InvalidInput(message, e.field);
-      break;
-    case 'ConfigurationError':
-      error = new ConfigurationError(message);
-      break;
-    case 'NotFound':
-      error = new NotFound(e.kind, e.id);
-      break;
-    case 'Conflict':
-      error = new Conflict(message);
-      break;
-    case 'AmbiguousIdentity':
-      error = new AmbiguousIdentity(e.serviceId, e.count);
-      break;
-    case 'DecryptionFailed':
-      error = new DecryptionFailed(message);
-      break;
-    case 'AuthorizationFailed':
-      error = new AuthorizationFailed(code, e.description ?? message, e.context ?? {});
-      break;
-    case 'ReauthorizationRequired':
-      error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined);
-      break;
-    case 'ProviderUnavailable':
-      error = new ProviderUnavailable(e.providerId, '');
-      break;
-    case 'CredentialRefused':
-      error = new CredentialRefused(e.providerId, e.providerMessage ?? '', e.httpStatus ?? 400);
-      break;
-    case 'ProviderError':
-      error = new ProviderError(e.providerId, e.providerError, '');
-      break;
-    default:
-      error = new EveryAuthError(code, message, { status, retryable: e.retryable === true || status === 429 || status === 503 });
-  }
-  // The server's wording, exactly: the typed constructors rebuild most messages but not every detail.
-  error.message = message;
-  return error;
 }
 
 const seg = (value: string) => encodeURIComponent(value);

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { LocalBroker } from '@everyauth/core';
+import { ScheduledLoop, type LocalBroker } from '@everyauth/core';
 import type { Metrics } from './metrics.js';
 
 export interface BackgroundRefreshOptions {
@@ -14,84 +14,46 @@ export interface BackgroundRefreshOptions {
 /**
  * Refreshes tokens ahead of expiry, so idle refresh tokens do not lapse and callers rarely wait.
  * Every replica runs one; they never refresh one identity twice because each refresh goes through
- * the broker's Refresher: a lease claimed on the row at the version read, fenced by that version.
+ * the broker's leased refresh: a lease claimed on the row at the version read, fenced by that version.
  */
 export class BackgroundRefresher {
-  private timer?: NodeJS.Timeout;
-  private round?: Promise<void>;
-  private readonly inflight = new Set<Promise<unknown>>();
-  private stopped = true;
+  private readonly loop: ScheduledLoop;
 
   constructor(
     private readonly broker: LocalBroker,
     private readonly options: BackgroundRefreshOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.loop = new ScheduledLoop({
+      intervalMs: options.intervalMs,
+      // Jitter, so replicas started together do not poll in step.
+      jitter: 0.25,
+      run: () => this.runOnce(),
+      onError: (err) => this.logger.warn({ err: { message: (err as Error).message } }, 'background refresh round failed'),
+    });
+  }
 
   start(): void {
-    this.stopped = false;
-    this.schedule();
+    this.loop.start();
   }
 
-  /** Stops looking and waits for the refreshes in flight, so none is cut off half-way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.round;
-    await Promise.allSettled([...this.inflight]);
+  /** Stops looking and waits for the refresh in flight, so none is cut off half-way. */
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    // Jitter, so replicas started together do not poll in step.
-    const delay = this.options.intervalMs * (0.75 + Math.random() * 0.5);
-    this.timer = setTimeout(() => {
-      this.round = this.runOnce()
-        .then(() => undefined)
-        .catch((err) => this.logger.warn({ err: { message: (err as Error).message } }, 'background refresh round failed'))
-        .finally(() => {
-          this.round = undefined;
-          this.schedule();
-        });
-    }, delay);
-    this.timer.unref();
-  }
-
-  /** One round: the identities expiring soon with a free lease, in random order so replicas spread over them. */
-  async runOnce(): Promise<number> {
-    const store = this.broker.store;
-    const now = Date.now();
-    const due = await store.listExpiring(now + this.options.aheadMs, now, this.options.batch ?? 50);
-    shuffle(due);
-    let started = 0;
-    for (const { id } of due) {
-      if (this.stopped) break;
-      const row = await store.getIdentity(id);
-      // Re-read: another replica may have refreshed it since the list was made; the Refresher is fenced on this version.
-      if (!row || row.status !== 'active' || !this.broker.refresher.needsRefresh(row, this.options.aheadMs)) continue;
-      started++;
-      const run = this.broker.refresher
-        .refresh(row, true)
-        .then(
-          // Whether this replica or another did the refresh shows in the refresh counter (events of this process).
-          () => this.metrics.backgroundRefreshes.inc({ outcome: 'done' }),
-          (err) => {
-            this.metrics.backgroundRefreshes.inc({ outcome: 'failed' });
-            this.logger.warn({ identityId: id, code: (err as { code?: string }).code }, 'background refresh failed');
-          },
-        )
-        .finally(() => this.inflight.delete(run));
-      this.inflight.add(run);
-      await run; // one at a time per replica: the work is spread across replicas, not piled on the provider
-    }
-    return started;
-  }
-}
-
-function shuffle<T>(items: T[]): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
+  /** One round; returns how many refreshes it started. */
+  runOnce(): Promise<number> {
+    return this.broker.refreshExpiring({
+      aheadMs: this.options.aheadMs,
+      limit: this.options.batch,
+      shouldStop: () => this.loop.isStopped,
+      // Whether this replica or another did the refresh shows in the refresh counter (events of this process).
+      onResult: ({ identityId, error }) => {
+        this.metrics.backgroundRefreshes.inc({ outcome: error ? 'failed' : 'done' });
+        if (error) this.logger.warn({ identityId, code: (error as { code?: string }).code }, 'background refresh failed');
+      },
+    });
   }
 }

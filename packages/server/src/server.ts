@@ -2,11 +2,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
-import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
+import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
 import { ApiKeyVerifier } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
-import { handleError } from './errors.js';
+import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
+import { migrateServerTables } from './migrations/index.js';
 import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
@@ -81,6 +82,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const broker = typeof options.broker === 'function' ? options.broker(onEvent) : options.broker;
   const store = options.store ?? broker.store;
   const vault = options.vault ?? broker.vault;
+  await migrateServerTables(store);
   const webhooks = new Webhooks(store, vault, logger, metrics, options.webhooks || {});
   const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
   const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };
@@ -115,11 +117,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       max: limit.max,
       timeWindow: limit.timeWindowMs,
       keyGenerator: (request) => request.apiKey?.id ?? request.ip,
-      errorResponseBuilder: (_request, context) =>
-        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, {
-          status: 429,
-          retryable: true,
-        }),
+      errorResponseBuilder: (_request, context) => new RateLimited(context.max, context.after),
     });
   }
   await app.register(swagger, {
@@ -178,20 +176,16 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
   const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new EveryAuthError(
-      'unauthorized',
-      'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
-      { status: 401 },
-    );
+    throw new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).');
   }
   const verified = await ctx.keys.verify(key);
   if (!verified) {
     reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
-    throw new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
+    throw new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
   if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
-    throw new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
+    throw new Forbidden(access);
   }
 }
 
