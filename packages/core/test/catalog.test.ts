@@ -13,6 +13,7 @@ import {
   parseProvider,
   providerPlaceholders,
   resolveProviderUrls,
+  filterProviders,
   searchProviders,
 } from '../src/catalog/index.js';
 import { ProviderSchema, type Provider, type ProviderInput } from '../src/catalog/schema.js';
@@ -529,6 +530,32 @@ describe('discoverProvider', () => {
     await expect(discoverProvider('Not OK', 'https://idp.example.com')).rejects.toThrowError(InvalidInput);
     await expect(discoverProvider('ok', 'not a url')).rejects.toThrowError(InvalidInput);
     await expect(discoverProvider('ok', 'ftp://idp.example.com')).rejects.toThrowError(InvalidInput);
+  });
+});
+
+describe('filterProviders', () => {
+  const all = () => loadBuiltInCatalog().values();
+
+  it('keeps one kind and one category, then ranks the search as searchProviders does', () => {
+    const mail = filterProviders(all(), { kind: 'api_key', search: 'mail' });
+    expect(mail.every((p) => p.kind === 'api_key')).toBe(true);
+    expect(mail.map((p) => p.id)).toEqual(
+      searchProviders(all(), 'mail')
+        .filter((p) => p.kind === 'api_key')
+        .map((p) => p.id),
+    );
+    expect(mail.map((p) => p.id)).toContain('mailerlite');
+    const ai = filterProviders(all(), { category: 'ai' });
+    expect(ai.length).toBeGreaterThan(20);
+    expect(new Set(ai.map((p) => p.category))).toEqual(new Set(['ai']));
+    expect(filterProviders(all(), { kind: 'jwt', category: 'ai' })).toEqual([]);
+  });
+
+  it('returns everything by id without a filter, and leaves a custom provider without a category out of a category filter', () => {
+    expect(filterProviders(all()).length).toBe(files.length);
+    const custom = parseProvider(minimal, 'test');
+    expect(filterProviders([custom], { kind: 'oauth2' })).toEqual([custom]);
+    expect(filterProviders([custom], { category: 'crm' })).toEqual([]);
   });
 });
 
