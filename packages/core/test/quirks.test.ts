@@ -592,6 +592,18 @@ describe('a non-Bearer authorization scheme (Mailchimp: OAuth, Zoho: Zoho-oautht
     expect(fresh!.headers()).toEqual({ authorization: 'OAuth mc-token-1' });
   });
 
+  it('an imported Mailchimp token gets the same scheme, on the profile request and on API calls', async () => {
+    const mailchimp = await mirror('mailchimp', 'import');
+    shape.on(mailchimp.paths.profile!, (request) =>
+      request.headers.authorization === 'OAuth mc-imported'
+        ? json({ dc: 'us2', accountname: 'Imported Co', user_id: 7, login: { login_email: 'imp@example.test' } })
+        : json({ error: 'invalid_token' }, 401),
+    );
+    const summary = await broker.putIdentity({ serviceId: mailchimp.serviceId, userId: 'imp', tokens: { accessToken: 'mc-imported' } });
+    expect(summary.profile).toEqual({ id: '7', name: 'Imported Co', email: 'imp@example.test' });
+    expect((await broker.getIdentity(mailchimp.serviceId, 'imp'))!.headers()).toEqual({ authorization: 'OAuth mc-imported' });
+  });
+
   it('applies "Zoho-oauthtoken" to requests, also after a refresh', async () => {
     const zoho = await mirror('zoho', 'shape');
     shape.on(
