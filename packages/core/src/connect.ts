@@ -16,6 +16,7 @@ import type { Services } from './services.js';
 import type { IdentityRow, Store } from './store/store.js';
 import * as validate from './validate.js';
 
+/** `putIdentity` and client-credentials first use, for the LocalBroker facade. */
 export class Connect {
   private readonly firstUses = new Map<string, Promise<FreshIdentity | undefined>>();
 

@@ -18,6 +18,7 @@ import { readCookie } from './binding.js';
 const MAX_BODY = 64 * 1024;
 const csrfCookie = (serviceId: string) => `everyauth_form_${serviceId.replace(/[^a-z0-9_]/g, '_')}`;
 
+/** Whose credential the form stores, and where the user goes once it is stored. */
 export interface FormTarget {
   serviceId: string;
   userId: string;

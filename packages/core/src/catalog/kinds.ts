@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 /** Every kind of credential a provider may declare. `oauth2` is the authorization-code flow. */
 export const KINDS = ['oauth2', 'oauth2_client_credentials', 'api_key', 'basic', 'oauth1', 'jwt'] as const;
+/** One of {@link KINDS}. */
 export type Kind = (typeof KINDS)[number];
 
 const fieldName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]*$/, 'letters, digits and _ , starting with a letter');
