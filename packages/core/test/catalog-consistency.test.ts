@@ -22,6 +22,7 @@ const FOREIGN_AUTH_DOMAINS: Record<string, { domains: string[]; why: string }> =
   'adobe-server': { domains: ['adobelogin.com'], why: 'Adobe IMS issues the tokens for the adobe.io APIs' },
   battlenet: { domains: ['battle.net'], why: 'Battle.net accounts, Blizzard game APIs' },
   brex: { domains: ['brex.com'], why: 'sign-in on brex.com, API on brexapis.com' },
+  'constant-contact': { domains: ['constantcontact.com'], why: 'sign-in on constantcontact.com, API on cc.email' },
   deel: { domains: ['deel.com'], why: 'the app on deel.com, the API on letsdeel.com' },
   dropbox: { domains: ['dropbox.com'], why: 'consent on dropbox.com, API on dropboxapi.com' },
   'epic-games': { domains: ['epicgames.com'], why: 'Epic accounts on epicgames.com, Epic Online Services on epicgames.dev' },
