@@ -49,6 +49,13 @@ afterAll(async () => {
 });
 
 describe('identity add --api-key -', () => {
+  it('provider get shows the kind, the API hosts and the form fields', async () => {
+    const shown = await p.run(['provider', 'get', 'keyed']);
+    expect(shown.stdout).toMatch(/kind\s+api_key/);
+    expect(shown.stdout).toContain('apiKey (secret), region (optional)');
+    expect(shown.stdout).toContain(api.origin);
+  });
+
   it('reads the key from standard input, checks it, stores it, and never prints it unless asked', async () => {
     const r = await p.run(['identity', 'add', 'keyed', '--user-id', 'ann', '--api-key', '-', '--field', 'region=eu', '-o', 'json'], {
       input: `${KEY}\n`,

@@ -34,7 +34,7 @@ export class Connect {
     const userId = validate.userId(input.userId);
     const tenantId = input.tenantId === undefined ? '' : validate.tenantId(input.tenantId);
     const tags = validate.tags(input.tags);
-    const ctx = await this.services.context(service);
+    const ctx = await this.services.context(service, tenantId);
     const variables = JSON.parse(service.variables) as Record<string, string>;
     const scopes = this.services.scopes(service, ctx.provider);
     const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes }, this.now);

@@ -4,7 +4,7 @@
  */
 import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
-import { withHelpers, type Credential } from './kinds/credential.js';
+import { CredentialHolder, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow } from './store/store.js';
 
@@ -40,19 +40,36 @@ export function toSummary(row: IdentityRow): IdentitySummary {
 
 /** The row with its opened tokens, as getIdentity returns it: one shape for every kind. */
 export function toFresh(row: IdentityRow, tokens: TokenSet): FreshIdentity {
-  const scheme = tokens.scheme ? { scheme: tokens.scheme } : {};
-  const credential: Credential =
-    tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken, ...scheme } as Credential);
-  return withHelpers({
-    ...(tokens.credential ? {} : { accessToken: tokens.accessToken }),
-    credential,
-    expiresAt: iso(row.expires_at),
-    identityId: row.id,
-    serviceId: row.service_id,
-    userId: row.user_id,
-    tenantId: tenantOf(row),
-    tags: parseObject(row.tags),
-    profile: parseObject(row.profile),
-    native: tokens.native,
-  });
+  return new Fresh(row, tokens);
+}
+
+/** A class rather than a literal: `headers`/`authorize` come from the prototype, at no cost per read. */
+class Fresh extends CredentialHolder implements FreshIdentity {
+  declare accessToken?: string;
+  readonly credential: Credential;
+  readonly expiresAt?: string;
+  readonly identityId: string;
+  readonly serviceId: string;
+  readonly userId: string;
+  readonly tenantId?: string;
+  readonly tags: Record<string, string>;
+  readonly profile: FreshIdentity['profile'];
+  readonly native: Record<string, unknown>;
+
+  constructor(row: IdentityRow, tokens: TokenSet) {
+    super();
+    // The token kinds keep accessToken; an API key, Basic or OAuth 1 credential has none.
+    if (!tokens.credential) this.accessToken = tokens.accessToken;
+    // A non-Bearer scheme (Mailchimp's OAuth, Zoho's Zoho-oauthtoken) travels with the token it applies to.
+    const scheme = tokens.scheme ? { scheme: tokens.scheme } : {};
+    this.credential = tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken, ...scheme } as Credential);
+    this.expiresAt = iso(row.expires_at);
+    this.identityId = row.id;
+    this.serviceId = row.service_id;
+    this.userId = row.user_id;
+    this.tenantId = tenantOf(row);
+    this.tags = parseObject(row.tags);
+    this.profile = parseObject(row.profile);
+    this.native = tokens.native;
+  }
 }

@@ -128,6 +128,10 @@ function providerFields(p: Provider): [string, string | undefined][] {
     ['id', p.id],
     ['name', p.name],
     ['docs', p.docs],
+    ['kind', p.kind],
+    ['api hosts', p.api.baseUrls.join(' ')],
+    // The form a user fills in (api_key, basic, jwt): names, and which are secret.
+    ['fields', p.fields.map((f) => `${f.name}${f.secret ? ' (secret)' : ''}${f.optional ? ' (optional)' : ''}`).join(', ')],
     ['issuer', p.issuer],
     ['authorization', p.authorizationUrl],
     ['token', p.tokenUrl],

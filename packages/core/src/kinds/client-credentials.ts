@@ -1,23 +1,38 @@
 import * as oauth from 'oauth4webapi';
-import { RefreshFailure, classifyProviderFailure, tokenCall, toTokenSet, type ClientContext } from '../oauth/engine.js';
+import { RefreshFailure, classifyProviderFailure, clientContext, tokenCall, toTokenSet, type ClientContext } from '../oauth/engine.js';
 import type { TokenSet } from '../oauth/token-set.js';
 
 /** The user id of a client-credentials identity: the token belongs to the service (per tenant), not a user. */
 export const APP_USER_ID = 'app';
 
+/** A tenant's own client at a provider that issues one per tenant; sealed with that tenant's identity. */
+export interface TenantClient {
+  clientId: string;
+  clientSecret: string;
+}
+
 /**
  * A token for the client itself (RFC 6749 §4.4), through oauth4webapi. Obtained on first use and
  * obtained again before expiry instead of a refresh (§4.4.3: no refresh token is issued), under
- * the same single-flight and lease rules. Throws RefreshFailure, classified like a refresh.
+ * the same single-flight and lease rules. With a tenant's own client, that client asks instead of
+ * the service's. Throws RefreshFailure, classified like a refresh.
  */
-export async function clientCredentialsGrant(ctx: ClientContext, scope: string, now: () => number): Promise<TokenSet> {
+export async function clientCredentialsGrant(
+  serviceCtx: ClientContext,
+  scope: string,
+  now: () => number,
+  tenantClient?: TenantClient,
+): Promise<TokenSet> {
+  const ctx = tenantClient
+    ? clientContext(serviceCtx.provider, tenantClient.clientId, tenantClient.clientSecret, serviceCtx.timeoutMs)
+    : serviceCtx;
   const call = tokenCall(ctx);
   try {
     const parameters = new URLSearchParams(scope ? { scope } : {});
     const response = await oauth.clientCredentialsGrantRequest(ctx.as, ctx.client, ctx.auth, parameters, call.options);
     const result = await oauth.processClientCredentialsResponse(ctx.as, ctx.client, response);
     const tokens = toTokenSet(ctx, result, call.raw(), now());
-    return { ...tokens, refreshToken: undefined, kind: 'oauth2_client_credentials', material: { scope } };
+    return { ...tokens, refreshToken: undefined, kind: 'oauth2_client_credentials', material: { scope, ...tenantClient } };
   } catch (err) {
     throw new RefreshFailure(classifyProviderFailure(err));
   }

@@ -78,21 +78,26 @@ export interface CredentialHelpers {
   authorize(request: Request): Request;
 }
 
-/** Adds `headers` and `authorize` to an identity read from the store or from the server's JSON. */
+/**
+ * The helpers on a prototype, so the token read (a hot path) builds no closures per identity, and
+ * JSON responses and logs of an identity carry its data, never the functions.
+ */
+export abstract class CredentialHolder implements CredentialHelpers {
+  abstract readonly credential: Credential;
+
+  headers(method = 'GET', url?: string): Record<string, string> {
+    return applyCredential(this.credential, method, url).headers;
+  }
+
+  authorize(request: Request): Request {
+    const signed = applyCredential(this.credential, request.method, request.url);
+    const headers = new Headers(request.headers);
+    for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
+    return new Request(signed.url, { method: request.method, headers, body: request.body, duplex: 'half' } as RequestInit);
+  }
+}
+
+/** Adds `headers` and `authorize` to an identity that arrived as plain data (the server's JSON). */
 export function withHelpers<T extends { credential: Credential }>(identity: T): T & CredentialHelpers {
-  const { credential } = identity;
-  const helpers: CredentialHelpers = {
-    headers: (method = 'GET', url) => applyCredential(credential, method, url).headers,
-    authorize(request) {
-      const signed = applyCredential(credential, request.method, request.url);
-      const headers = new Headers(request.headers);
-      for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
-      return new Request(signed.url, { method: request.method, headers, body: request.body, duplex: 'half' } as RequestInit);
-    },
-  };
-  // Not enumerable: JSON responses and logs of an identity carry the data, not the functions.
-  return Object.defineProperties(identity, {
-    headers: { value: helpers.headers, enumerable: false },
-    authorize: { value: helpers.authorize, enumerable: false },
-  }) as T & CredentialHelpers;
+  return Object.assign(Object.create(CredentialHolder.prototype) as CredentialHelpers, identity);
 }

@@ -11,6 +11,10 @@ import { jwtGrant } from './jwt.js';
 export * from './credential.js';
 export { APP_USER_ID, clientCredentialsGrant } from './client-credentials.js';
 
+/** The tenant's own client, when the identity was put with one. */
+const tenantClientOf = (m: Record<string, string> | undefined) =>
+  m?.clientId && m.clientSecret ? { clientId: m.clientId, clientSecret: m.clientSecret } : undefined;
+
 /** Whether the identity can get a new access token without the user: a refresh token, or a grant of its own. */
 export function isRenewable(tokens: TokenSet): boolean {
   return tokens.refreshToken !== undefined || tokens.kind === 'oauth2_client_credentials' || tokens.kind === 'jwt';
@@ -20,7 +24,7 @@ export function isRenewable(tokens: TokenSet): boolean {
 export async function renewTokens(ctx: ClientContext, tokens: TokenSet, now: () => number): Promise<TokenSet> {
   switch (tokens.kind) {
     case 'oauth2_client_credentials':
-      return clientCredentialsGrant(ctx, tokens.material?.scope ?? '', now);
+      return clientCredentialsGrant(ctx, tokens.material?.scope ?? '', now, tenantClientOf(tokens.material));
     case 'jwt':
       return jwtGrant(ctx, tokens.material ?? {}, now);
     default:

@@ -5,6 +5,7 @@ import { RefreshFailure, readProfile, refreshTokenGrant, type ClientContext } fr
 import type { TokenSet } from '../oauth/token-set.js';
 import { placeCredential, testCredential } from './api-key.js';
 import { publicFields, readFields } from './fields.js';
+import { APP_USER_ID, clientCredentialsGrant } from './client-credentials.js';
 import { jwtGrant } from './jwt.js';
 
 /** What a checked credential becomes: the token set to seal and the account's profile. */
@@ -43,14 +44,38 @@ export async function checkCredential(
     }
     case 'oauth2':
       return importTokens(ctx, input, now);
+    case 'oauth2_client_credentials':
+      return tenantClient(ctx, input, service.scopes, now);
     default:
       throw new InvalidInput(
-        provider.kind === 'oauth2_client_credentials'
-          ? `Service "${input.serviceId}" uses client credentials: its token is fetched on first use, nothing is put.`
-          : `Provider "${provider.id}" (kind ${provider.kind}) is connected through its authorization flow, not by putting values.`,
+        `Provider "${provider.id}" (kind ${provider.kind}) is connected through its authorization flow, not by putting values.`,
         'serviceId',
       );
   }
+}
+
+/**
+ * A tenant's own client credentials, where the provider issues a client per tenant: proven by a
+ * first grant, then sealed with the tenant's identity and used for its renewals. Without them the
+ * service's own client serves every tenant on first use, and nothing is put.
+ */
+async function tenantClient(ctx: ClientContext, input: PutIdentity, scopes: string[], now: () => number): Promise<CheckedCredential> {
+  const { clientId, clientSecret, ...rest } = input.fields ?? {};
+  if (!clientId || !clientSecret || Object.keys(rest).length > 0) {
+    throw new InvalidInput(
+      `Service "${input.serviceId}" uses client credentials: its token is fetched on first use; put only a tenant's own client, as fields clientId and clientSecret.`,
+      'fields',
+    );
+  }
+  if (input.userId !== APP_USER_ID) {
+    throw new InvalidInput(
+      `A client-credentials identity belongs to the app: its userId is "${APP_USER_ID}"; name the tenant with tenantId.`,
+      'userId',
+    );
+  }
+  const scope = scopes.join(ctx.provider.scopes.separator);
+  const tokens = await asRefusal(ctx, clientCredentialsGrant(ctx, scope, now, { clientId, clientSecret }));
+  return { tokens, profile: { id: clientId } };
 }
 
 /** Imported OAuth 2 tokens are proven by a refresh when there is a refresh token, else by reading the profile. */

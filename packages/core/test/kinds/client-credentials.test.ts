@@ -9,11 +9,17 @@ const MACHINE = {
   redirect_uris: [],
   grant_types: ['client_credentials'],
 };
+const TENANT_B = {
+  client_id: 'tenant-b',
+  client_secret: 'tenant-b-secret-0123456789',
+  redirect_uris: [],
+  grant_types: ['client_credentials'],
+};
 const TTL = 2;
 
 let server: AuthServer;
 beforeAll(async () => {
-  server = await startAuthServer({ clients: [MACHINE], accessTokenTtl: TTL });
+  server = await startAuthServer({ clients: [MACHINE, TENANT_B], accessTokenTtl: TTL });
 });
 afterAll(() => server?.close());
 
@@ -63,6 +69,34 @@ describe.each(STORES)('oauth2_client_credentials on %s', (kind) => {
     expect(server.tokenRequests.byGrant).toEqual({ client_credentials: 2 });
   });
 
+  it("uses a tenant's own client where one is put, for the first grant and for renewals; a wrong one stores nothing", async () => {
+    const put = await broker.putIdentity({
+      serviceId: 'm2m',
+      userId: 'app',
+      tenantId: 'tenant-b',
+      fields: { clientId: TENANT_B.client_id, clientSecret: TENANT_B.client_secret },
+    });
+    expect(JSON.stringify(put)).not.toContain(TENANT_B.client_secret);
+    const first = await broker.getIdentity('m2m', { tenantId: 'tenant-b' });
+    expect((await server.provider.ClientCredentials.find(first!.accessToken))?.clientId).toBe(TENANT_B.client_id);
+    const renewed = await broker.getIdentity('m2m', { tenantId: 'tenant-b' }, { force: true });
+    expect(renewed!.accessToken).not.toBe(first!.accessToken);
+    expect((await server.provider.ClientCredentials.find(renewed!.accessToken))?.clientId).toBe(TENANT_B.client_id);
+
+    await expect(
+      broker.putIdentity({
+        serviceId: 'm2m',
+        userId: 'app',
+        tenantId: 'tenant-c',
+        fields: { clientId: TENANT_B.client_id, clientSecret: 'wrong' },
+      }),
+    ).rejects.toMatchObject({ code: 'credential_refused' });
+    await expect(
+      broker.putIdentity({ serviceId: 'm2m', userId: 'alice', tenantId: 'tenant-c', fields: { clientId: 'x', clientSecret: 'y' } }),
+    ).rejects.toMatchObject({ field: 'userId' });
+    expect(await broker.findIdentity('m2m', { tenantId: 'tenant-c' })).toBeUndefined();
+  });
+
   it('does not make up user identities, and reports a refused client as a provider error storing nothing', async () => {
     expect(await broker.getIdentity('m2m', 'alice')).toBeUndefined();
     const error = await broker.getIdentity('m2m-wrong', 'app').catch((e: unknown) => e);
@@ -73,8 +107,9 @@ describe.each(STORES)('oauth2_client_credentials on %s', (kind) => {
 
   it('refuses a redirect flow and a put for a client-credentials service', async () => {
     await expect(broker.beginAuthorization({ serviceId: 'm2m', userId: 'x' })).rejects.toMatchObject({ code: 'invalid_input' });
-    await expect(broker.putIdentity({ serviceId: 'm2m', userId: 'x', tokens: { accessToken: 'a' } })).rejects.toMatchObject({
+    await expect(broker.putIdentity({ serviceId: 'm2m', userId: 'app', tokens: { accessToken: 'a' } })).rejects.toMatchObject({
       code: 'invalid_input',
+      field: 'fields',
     });
   });
 });
