@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
-import { ApiKeyVerifier } from './api-keys.js';
+import { ApiKeyVerifier, allows } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
@@ -12,6 +12,7 @@ import { Metrics } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { consoleRoutes } from './console/index.js';
@@ -137,6 +138,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  await app.register(proxyRoutes);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
@@ -184,7 +186,7 @@ async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: 
     throw new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
-  if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
+  if (!allows(verified.scopes, access)) {
     throw new Forbidden(access);
   }
 }
