@@ -144,8 +144,12 @@ export interface PutIdentity {
   tags?: Tags;
   /** The form's values, by the provider's field names. */
   fields?: Record<string, string>;
-  /** OAuth 2 tokens the app already has; with a refresh token, an expired access token is refreshed first. */
-  tokens?: { accessToken?: string; refreshToken?: string; expiresAt?: string; scope?: string };
+  /**
+   * Tokens the app already has. OAuth 2: with a refresh token, it is refreshed first (which proves
+   * it). OAuth 1.0a: `accessToken` is the oauth_token and `tokenSecret` its secret, checked with the
+   * provider's test request.
+   */
+  tokens?: { accessToken?: string; refreshToken?: string; expiresAt?: string; scope?: string; tokenSecret?: string };
 }
 
 export interface AuthorizationStarted {

@@ -37,7 +37,8 @@ export class Connect {
     const ctx = await this.services.context(service, tenantId);
     const variables = JSON.parse(service.variables) as Record<string, string>;
     const scopes = this.services.scopes(service, ctx.provider);
-    const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes }, this.now);
+    const consumer = ctx.provider.kind === 'oauth1' ? this.services.consumer(service, ctx.provider) : undefined;
+    const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes, consumer }, this.now);
     return toSummary(await this.write(service.id, tenantId, userId, tags, tokens, profile));
   }
 

@@ -139,7 +139,8 @@ export class Flow {
       const callback = validate.withQuery(request.redirectUri, { state: request.state });
       const consumer = this.services.consumer(service, ctx.provider);
       const requestToken = await oauth1.requestToken(ctx.provider, consumer, callback, ctx.timeoutMs);
-      return { url: oauth1.authorizationUrl(ctx.provider, requestToken), secrets: { requestToken } };
+      const url = oauth1.authorizationUrl(ctx.provider, requestToken, JSON.parse(service.params));
+      return { url, secrets: { requestToken } };
     }
     const codeVerifier = randomToken();
     const nonce = isOpenIdFlow(ctx.provider, request.scopes) ? randomToken() : undefined;
@@ -153,8 +154,7 @@ export class Flow {
       const secrets = this.credentials.openSession(stateHash, session.secrets);
       const consumer = this.services.consumer(service, ctx.provider);
       const tokens = await oauth1.accessToken(ctx.provider, consumer, secrets.requestToken!, params, ctx.timeoutMs);
-      // Only the access-token response can name the account without a signed API call.
-      return { tokens, profile: ctx.provider.profile?.source === 'token_response' ? await readProfile(ctx, tokens, undefined) : {} };
+      return { tokens, profile: await oauth1.readOAuth1Profile(ctx, tokens, JSON.parse(service.variables)) };
     }
     const validated = validateAuthorizationResponse(ctx, params);
     if (!validated.get('code'))

@@ -183,6 +183,7 @@ export const putIdentityBody = {
         refreshToken: { type: 'string', maxLength: 16384 },
         expiresAt: isoTime,
         scope: { type: 'string', maxLength: 4096 },
+        tokenSecret: { type: 'string', maxLength: 4096 },
       },
     },
   },

@@ -3,7 +3,7 @@ import type { Provider } from '../catalog/schema.js';
 import { CredentialRefused, InvalidInput, ProviderUnavailable } from '../errors.js';
 import { readPath } from '../oauth/token-set.js';
 import { basicAuthorization } from './basic.js';
-import { applyCredential, type PlacedCredential } from './credential.js';
+import { applyCredential, type OAuth1Credential, type PlacedCredential } from './credential.js';
 import { redact } from './fields.js';
 
 const fill = (template: string, fields: Record<string, string>) =>
@@ -32,7 +32,7 @@ export function placeCredential(provider: Provider, fields: Record<string, strin
  */
 export async function testCredential(
   provider: Provider,
-  credential: PlacedCredential,
+  credential: PlacedCredential | OAuth1Credential,
   fields: Record<string, string>,
   timeoutMs: number,
 ): Promise<Profile> {

@@ -1,6 +1,10 @@
+import type { Profile } from '../broker.js';
+import { resolveApiUrls } from '../catalog/index.js';
 import type { Provider } from '../catalog/schema.js';
-import { AuthorizationFailed } from '../errors.js';
+import { AuthorizationFailed, InvalidInput } from '../errors.js';
+import { readProfile, type ClientContext } from '../oauth/engine.js';
 import type { TokenSet } from '../oauth/token-set.js';
+import { testCredential } from './api-key.js';
 import type { OAuth1Credential } from './credential.js';
 import { signOAuth1 } from './oauth1-sign.js';
 
@@ -31,10 +35,13 @@ export async function requestToken(provider: Provider, consumer: Consumer, callb
   return { token, tokenSecret };
 }
 
-/** Step 2 (§2.2): where the user approves the request token. */
-export function authorizationUrl(provider: Provider, requestToken: RequestToken): string {
+/**
+ * Step 2 (§2.2): where the user approves the request token. The catalog's authorizeParams, then
+ * the service's params over them (Trello's scope, expiration, name); oauth_token last, so neither can replace it.
+ */
+export function authorizationUrl(provider: Provider, requestToken: RequestToken, params: Record<string, string> = {}): string {
   const url = new URL(provider.oauth1!.authorizeUrl);
-  for (const [k, v] of Object.entries(provider.oauth1!.authorizeParams)) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries({ ...provider.oauth1!.authorizeParams, ...params })) url.searchParams.set(k, v);
   url.searchParams.set('oauth_token', requestToken.token);
   return url.href;
 }
@@ -77,6 +84,35 @@ export async function accessToken(
   const credential: OAuth1Credential = { type: 'oauth1', ...consumer, token, tokenSecret };
   // Token credentials do not expire in OAuth 1.0a; extras (user_id, screen_name) stay in native.
   return { accessToken: '', tokenType: 'oauth1', expiresAt: null, native: Object.fromEntries(body), kind: 'oauth1', credential };
+}
+
+/**
+ * The account behind token credentials: the provider's declared test request, signed with them
+ * (Trello's /1/members/me), else what the access-token response carried (X's user_id), else nothing.
+ */
+export async function readOAuth1Profile(ctx: ClientContext, tokens: TokenSet, variables: Record<string, string>): Promise<Profile> {
+  if (ctx.provider.test) return testCredential(resolveApiUrls(ctx.provider, variables), tokens.credential!, {}, ctx.timeoutMs);
+  return ctx.provider.profile?.source === 'token_response' ? readProfile(ctx, tokens, undefined) : {};
+}
+
+/** Token credentials the app already holds (moving in); checked by the caller with the provider's test request. */
+export function importedToken(
+  provider: Provider,
+  consumer: Consumer,
+  token: string | undefined,
+  tokenSecret: string | undefined,
+): TokenSet {
+  if (!token || tokenSecret === undefined) {
+    throw new InvalidInput('Importing an OAuth 1.0a identity needs tokens.accessToken (the oauth_token) and tokens.tokenSecret.', 'tokens');
+  }
+  if (!provider.test) {
+    throw new InvalidInput(
+      `Provider "${provider.id}" declares no test request to check OAuth 1.0a tokens with; they cannot be imported.`,
+      'tokens',
+    );
+  }
+  const credential: OAuth1Credential = { type: 'oauth1', ...consumer, token, tokenSecret };
+  return { accessToken: '', tokenType: 'oauth1', expiresAt: null, native: {}, kind: 'oauth1', credential };
 }
 
 async function post(provider: Provider, url: string, authorization: string, timeoutMs: number, refusal: string): Promise<URLSearchParams> {

@@ -7,6 +7,7 @@ import { placeCredential, testCredential } from './api-key.js';
 import { publicFields, readFields } from './fields.js';
 import { APP_USER_ID, clientCredentialsGrant } from './client-credentials.js';
 import { jwtGrant } from './jwt.js';
+import { importedToken, readOAuth1Profile, type Consumer } from './oauth1.js';
 
 /** What a checked credential becomes: the token set to seal and the account's profile. */
 export interface CheckedCredential {
@@ -22,7 +23,7 @@ export interface CheckedCredential {
 export async function checkCredential(
   ctx: ClientContext,
   input: PutIdentity,
-  service: { variables: Record<string, string>; scopes: string[] },
+  service: { variables: Record<string, string>; scopes: string[]; consumer?: Consumer },
   now: () => number,
 ): Promise<CheckedCredential> {
   const { provider } = ctx;
@@ -46,6 +47,10 @@ export async function checkCredential(
       return importTokens(ctx, input, now);
     case 'oauth2_client_credentials':
       return tenantClient(ctx, input, service.scopes, now);
+    case 'oauth1': {
+      const tokens = importedToken(provider, service.consumer!, input.tokens?.accessToken, input.tokens?.tokenSecret);
+      return { tokens, profile: await readOAuth1Profile(ctx, tokens, service.variables) };
+    }
     default:
       throw new InvalidInput(
         `Provider "${provider.id}" (kind ${provider.kind}) is connected through its authorization flow, not by putting values.`,

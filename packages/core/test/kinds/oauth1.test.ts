@@ -46,7 +46,22 @@ describe.each(METHODS)('oauth1 with $method', ({ method, secret, consumer }) => 
       api: { baseUrls: [o] },
       profile: { source: 'token_response', id: 'user_id', name: 'screen_name' },
     });
-    await broker.putService({ id: 'one', providerId: 'one', clientId: consumer.key, clientSecret: secret });
+    await broker.putService({
+      id: 'one',
+      providerId: 'one',
+      clientId: consumer.key,
+      clientSecret: secret,
+      params: { expiration: '30days' },
+    });
+    // Like Trello: the profile comes from a test request signed with the token credentials.
+    const one = await broker.getProvider('one');
+    await broker.putProvider({
+      ...one,
+      id: 'one-api',
+      profile: undefined,
+      test: { method: 'GET', url: `${o}/1/members/me?fields=id`, profile: { id: 'id' } },
+    });
+    await broker.putService({ id: 'one-api', providerId: 'one-api', clientId: consumer.key, clientSecret: secret });
     await broker.putService({
       id: 'wrong',
       providerId: 'one',
@@ -72,6 +87,7 @@ describe.each(METHODS)('oauth1 with $method', ({ method, secret, consumer }) => 
     const started = await broker.beginAuthorization({ serviceId: 'one', userId: 'ann', finishedUrl: '/done' });
     const atProvider = new URL(started.url);
     expect(atProvider.searchParams.get('name')).toBe('EveryAuth test');
+    expect(atProvider.searchParams.get('expiration')).toBe('30days'); // the service's params over the catalog's
     const callback = await approve(started.url);
     expect(callback.searchParams.get('state')).toBe(started.state);
     const done = await broker.completeAuthorization('one', callback.searchParams);
@@ -108,5 +124,37 @@ describe.each(METHODS)('oauth1 with $method', ({ method, secret, consumer }) => 
     const callback = (await approve(started.url)).searchParams;
     callback.set('oauth_token', 'rt_someone_elses');
     await expect(broker.completeAuthorization('one', callback)).rejects.toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('reads the profile with a signed test request, and imports token credentials only once that request accepts them', async () => {
+    const started = await broker.beginAuthorization({ serviceId: 'one-api', userId: 'eve' });
+    const done = await broker.completeAuthorization('one-api', (await approve(started.url)).searchParams);
+    expect(done.identity.profile).toEqual({ id: 'member-1' });
+
+    const held = (await broker.getIdentity('one-api', 'eve'))!.credential;
+    if (held.type !== 'oauth1') throw new Error('expected OAuth 1 credentials');
+    const imported = await broker.putIdentity({
+      serviceId: 'one-api',
+      userId: 'moved-in',
+      tokens: { accessToken: held.token, tokenSecret: held.tokenSecret },
+    });
+    expect(imported.profile).toEqual({ id: 'member-1' });
+    const fresh = await broker.getIdentity('one-api', 'moved-in');
+    expect((await fetch(fresh!.authorize(new Request(`${standIn.origin}/1/members/me`)))).status).toBe(200);
+
+    await expect(
+      // RSA-SHA1 signs without the token secret (RFC 5849 §3.4.3), so a token the provider never issued is the forgery both methods catch.
+      broker.putIdentity({
+        serviceId: 'one-api',
+        userId: 'forged',
+        tokens: { accessToken: 'at_never_issued', tokenSecret: held.tokenSecret },
+      }),
+    ).rejects.toMatchObject({ code: 'credential_refused' });
+    await expect(
+      broker.putIdentity({ serviceId: 'one', userId: 'forged', tokens: { accessToken: 'a', tokenSecret: 'b' } }),
+    ).rejects.toMatchObject({
+      code: 'invalid_input',
+    });
+    expect(await broker.findIdentity('one-api', 'forged')).toBeUndefined();
   });
 });
