@@ -122,7 +122,7 @@ describe('providers', () => {
   it('lists and searches the catalog, as a table or JSON', async () => {
     const table = await p.run(['provider', 'ls', '--search', 'goo']);
     expect(table.code).toBe(0);
-    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+KIND\s+DOCS/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+KIND\s+CATEGORY\s+SOURCE\s+DOCS/);
     expect(table.stdout).toContain('google');
     expect(table.stdout).not.toMatch(ANSI); // not a terminal: no colours
     const all = await p.json(['provider', 'ls']);

@@ -1,3 +1,6 @@
+import type { Category } from './catalog/categories.js';
+import type { ProviderFilter } from './catalog/index.js';
+import type { Kind } from './catalog/kinds.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credential, CredentialHelpers } from './kinds/credential.js';
 
@@ -280,6 +283,9 @@ export interface ProviderSummary {
   name: string;
   custom: boolean;
   docs: string;
+  kind: Kind;
+  /** Absent on custom providers that name none. */
+  category?: Category;
   /** On a built-in alias (Fusebit EveryAuth's `sfdc`, say): the id of the provider it names. */
   aliasOf?: string;
 }
@@ -289,7 +295,8 @@ export interface ProviderSummary {
  * Every method is async so either can stand behind it.
  */
 export interface Broker {
-  listProviders(options?: { search?: string }): Promise<ProviderSummary[]>;
+  /** Built-in and custom providers that pass the filter: kind, category, then a ranked text search. */
+  listProviders(options?: ProviderFilter): Promise<ProviderSummary[]>;
   getProvider(id: string): Promise<Provider>;
   /** Adds or replaces a custom provider, validated against the catalog schema. */
   putProvider(input: ProviderInput): Promise<Provider>;

@@ -44,6 +44,8 @@ interface SealedTokens {
   k?: TokenSet['kind'];
   c?: TokenSet['credential'];
   m?: TokenSet['material'];
+  /** A non-Bearer Authorization scheme (the catalog's token.scheme). */
+  h?: string;
 }
 
 /** Seals and opens the secrets of identities, services and authorization sessions with one vault. */
@@ -61,6 +63,7 @@ export class Credentials {
       k: t.kind,
       c: t.credential,
       m: t.material,
+      h: t.scheme,
     };
     return this.vault.seal(JSON.stringify(sealed), sealedLabel.identity(identityId));
   }
@@ -79,6 +82,7 @@ export class Credentials {
       kind: s.k,
       credential: s.c,
       material: s.m,
+      scheme: s.h,
     };
   }
 

@@ -52,5 +52,8 @@ export {
   type SignedRequest,
 } from './kinds/index.js';
 export type { Kind } from './catalog/kinds.js';
+export { KINDS } from './catalog/kinds.js';
+export { CATEGORIES, type Category } from './catalog/categories.js';
+export { filterProviders, type ProviderFilter } from './catalog/index.js';
 export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
 export type { RetryBudget } from './proxy/retry.js';

@@ -23,6 +23,7 @@ import type {
   Service,
   ServiceInput,
 } from './broker.js';
+import type { ProviderFilter } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { Connect } from './connect.js';
 import { Credentials } from './credentials.js';
@@ -142,8 +143,8 @@ export class LocalBroker implements Broker {
 
   // ---- providers and services ----
 
-  listProviders(options?: { search?: string }): Promise<ProviderSummary[]> {
-    return this.services.listProviders(options);
+  listProviders(filter?: ProviderFilter): Promise<ProviderSummary[]> {
+    return this.services.listProviders(filter);
   }
 
   getProvider(id: string): Promise<Provider> {

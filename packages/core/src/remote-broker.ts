@@ -23,6 +23,7 @@ import type {
   HostedSession,
 } from './broker.js';
 import { withHelpers, type Credential } from './kinds/credential.js';
+import type { ProviderFilter } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
@@ -75,8 +76,8 @@ export class RemoteBroker implements Broker {
 
   // ---- providers ----
 
-  listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
-    return this.call('GET', '/v1/providers', { query: { search: options.search } });
+  listProviders(filter: ProviderFilter = {}): Promise<ProviderSummary[]> {
+    return this.call('GET', '/v1/providers', { query: { search: filter.search, kind: filter.kind, category: filter.category } });
   }
 
   getProvider(id: string): Promise<Provider> {

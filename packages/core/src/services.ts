@@ -5,7 +5,7 @@
  */
 import type { ProviderSummary, RegisterService, Service, ServiceInput } from './broker.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
-import { loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls, type CatalogEntry } from './catalog/index.js';
+import { filterProviders, loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls, type CatalogEntry, type ProviderFilter } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
@@ -38,16 +38,17 @@ export class Services {
 
   // ---- providers ----
 
-  async listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
-    const custom = await this.customProviders();
-    const all: ProviderSummary[] = [
-      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false, aliasOf: p.aliasOf })),
-      ...custom.map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: true })),
-    ];
-    const needle = options.search?.toLowerCase();
-    return all
-      .filter((p) => !needle || p.id.includes(needle) || p.name.toLowerCase().includes(needle))
-      .sort((a, b) => a.id.localeCompare(b.id));
+  async listProviders(filter: ProviderFilter = {}): Promise<ProviderSummary[]> {
+    const custom = new Set(await this.customProviders());
+    return filterProviders([...this.catalog.values(), ...custom], filter).map((p) => ({
+      id: p.id,
+      name: p.name,
+      docs: p.docs,
+      kind: p.kind,
+      ...(p.category ? { category: p.category } : {}),
+      custom: custom.has(p),
+      ...((p as CatalogEntry).aliasOf ? { aliasOf: (p as CatalogEntry).aliasOf } : {}),
+    }));
   }
 
   async getProvider(id: string): Promise<Provider> {

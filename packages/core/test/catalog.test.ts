@@ -13,6 +13,7 @@ import {
   parseProvider,
   providerPlaceholders,
   resolveProviderUrls,
+  filterProviders,
   searchProviders,
 } from '../src/catalog/index.js';
 import { ProviderSchema, type Provider, type ProviderInput } from '../src/catalog/schema.js';
@@ -50,8 +51,8 @@ const minimal: ProviderInput = {
 };
 
 describe('built-in catalog files', () => {
-  it('has at least 60 providers', () => {
-    expect(files.length).toBeGreaterThanOrEqual(60);
+  it('has at least 300 providers', () => {
+    expect(files.length).toBeGreaterThanOrEqual(300);
   });
 
   it.each(files)('%s validates and its id equals the file name', (file) => {
@@ -416,7 +417,7 @@ describe('searchProviders', () => {
 
   it('finds providers by scope and by notes', () => {
     expect(searchProviders(loadBuiltInCatalog(), 'calendar.events').map((p) => p.id)).toContain('google');
-    expect(searchProviders(loadBuiltInCatalog(), 'accessible-resources').map((p) => p.id)).toEqual(['atlassian']);
+    expect(searchProviders(loadBuiltInCatalog(), 'accessible-resources').map((p) => p.id)).toEqual(['atlassian', 'confluence']);
   });
 
   it('returns everything, by id, for empty text, and nothing for no match', () => {
@@ -614,9 +615,48 @@ describe('discoverProvider', () => {
   });
 });
 
+describe('filterProviders', () => {
+  const all = () => loadBuiltInCatalog().values();
+
+  it('keeps one kind and one category, then ranks the search as searchProviders does', () => {
+    const mail = filterProviders(all(), { kind: 'api_key', search: 'mail' });
+    expect(mail.every((p) => p.kind === 'api_key')).toBe(true);
+    expect(mail.map((p) => p.id)).toEqual(
+      searchProviders(all(), 'mail')
+        .filter((p) => p.kind === 'api_key')
+        .map((p) => p.id),
+    );
+    expect(mail.map((p) => p.id)).toContain('mailerlite');
+    const ai = filterProviders(all(), { category: 'ai' });
+    expect(ai.length).toBeGreaterThan(20);
+    expect(new Set(ai.map((p) => p.category))).toEqual(new Set(['ai']));
+    expect(filterProviders(all(), { kind: 'jwt', category: 'ai' })).toEqual([]);
+  });
+
+  it('returns everything by id without a filter, and leaves a custom provider without a category out of a category filter', () => {
+    expect(filterProviders(all()).length).toBe(files.length);
+    const custom = parseProvider(minimal, 'test');
+    expect(filterProviders([custom], { kind: 'oauth2' })).toEqual([custom]);
+    expect(filterProviders([custom], { category: 'crm' })).toEqual([]);
+  });
+});
+
 describe('docs/providers.md', () => {
   it('is up to date with the catalog (npx tsx scripts/gen-provider-docs.ts)', () => {
     expect(readFileSync(PROVIDERS_DOC, 'utf8')).toBe(renderProvidersDoc(loadBuiltInCatalog()));
+  });
+
+  it('groups providers by kind and category, indexes them all, and lists what is not supported yet with the reason', () => {
+    const doc = renderProvidersDoc(loadBuiltInCatalog());
+    for (const p of loadBuiltInCatalog().values()) expect(doc, p.id).toContain(`| \`${p.id}\` |`);
+    expect(doc).toContain('### API keys: ai');
+    expect(doc).toContain('### OAuth 2 authorization code: crm');
+    const apiKeys = doc.slice(doc.indexOf('## API keys'), doc.indexOf('## HTTP Basic'));
+    expect(apiKeys).toContain('(`openai`)');
+    expect(apiKeys).not.toContain('(`mailgun`)'); // a Basic provider
+    const unsupported = doc.slice(doc.indexOf('## Not supported yet'));
+    expect(unsupported).toMatch(/\| \[Contentful\]\(https:\/\/[^)]+\) \| [^|]*implicit grant/);
+    for (const id of ['basecamp', 'withings', 'deezer']) expect(loadBuiltInCatalog().has(id), id).toBe(false);
   });
 
   it('summarises refresh behaviour', () => {

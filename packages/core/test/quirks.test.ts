@@ -551,6 +551,227 @@ describe('authorization parameters and an ID token profile (Google)', () => {
   });
 });
 
+describe('a JSON token request body (Square ObtainToken)', () => {
+  it('sends the code exchange and the refresh as a JSON object with the client credentials in it', async () => {
+    const square = await mirror('square', 'shape');
+    // The grant type is in the JSON body, where `grants` (which reads the form) cannot see it.
+    const byJsonGrant =
+      (code: Handler, refresh: Handler): Handler =>
+      (request) =>
+        (JSON.parse(request.text || '{}') as { grant_type?: string }).grant_type === 'refresh_token' ? refresh(request) : code(request);
+    shape.on(
+      square.paths.token,
+      byJsonGrant(
+        () =>
+          json({
+            access_token: 'EAAA-a0',
+            token_type: 'bearer',
+            expires_at: '2026-12-25T00:00:00Z',
+            merchant_id: 'ML1',
+            refresh_token: 'EQAA-r0',
+            expires_in: 30 * 24 * 3600,
+          }),
+        () =>
+          json({ access_token: 'EAAA-a1', token_type: 'bearer', merchant_id: 'ML1', refresh_token: 'EQAA-r0', expires_in: 30 * 24 * 3600 }),
+      ),
+    );
+    const { done } = await authorize(square.serviceId, 'kim');
+    expect(done.identity.profile).toEqual({ id: 'ML1' });
+    now += 31 * DAY;
+    expect((await broker.getIdentity(square.serviceId, 'kim'))!.accessToken).toBe('EAAA-a1');
+
+    const requests = shape.seen(square.paths.token);
+    expect(requests).toHaveLength(2);
+    for (const request of requests) {
+      expect(request.headers['content-type']).toBe('application/json');
+      expect(request.headers.authorization).toBeUndefined();
+    }
+    const [exchange, refresh] = requests.map((r) => JSON.parse(r.text) as Record<string, string>);
+    expect(exchange).toMatchObject({ grant_type: 'authorization_code', client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
+    expect(exchange!.code).toBeTruthy();
+    expect(exchange!.code_verifier).toBeTruthy();
+    expect(refresh).toMatchObject({
+      grant_type: 'refresh_token',
+      refresh_token: 'EQAA-r0',
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+    });
+  });
+});
+
+describe('a non-Bearer authorization scheme (Mailchimp: OAuth, Zoho: Zoho-oauthtoken)', () => {
+  it('reads the Mailchimp profile with "Authorization: OAuth" and hands out the same header for API calls', async () => {
+    const mailchimp = await mirror('mailchimp', 'shape');
+    shape.on(mailchimp.paths.token, () => json({ access_token: 'mc-token-1', expires_in: 0, scope: null }));
+    shape.on(mailchimp.paths.profile!, (request) =>
+      request.headers.authorization === 'OAuth mc-token-1'
+        ? json({
+            dc: 'us19',
+            accountname: 'Lee Co',
+            user_id: 42,
+            login: { login_email: 'lee@example.test' },
+            api_endpoint: 'https://us19.api.mailchimp.com',
+          })
+        : json({ error: 'invalid_token' }, 401),
+    );
+    const { done } = await authorize(mailchimp.serviceId, 'lee');
+    expect(done.identity.profile).toEqual({ id: '42', name: 'Lee Co', email: 'lee@example.test' });
+    const fresh = await broker.getIdentity(mailchimp.serviceId, 'lee');
+    expect(fresh!.accessToken).toBe('mc-token-1');
+    expect(fresh!.expiresAt).toBeUndefined();
+    expect(fresh!.headers()).toEqual({ authorization: 'OAuth mc-token-1' });
+  });
+
+  it('an imported Mailchimp token gets the same scheme, on the profile request and on API calls', async () => {
+    const mailchimp = await mirror('mailchimp', 'import');
+    shape.on(mailchimp.paths.profile!, (request) =>
+      request.headers.authorization === 'OAuth mc-imported'
+        ? json({ dc: 'us2', accountname: 'Imported Co', user_id: 7, login: { login_email: 'imp@example.test' } })
+        : json({ error: 'invalid_token' }, 401),
+    );
+    const summary = await broker.putIdentity({ serviceId: mailchimp.serviceId, userId: 'imp', tokens: { accessToken: 'mc-imported' } });
+    expect(summary.profile).toEqual({ id: '7', name: 'Imported Co', email: 'imp@example.test' });
+    expect((await broker.getIdentity(mailchimp.serviceId, 'imp'))!.headers()).toEqual({ authorization: 'OAuth mc-imported' });
+  });
+
+  it('applies "Zoho-oauthtoken" to requests, also after a refresh', async () => {
+    const zoho = await mirror('zoho', 'shape');
+    shape.on(
+      zoho.paths.token,
+      grants(
+        () =>
+          json({
+            access_token: '1000.zoho-a0',
+            refresh_token: '1000.zoho-r0',
+            api_domain: 'https://www.zohoapis.com',
+            token_type: 'Bearer',
+            expires_in: 3600,
+          }),
+        () => json({ access_token: '1000.zoho-a1', api_domain: 'https://www.zohoapis.com', token_type: 'Bearer', expires_in: 3600 }),
+      ),
+    );
+    await authorize(zoho.serviceId, 'mo');
+    expect((await broker.getIdentity(zoho.serviceId, 'mo'))!.headers()).toEqual({ authorization: 'Zoho-oauthtoken 1000.zoho-a0' });
+    now += 2 * HOUR;
+    const fresh = await broker.getIdentity(zoho.serviceId, 'mo');
+    expect(fresh!.credential).toMatchObject({ accessToken: '1000.zoho-a1', scheme: 'Zoho-oauthtoken' });
+    const request = fresh!.authorize(new Request('https://www.zohoapis.com/crm/v8/users?type=CurrentUser'));
+    expect(request.headers.get('authorization')).toBe('Zoho-oauthtoken 1000.zoho-a1');
+    expect(shape.seen(zoho.paths.token).map((r) => r.form.get('grant_type'))).toEqual(['authorization_code', 'refresh_token']);
+  });
+});
+
+describe('Slack with token rotation: nested in the code exchange, top level on refresh', () => {
+  it('reads authed_user on the exchange, the top-level pair on each refresh, and sends each new refresh token', async () => {
+    const slack = await mirror('slack-rotating', 'shape');
+    shape.on(
+      slack.paths.token,
+      grants(
+        () =>
+          json({
+            ok: true,
+            app_id: 'A0KRD7HC3',
+            authed_user: {
+              id: 'U1234',
+              scope: 'users:read',
+              access_token: 'xoxe.xoxp-a0',
+              expires_in: 43200,
+              refresh_token: 'xoxe-1-r0',
+              token_type: 'user',
+            },
+            team: { id: 'T9TK3CUKW', name: 'Team' },
+          }),
+        (n) =>
+          json({
+            ok: true,
+            access_token: `xoxe.xoxp-a${n}`,
+            expires_in: 43200,
+            refresh_token: `xoxe-1-r${n}`,
+            token_type: 'user',
+            scope: 'users:read',
+          }),
+      ),
+    );
+    const { done } = await authorize(slack.serviceId, 'nia');
+    expect(done.identity.profile).toEqual({ id: 'U1234' });
+    expect((await broker.getIdentity(slack.serviceId, 'nia'))!.accessToken).toBe('xoxe.xoxp-a0');
+    now += 13 * HOUR;
+    expect((await broker.getIdentity(slack.serviceId, 'nia'))!.accessToken).toBe('xoxe.xoxp-a1');
+    now += 13 * HOUR;
+    const fresh = await broker.getIdentity(slack.serviceId, 'nia');
+    expect(fresh!.accessToken).toBe('xoxe.xoxp-a2');
+    expect(JSON.stringify(fresh!.native)).not.toContain('xoxe-1-r');
+
+    const requests = shape.seen(slack.paths.token);
+    expect(requests.slice(1).map((r) => r.form.get('refresh_token'))).toEqual(['xoxe-1-r0', 'xoxe-1-r1']);
+    for (const request of requests) expectClientSecretPost(request);
+  });
+
+  it('a refresh refused with ok:false and HTTP 200 marks the identity for reauthorization', async () => {
+    const slack = await mirror('slack-rotating', 'refused');
+    shape.on(
+      slack.paths.token,
+      grants(
+        () =>
+          json({
+            ok: true,
+            authed_user: { id: 'U9', access_token: 'xoxe.xoxp-b0', expires_in: 43200, refresh_token: 'xoxe-1-b0', token_type: 'user' },
+          }),
+        () => json({ ok: false, error: 'invalid_grant' }),
+      ),
+    );
+    await authorize(slack.serviceId, 'oz');
+    now += 13 * HOUR;
+    await expect(broker.getIdentity(slack.serviceId, 'oz')).rejects.toBeInstanceOf(ReauthorizationRequired);
+  });
+});
+
+describe("the client id under another name (TikTok's client_key)", () => {
+  it('sends client_key, never client_id, in the authorization request and the token requests', async () => {
+    const tiktok = await mirror('tiktok', 'shape');
+    shape.on(
+      tiktok.paths.token,
+      grants(
+        () =>
+          json({
+            open_id: 'open-1',
+            scope: 'user.info.basic',
+            access_token: 'act.a0',
+            expires_in: 86400,
+            refresh_token: 'rft.r0',
+            refresh_expires_in: 31536000,
+            token_type: 'Bearer',
+          }),
+        () =>
+          json({
+            open_id: 'open-1',
+            scope: 'user.info.basic',
+            access_token: 'act.a1',
+            expires_in: 86400,
+            refresh_token: 'rft.r1',
+            refresh_expires_in: 31536000,
+            token_type: 'Bearer',
+          }),
+      ),
+    );
+    const { url, done } = await authorize(tiktok.serviceId, 'pat');
+    expect(url.searchParams.get('client_key')).toBe(CLIENT_ID);
+    expect(url.searchParams.has('client_id')).toBe(false);
+    expect(url.searchParams.get('scope')).toBe('user.info.basic');
+    expect(done.identity.profile).toEqual({ id: 'open-1' });
+    now += 2 * DAY;
+    expect((await broker.getIdentity(tiktok.serviceId, 'pat'))!.accessToken).toBe('act.a1');
+    const requests = shape.seen(tiktok.paths.token);
+    expect(requests).toHaveLength(2);
+    for (const request of requests) {
+      expect(request.form.get('client_key')).toBe(CLIENT_ID);
+      expect(request.form.has('client_id')).toBe(false);
+      expect(request.form.get('client_secret')).toBe(CLIENT_SECRET);
+    }
+    expect(requests[1]!.form.get('refresh_token')).toBe('rft.r0');
+  });
+});
+
 describe('token responses the engine cannot use', () => {
   it.each([
     ['HTML with HTTP 200', { raw: '<html><body>Sign in</body></html>', contentType: 'text/html' }, 'invalid_response', /HTTP 200/],

@@ -27,7 +27,7 @@ export const errorSchema = {
 
 export const providerSummary = {
   type: 'object',
-  properties: { id: str, name: str, custom: { type: 'boolean' }, docs: str, aliasOf: str },
+  properties: { id: str, name: str, custom: { type: 'boolean' }, docs: str, kind: str, category: str, aliasOf: str },
 } as const;
 
 export const service = {

@@ -229,6 +229,19 @@ describe('injection attempts in filters and tags', () => {
   });
 });
 
+describe('providers', () => {
+  it('filters by kind and category and searches ranked, as the CLI and the console do', async () => {
+    const mail = await json(await t.request('/v1/providers?kind=api_key&search=mail', { key: t.readerKey }));
+    expect(mail.length).toBeGreaterThan(0);
+    expect(mail.every((p: { kind: string }) => p.kind === 'api_key')).toBe(true);
+    expect(mail[0]).toMatchObject({ id: expect.stringContaining('mail'), custom: false, category: expect.any(String) });
+    const ai = await json(await t.request('/v1/providers?category=ai', { key: t.readerKey }));
+    expect(ai.map((p: { id: string }) => p.id)).toEqual(expect.arrayContaining(['openai', 'anthropic', 'mistral']));
+    const bad = await t.request('/v1/providers?kind=apikey', { key: t.readerKey });
+    expect(bad.status).toBe(400);
+  });
+});
+
 describe('OpenAPI', () => {
   it('documents every /v1 route with its schemas', async () => {
     const doc = await json(await t.request('/v1/openapi.json', { key: t.readerKey }));

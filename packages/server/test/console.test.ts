@@ -217,6 +217,15 @@ describe('console, desktop', () => {
     await page.waitForSelector('[data-service="sandbox"]');
     expect(await page.inputValue('#redirect-sandbox')).toBe(`${server.url}/sandbox/callback`);
     await page.click('#add-service');
+    // The picker filters by kind and searches as `provider ls --kind api_key --search mail` does.
+    await page.selectOption('#catalog-kind', 'api_key');
+    await page.fill('#catalog-search', 'mail');
+    await page.waitForSelector('[data-provider="mailerlite"]');
+    const kinds = await page.$$eval('#catalog-results [data-provider] .mono', (spans) => spans.map((s) => s.textContent ?? ''));
+    expect(kinds.length).toBeGreaterThan(0);
+    for (const text of kinds) expect(text).toContain('· api_key');
+    expect(await page.$('[data-provider="mailgun"]')).toBeNull(); // Basic, not api_key
+    await page.selectOption('#catalog-kind', '');
     await page.fill('#catalog-search', 'asana');
     await page.click('[data-provider="asana"]');
     await page.waitForSelector('#service-form');

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { CatalogEntry, ProviderInput } from '@everyauth/core';
-import { NotFound } from '@everyauth/core';
+import type { CatalogEntry, ProviderFilter, ProviderInput } from '@everyauth/core';
+import { CATEGORIES, KINDS, NotFound } from '@everyauth/core';
 import { contextOf, type CliIo } from '../context.js';
 import { UsageError } from '../errors.js';
 
@@ -10,24 +10,32 @@ export function registerProvider(program: Command, io: CliIo): void {
 
   provider
     .command('ls')
-    .description('list providers')
-    .option('-s, --search <text>', 'only providers whose id or name contains this')
-    .action(async (options: { search?: string }, command: Command) => {
+    .description('list providers, filtered by kind and category and searched by id, name, scopes and notes')
+    .option('-s, --search <text>', 'providers matching this text, best matches first')
+    .option('-k, --kind <kind>', `only this credential kind (${KINDS.join(', ')})`)
+    .option('-c, --category <category>', `only this category (${CATEGORIES.join(', ')})`)
+    .action(async (options: { search?: string; kind?: string; category?: string }, command: Command) => {
       const ctx = contextOf(io, command);
-      const providers = await ctx.withCatalog((b) => b.listProviders({ search: options.search }));
+      const filter: ProviderFilter = { search: options.search };
+      if (options.kind !== undefined) filter.kind = oneOf(KINDS, options.kind, '--kind');
+      if (options.category !== undefined) filter.category = oneOf(CATEGORIES, options.category, '--category');
+      const providers = await ctx.withCatalog((b) => b.listProviders(filter));
+      const asked = [options.kind, options.category, options.search && `"${options.search}"`].filter(Boolean).join(', ');
       ctx.out.list(
         providers,
         [
           { header: 'id', value: (p) => p.id },
           { header: 'name', value: (p) => p.name },
+          { header: 'kind', value: (p) => p.kind },
+          { header: 'category', value: (p) => p.category ?? '' },
           {
-            header: 'kind',
+            header: 'source',
             value: (p) => (p.custom ? 'custom' : p.aliasOf ? `alias of ${p.aliasOf}` : 'built-in'),
             style: (text, p) => (p.custom ? ctx.out.color.cyan(text) : text),
           },
           { header: 'docs', value: (p) => p.docs },
         ],
-        { empty: options.search ? `No provider matches "${options.search}".` : 'No providers.' },
+        { empty: asked ? `No provider matches ${asked}.` : 'No providers.' },
       );
     });
 
@@ -151,4 +159,10 @@ function providerFields(p: CatalogEntry): [string, string | undefined][] {
     ],
     ['notes', p.notes],
   ];
+}
+
+/** `value` when it is one of `allowed`; otherwise a usage error that lists them. */
+function oneOf<T extends string>(allowed: readonly T[], value: string, option: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${option} must be one of: ${allowed.join(', ')} (got "${value}").`, 'provider ls');
 }

@@ -2,6 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { InvalidInput } from '../errors.js';
+import type { Category } from './categories.js';
+import type { Kind } from './kinds.js';
 import { ENDPOINT_FIELDS, ProviderSchema, type EndpointField, type Provider } from './schema.js';
 import { placeholders } from './kinds.js';
 
@@ -271,4 +273,23 @@ export function searchProviders(catalog: Map<string, Provider> | Iterable<Provid
     .filter(({ r }) => r >= 0)
     .sort((a, b) => a.r - b.r || byId(a.p, b.p))
     .map(({ p }) => p);
+}
+
+/** What `listProviders` may filter on; every given filter must hold. */
+export interface ProviderFilter {
+  /** Text matched as {@link searchProviders} does: id and name first, then scopes, notes and docs. */
+  search?: string;
+  kind?: Kind;
+  category?: Category;
+}
+
+/**
+ * The providers that pass `filter`: of the given kind and category, then searched and ranked by
+ * {@link searchProviders}. The one filter behind `provider ls`, GET /v1/providers and the console.
+ */
+export function filterProviders(providers: Iterable<Provider>, filter: ProviderFilter = {}): Provider[] {
+  const kept = [...providers].filter(
+    (p) => (!filter.kind || p.kind === filter.kind) && (!filter.category || p.category === filter.category),
+  );
+  return searchProviders(kept, filter.search ?? '');
 }

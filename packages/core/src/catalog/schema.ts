@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CATEGORIES } from './categories.js';
 import { ApplySchema, FieldSchema, JwtSchema, KINDS, OAuth1Schema, TestRequestSchema, placeholders } from './kinds.js';
 
 /** A dotted path into a JSON document, e.g. `authed_user.access_token` or `data.email`. */
@@ -37,6 +38,8 @@ const ProviderObject = z.object({
   name: z.string().min(1),
   /** The provider's own OAuth documentation. */
   docs: z.url(),
+  /** What the provider is for; see categories.ts. Custom providers may leave it out. */
+  category: z.enum(CATEGORIES).optional(),
   /** How a credential is obtained and applied; see docs/kinds.md. */
   kind: z.enum(KINDS).default('oauth2'),
   /** OpenID Connect / RFC 8414 issuer. Used for RFC 9207 `iss` checks and ID token validation. */
@@ -72,6 +75,21 @@ const ProviderObject = z.object({
   authorizationParams: z.record(z.string(), z.string()).default({}),
   /** Extra form parameters on the token requests. */
   tokenParams: z.record(z.string(), z.string()).default({}),
+  /** How the token requests are encoded when it is not RFC 6749's form body. */
+  tokenRequest: z
+    .object({
+      /** `json`: the same parameters as a JSON object (Square's ObtainToken). */
+      encoding: z.enum(['form', 'json']).default('form'),
+    })
+    .prefault({}),
+  /**
+   * The name the provider gives the client identifier in the authorization and token requests when
+   * it is not RFC 6749's `client_id` (TikTok: `client_key`).
+   */
+  clientIdParam: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]*$/)
+    .default('client_id'),
   token: z
     .object({
       /** Where the token set sits in the token response when it is not at the top (Slack: authed_user). */
@@ -84,6 +102,14 @@ const ProviderObject = z.object({
       expires: z.boolean().default(true),
       /** Token type the provider returns, when it is not `bearer` (case-insensitive). */
       type: z.string().default('bearer'),
+      /**
+       * The Authorization scheme API calls (and the profile request) use with the access token, when
+       * it is not RFC 6750's `Bearer`: Mailchimp's `OAuth`, Zoho's `Zoho-oauthtoken`.
+       */
+      scheme: z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9._~+/-]*$/, 'an HTTP auth-scheme token (RFC 9110 §11.1)')
+        .default('Bearer'),
     })
     .prefault({}),
   profile: z

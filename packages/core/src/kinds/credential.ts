@@ -6,6 +6,8 @@ import { signOAuth1 } from './oauth1-sign.js';
 export interface TokenCredential {
   type: 'oauth2' | 'oauth2_client_credentials' | 'jwt';
   accessToken: string;
+  /** The Authorization scheme when it is not RFC 6750's `Bearer` (Mailchimp: `OAuth`, Zoho: `Zoho-oauthtoken`). */
+  scheme?: string;
 }
 
 /** A static credential, already placed: the headers and query parameters every request carries. */
@@ -30,8 +32,10 @@ export interface OAuth1Credential {
 export type Credential = TokenCredential | PlacedCredential | OAuth1Credential;
 
 /** The credential of an opened token set: its own for the placed and signed kinds, else its bearer token. */
-export function credentialOf(tokens: Pick<TokenSet, 'credential' | 'kind' | 'accessToken'>): Credential {
-  return tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as TokenCredential);
+export function credentialOf(tokens: Pick<TokenSet, 'credential' | 'kind' | 'accessToken' | 'scheme'>): Credential {
+  // A non-Bearer scheme (Mailchimp's OAuth, Zoho's Zoho-oauthtoken) travels with the token it applies to.
+  const scheme = tokens.scheme ? { scheme: tokens.scheme } : {};
+  return tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken, ...scheme } as TokenCredential);
 }
 
 /** What to send: the URL (query parameters added) and the headers to add. */
@@ -70,7 +74,7 @@ export function applyCredential(credential: Credential, method: string, url: str
       if (url === undefined) throw new InvalidInput('An OAuth 1.0a signature covers the method and URL: pass the request URL.', 'url');
       return { url, headers: { authorization: signOAuth1(credential, method, url) } };
     default:
-      return { url: url ?? '', headers: { authorization: `Bearer ${credential.accessToken}` } };
+      return { url: url ?? '', headers: { authorization: `${credential.scheme ?? 'Bearer'} ${credential.accessToken}` } };
   }
 }
 

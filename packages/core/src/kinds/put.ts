@@ -97,7 +97,8 @@ async function importTokens(ctx: ClientContext, input: PutIdentity, now: () => n
     const tokens = { ...fresh, refreshToken: fresh.refreshToken ?? given.refreshToken, scope: fresh.scope ?? given.scope };
     return { tokens, profile: await profileOrNothing(ctx, tokens) };
   }
-  const tokens: TokenSet = { accessToken: given.accessToken!, tokenType: 'bearer', expiresAt, scope: given.scope, native: {} };
+  const scheme = ctx.provider.token.scheme === 'Bearer' ? {} : { scheme: ctx.provider.token.scheme };
+  const tokens: TokenSet = { accessToken: given.accessToken!, tokenType: 'bearer', expiresAt, scope: given.scope, native: {}, ...scheme };
   const source = ctx.provider.profile?.source;
   if (source !== 'userinfo' && source !== 'url') {
     throw new InvalidInput(

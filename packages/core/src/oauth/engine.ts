@@ -71,7 +71,7 @@ export async function buildAuthorizationUrl(ctx: ClientContext, request: Authori
   // Extra parameters first, so none of them can replace a protocol parameter set below.
   for (const [k, v] of Object.entries({ ...provider.authorizationParams, ...request.params })) url.searchParams.set(k, v);
   url.searchParams.set('response_type', 'code');
-  url.searchParams.set('client_id', ctx.client.client_id);
+  url.searchParams.set(provider.clientIdParam, ctx.client.client_id);
   url.searchParams.set('redirect_uri', request.redirectUri);
   if (request.scopes.length > 0) url.searchParams.set(provider.scopes.param ?? 'scope', request.scopes.join(provider.scopes.separator));
   url.searchParams.set('state', request.state);
@@ -147,7 +147,8 @@ export function tokenCall(ctx: ClientContext): TokenCall {
     signal: AbortSignal.timeout(ctx.timeoutMs),
     [oauth.allowInsecureRequests]: ctx.allowInsecure,
     [oauth.customFetch]: async (url, init) => {
-      const response = await fetch(url, init);
+      const grant = new URLSearchParams(init.body as URLSearchParams | string).get('grant_type');
+      const response = await fetch(url, encodeTokenRequest(provider, init));
       if (!(response.headers.get('content-type') ?? '').includes('json')) return response;
       const text = await readAtMost(response, MAX_TOKEN_RESPONSE_BYTES);
       if (text === undefined) {
@@ -161,11 +162,30 @@ export function tokenCall(ctx: ClientContext): TokenCall {
         return new Response('not a JSON object', { status: response.status, headers: { 'content-type': 'text/plain' } });
       }
       raw = body;
-      const { status, normalised } = normaliseTokenBody(provider, response.status, body);
+      const { status, normalised } = normaliseTokenBody(provider, response.status, body, grant);
       return new Response(JSON.stringify(normalised), { status, headers: response.headers });
     },
   };
   return { options, raw: () => raw };
+}
+
+/**
+ * The token request as the provider wants it, from oauth4webapi's RFC 6749 form body: the client id
+ * under the provider's own name (TikTok's `client_key`), or the parameters as a JSON object (Square).
+ */
+function encodeTokenRequest(provider: Provider, init: RequestInit): RequestInit {
+  const { clientIdParam, tokenRequest } = provider;
+  if (clientIdParam === 'client_id' && tokenRequest.encoding === 'form') return init;
+  const form = new URLSearchParams(init.body as URLSearchParams | string);
+  const clientId = form.get('client_id');
+  if (clientIdParam !== 'client_id' && clientId !== null) {
+    form.delete('client_id');
+    form.set(clientIdParam, clientId);
+  }
+  if (tokenRequest.encoding === 'form') return { ...init, body: form };
+  const headers = new Headers(init.headers);
+  headers.set('content-type', 'application/json');
+  return { ...init, headers, body: JSON.stringify(Object.fromEntries(form)) };
 }
 
 /**
@@ -198,13 +218,16 @@ function parseJson(text: string): unknown {
   }
 }
 
-function normaliseTokenBody(provider: Provider, status: number, body: Record<string, unknown>) {
+function normaliseTokenBody(provider: Provider, status: number, body: Record<string, unknown>, grant: string | null) {
   if (body.ok === false && typeof body.error === 'string') {
     return { status: status === 200 ? 400 : status, normalised: { error: body.error } };
   }
   if (status !== 200) return { status, normalised: body };
   let tokens: Record<string, unknown> = body;
-  if (provider.token.path) {
+  // Slack nests the user token under authed_user in the code exchange, but answers a refresh of that
+  // token (token rotation) with the new pair at the top level, as its own SDKs read it.
+  const refreshedAtTop = grant === 'refresh_token' && typeof body.access_token === 'string';
+  if (provider.token.path && !refreshedAtTop) {
     const nested = readPath(body, provider.token.path);
     tokens = nested && typeof nested === 'object' ? { ...(nested as Record<string, unknown>) } : {};
   } else {
@@ -213,6 +236,8 @@ function normaliseTokenBody(provider: Provider, status: number, body: Record<str
   if (typeof tokens.token_type !== 'string' || tokens.token_type.toLowerCase() === provider.token.type.toLowerCase()) {
     tokens.token_type = 'bearer';
   }
+  // Mailchimp answers `"scope": null` (and no token_type); RFC 6749 §5.1 makes scope an optional string.
+  if (tokens.scope === null) delete tokens.scope;
   // An ID token from a provider without a known issuer cannot be validated; it stays in `native` only.
   if (!provider.issuer) delete tokens.id_token;
   return { status, normalised: tokens };
@@ -232,6 +257,7 @@ export function toTokenSet(
     tokenType: result.token_type,
     expiresAt: expiresIn !== undefined && ctx.provider.token.expires ? now + expiresIn * 1000 : null,
     scope: typeof result.scope === 'string' ? result.scope : undefined,
+    ...(ctx.provider.token.scheme === 'Bearer' ? {} : { scheme: ctx.provider.token.scheme }),
     native: withoutRefreshTokens(raw ?? result),
   };
 }
@@ -423,7 +449,7 @@ async function fetchJson(ctx: ClientContext, url: string, accessToken: string): 
   let response: Response;
   try {
     response = await fetch(url, {
-      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+      headers: { authorization: `${ctx.provider.token.scheme} ${accessToken}`, accept: 'application/json' },
       signal: AbortSignal.timeout(ctx.timeoutMs),
     });
   } catch (err) {

@@ -10,6 +10,8 @@ export interface TokenSet {
   /** Epoch ms, or null when the provider's tokens do not expire. */
   expiresAt: number | null;
   scope?: string;
+  /** The Authorization scheme for the access token when it is not `Bearer` (the catalog's token.scheme). */
+  scheme?: string;
   /** The provider's token response without refresh tokens. */
   native: Record<string, unknown>;
   /** The credential kind; absent means `oauth2` (rows stored before kinds existed). */

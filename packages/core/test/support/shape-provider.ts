@@ -16,6 +16,8 @@ export interface SeenRequest {
   headers: IncomingHttpHeaders;
   /** The form-encoded body, parsed; empty for other bodies. */
   form: URLSearchParams;
+  /** The body as it came, for the providers that take JSON (Square). */
+  text: string;
 }
 
 export interface Answer {
@@ -94,6 +96,7 @@ export async function startShapeProvider(): Promise<ShapeProvider> {
       query: url.searchParams,
       headers: req.headers,
       form: new URLSearchParams(isForm ? text : ''),
+      text,
     };
     requests.push(seen);
     const handler = handlers.get(url.pathname);

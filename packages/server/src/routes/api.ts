@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
+  CATEGORIES,
+  KINDS,
   NotFound,
   TIMEOUT_HEADER,
   type IdentityFilter,
   type IdentitySelector,
   type IdentityStatus,
+  type ProviderFilter,
   type ProviderInput,
   type PutIdentity,
   type RegisterService,
@@ -77,18 +80,26 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   // ---- providers ----
 
-  app.get<{ Querystring: { search?: string } }>(
+  app.get<{ Querystring: ProviderFilter }>(
     '/v1/providers',
     {
       config: { access: 'tokens:read' },
       schema: {
         tags: ['providers'],
-        summary: 'List providers: the built-in catalog and custom ones',
-        querystring: { type: 'object', additionalProperties: false, properties: { search: { type: 'string', maxLength: 100 } } },
+        summary: 'List providers: the built-in catalog and custom ones, by kind, category and a ranked text search',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            search: { type: 'string', maxLength: 100 },
+            kind: { type: 'string', enum: [...KINDS] },
+            category: { type: 'string', enum: [...CATEGORIES] },
+          },
+        },
         response: { 200: { type: 'array', items: providerSummary }, ...errorResponses },
       },
     },
-    async (request) => broker.listProviders({ search: request.query.search }),
+    async (request) => broker.listProviders(request.query),
   );
 
   app.get<{ Params: { id: string } }>(

@@ -438,15 +438,25 @@ async function addServiceView(generation) {
   const search = h('input', {
     id: 'catalog-search',
     type: 'search',
-    placeholder: 'Search the catalog: google, asana, github…',
+    // The server ranks matches in id and name before those in scopes and notes (GET /v1/providers, as `provider ls`).
+    placeholder: 'Search the catalog: google, mail, openai, crm…',
     autocomplete: 'off',
   });
+  // The credential kinds of the catalog (docs/kinds.md), to narrow the search as `provider ls --kind` does.
+  const kind = h(
+    'select',
+    { id: 'catalog-kind', 'aria-label': 'Kind', onchange: () => find().catch((error) => failed(generation, error)) },
+    h('option', { value: '' }, 'Any kind'),
+    ['oauth2', 'oauth2_client_credentials', 'api_key', 'basic', 'oauth1', 'jwt'].map((k) => h('option', { value: k }, k)),
+  );
   const results = h('ul', { class: 'catalog', id: 'catalog-results' });
   const formHolder = h('div');
   let pending;
 
   async function find() {
-    const providers = await api('GET', `providers?${new URLSearchParams({ search: search.value.trim() })}`);
+    const query = new URLSearchParams({ search: search.value.trim() });
+    if (kind.value) query.set('kind', kind.value);
+    const providers = await api('GET', `providers?${query}`);
     if (generation !== state.generation) return;
     results.replaceChildren(
       ...(providers.length === 0
@@ -459,7 +469,7 @@ async function addServiceView(generation) {
                 'button',
                 { type: 'button', 'data-provider': p.id, onclick: () => choose(p.id).catch((error) => failed(generation, error)) },
                 h('span', {}, p.name),
-                h('span', { class: 'muted mono' }, p.custom ? `${p.id} · custom` : p.id),
+                h('span', { class: 'muted mono' }, [p.id, p.kind, p.category, p.custom && 'custom'].filter(Boolean).join(' · ')),
               ),
             ),
           )),
@@ -481,7 +491,7 @@ async function addServiceView(generation) {
   mount(
     generation,
     h('h1', {}, 'Add a service'),
-    h('div', { class: 'panel' }, h('label', { for: 'catalog-search' }, 'Provider'), search, results),
+    h('div', { class: 'panel' }, h('label', { for: 'catalog-search' }, 'Provider'), search, kind, results),
     formHolder,
   );
   await find();
