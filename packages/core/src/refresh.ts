@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { NotFound, ProviderUnavailable, ReauthorizationRequired } from './errors.js';
 import { randomToken } from './ids.js';
+import { KeyedLimit } from './keyed-limit.js';
 import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow, Store } from './store/store.js';
@@ -15,6 +16,12 @@ export interface RefreshPolicy {
   /** First backoff delay; doubles each attempt, with jitter, capped at maxDelayMs. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /**
+   * Refreshes running at once per provider in this process (a lease is claimed only once a slot
+   * is free, so a queued refresh never lets its lease lapse). Keeps a storm of tokens expiring
+   * together under the provider's rate limits; each replica has its own.
+   */
+  maxConcurrentPerProvider: number;
 }
 
 export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
@@ -23,6 +30,7 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
   attempts: 3,
   baseDelayMs: 200,
   maxDelayMs: 5_000,
+  maxConcurrentPerProvider: 8,
 };
 
 export interface RefreshHooks {
@@ -45,6 +53,7 @@ export class Refresher {
   private readonly inflight = new Map<string, Promise<IdentityRow>>();
   /** Names this process as a lease holder. */
   private readonly owner = randomToken().slice(0, 16);
+  private readonly perProvider: KeyedLimit;
 
   constructor(
     private readonly store: Store,
@@ -52,7 +61,9 @@ export class Refresher {
     private readonly hooks: RefreshHooks,
     private readonly now: () => number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.perProvider = new KeyedLimit(policy.maxConcurrentPerProvider);
+  }
 
   /**
    * Whether the token expires within the margin. A token whose whole lifetime is shorter than the
@@ -87,10 +98,13 @@ export class Refresher {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         return this.fail(row, reauthError(row), true);
       }
-      const now = this.now();
-      if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
-        return this.refreshHoldingLease(row);
-      }
+      const ctx = await this.hooks.context(row);
+      const done = await this.perProvider.run(ctx.provider.id, async () => {
+        const now = this.now();
+        if (!(await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs))) return undefined;
+        return this.refreshHoldingLease(row, ctx);
+      });
+      if (done) return done;
       if (this.now() > giveUpAt) {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
@@ -99,12 +113,10 @@ export class Refresher {
     }
   }
 
-  private async refreshHoldingLease(row: IdentityRow): Promise<IdentityRow> {
+  private async refreshHoldingLease(row: IdentityRow, ctx: ClientContext): Promise<IdentityRow> {
     let tokens: TokenSet;
-    let ctx: ClientContext;
     try {
       tokens = this.hooks.openTokens(row);
-      ctx = await this.hooks.context(row);
     } catch (err) {
       await this.store.releaseLease(row.id, this.owner, this.now());
       throw err;

@@ -7,8 +7,13 @@ export interface BackgroundRefreshOptions {
   intervalMs: number;
   /** Refresh identities whose token expires within this many ms. */
   aheadMs: number;
-  /** Identities taken per round (default 50). */
+  /** Identities taken per round (default 50); a full round is followed by the next at once. */
   batch?: number;
+  /**
+   * Refreshes this replica runs at once (default 4). The broker's per-provider limit
+   * (`refresh.maxConcurrentPerProvider`) still bounds what one provider sees.
+   */
+  concurrency?: number;
 }
 
 /**
@@ -42,50 +47,64 @@ export class BackgroundRefresher {
     await Promise.allSettled([...this.inflight]);
   }
 
-  private schedule(): void {
+  private schedule(full = false): void {
     if (this.stopped) return;
     // Jitter, so replicas started together do not poll in step.
-    const delay = this.options.intervalMs * (0.75 + Math.random() * 0.5);
+    const delay = full ? 0 : this.options.intervalMs * (0.75 + Math.random() * 0.5);
     this.timer = setTimeout(() => {
+      let taken = 0;
       this.round = this.runOnce()
-        .then(() => undefined)
+        .then((n) => void (taken = n))
         .catch((err) => this.logger.warn({ err: { message: (err as Error).message } }, 'background refresh round failed'))
         .finally(() => {
           this.round = undefined;
-          this.schedule();
+          this.schedule(taken >= (this.options.batch ?? 50));
         });
     }, delay);
     this.timer.unref();
   }
 
-  /** One round: the identities expiring soon with a free lease, in random order so replicas spread over them. */
+  /**
+   * One round: the identities expiring soon with a free lease, in random order so replicas spread
+   * over them. Returns how many are fresh now (by this replica or another); when that is a full
+   * batch, more are probably due, and the next round starts at once (not after a failing one,
+   * which would hammer a provider that is down).
+   */
   async runOnce(): Promise<number> {
     const store = this.broker.store;
     const now = Date.now();
     const due = await store.listExpiring(now + this.options.aheadMs, now, this.options.batch ?? 50);
     shuffle(due);
-    let started = 0;
+    const running = new Set<Promise<unknown>>();
+    let done = 0;
     for (const { id } of due) {
       if (this.stopped) break;
+      if (running.size >= (this.options.concurrency ?? 4)) await Promise.race(running);
       const row = await store.getIdentity(id);
       // Re-read: another replica may have refreshed it since the list was made; the Refresher is fenced on this version.
       if (!row || row.status !== 'active' || !this.broker.refresher.needsRefresh(row, this.options.aheadMs)) continue;
-      started++;
       const run = this.broker.refresher
         .refresh(row, true)
         .then(
           // Whether this replica or another did the refresh shows in the refresh counter (events of this process).
-          () => this.metrics.backgroundRefreshes.inc({ outcome: 'done' }),
+          () => {
+            done++;
+            this.metrics.backgroundRefreshes.inc({ outcome: 'done' });
+          },
           (err) => {
             this.metrics.backgroundRefreshes.inc({ outcome: 'failed' });
             this.logger.warn({ identityId: id, code: (err as { code?: string }).code }, 'background refresh failed');
           },
         )
-        .finally(() => this.inflight.delete(run));
+        .finally(() => {
+          this.inflight.delete(run);
+          running.delete(run);
+        });
       this.inflight.add(run);
-      await run; // one at a time per replica: the work is spread across replicas, not piled on the provider
+      running.add(run);
     }
-    return started;
+    await Promise.all(running);
+    return done;
   }
 }
 
