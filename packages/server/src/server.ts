@@ -3,11 +3,12 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
-import { ApiKeyVerifier } from './api-keys.js';
+import { ApiKeyVerifier, type Scope, type VerifiedKey } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { handleError } from './errors.js';
 import { Metrics } from './metrics.js';
+import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
@@ -91,6 +92,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     // Unknown properties fail validation instead of being silently dropped, so a typo gets a clear 400.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     routerOptions: { maxParamLength: 256 },
+    logController: new RequestLog(),
   });
   app.decorate('everyauth', ctx);
   app.decorateRequest('apiKey', undefined);
@@ -100,9 +102,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.`, retryable: false }),
   );
 
-  app.addHook('onRequest', (request, reply, done) => {
-    authenticate(ctx, request, reply).then(() => done(), done);
-  });
+  app.addHook('onRequest', (request, reply, done) => authenticate(ctx, request, reply, done));
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
@@ -171,28 +171,41 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   return app;
 }
 
-async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * Checks the API key and the route's scope. Callback-style: a key the verifier has cached (most
+ * requests) is checked without a promise or a trip through the microtask queue.
+ */
+function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const access: Access = request.routeOptions.config?.access ?? 'admin';
-  if (access === 'public') return;
+  if (access === 'public') return done();
   const header = request.headers.authorization;
   const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new EveryAuthError(
-      'unauthorized',
-      'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
-      { status: 401 },
+    return done(
+      new EveryAuthError(
+        'unauthorized',
+        'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
+        { status: 401 },
+      ),
     );
   }
-  const verified = await ctx.keys.verify(key);
+  const verified = ctx.keys.verify(key);
+  if (verified instanceof Promise) verified.then((v) => done(admit(request, reply, access, v)), done);
+  else done(admit(request, reply, access, verified));
+}
+
+/** The error for a key that is not valid or lacks the route's scope; undefined (and request.apiKey set) when it may go on. */
+function admit(request: FastifyRequest, reply: FastifyReply, access: Scope, verified: VerifiedKey | undefined): Error | undefined {
   if (!verified) {
     reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
-    throw new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
+    return new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
   }
   request.apiKey = verified;
   if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
-    throw new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
+    return new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
   }
+  return undefined;
 }
 
 async function health(store: Store, reply: FastifyReply): Promise<FastifyReply> {
