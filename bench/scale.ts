@@ -1,6 +1,7 @@
 /**
  * 1,000,000 identities in PostgreSQL (BENCH_SCALE_IDENTITIES), seeded with COPY, served by the
- * EveryAuth server in a second process. Each lookup runs, in the same run and at the same
+ * EveryAuth server in a second process (bench/scale-server.mjs, plain JavaScript on the built
+ * packages, so its memory is the server's and not a TypeScript loader's). Each lookup runs, in the same run and at the same
  * concurrency, three ways:
  *   - sql:    the same SQL straight to PostgreSQL through `pg` with a named prepared statement
  *             (and the same decryption, for tokens): the database's floor;
@@ -16,10 +17,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import Fastify from 'fastify';
 import pg from 'pg';
-import { LocalBroker, Vault, createKeyRing, loadVault, openStore } from '@everyauth/core';
-import { createApiKey, startServer } from '@everyauth/server';
+import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
+import { createApiKey } from '@everyauth/server';
 import { copyRows } from './pg-copy.js';
 
 const IDENTITIES = Number(process.env.BENCH_SCALE_IDENTITIES ?? 1_000_000);
@@ -101,58 +101,7 @@ const LOOKUP_LIST: Lookup[] = [
   },
 ];
 
-if (process.argv[2] === '--serve') await serve();
-else await main();
-
-/**
- * The server process: the EveryAuth server, plus a bare Fastify app on another port with the
- * baseline routes and the process's own figures (resident memory, the SQL the server ran).
- */
-async function serve(): Promise<void> {
-  // Every query the server sends, recorded once per text with its first parameters, for EXPLAIN.
-  const seen = new Map<string, unknown[]>();
-  let recording = false;
-  const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [first, second] = args as [string | { text: string; values?: unknown[] }, unknown];
-    const text = typeof first === 'string' ? first : first?.text;
-    const baseline = typeof first === 'object' && (first as { name?: string }).name?.startsWith('raw_');
-    if (recording && !baseline && text && !seen.has(text))
-      seen.set(text, (typeof first === 'string' ? (second as unknown[]) : first.values) ?? []);
-    return query.apply(this, args);
-  } as typeof pg.Client.prototype.query;
-
-  const server = await startServer({
-    port: 0,
-    store: process.env.STORE_URL!,
-    handleSignals: true,
-    sandbox: false,
-    server: { apiKeyRateLimit: false, backgroundRefresh: false, webhooks: false },
-  });
-
-  const vault = await loadVault({ env: process.env });
-  const pool = new pg.Pool({ connectionString: process.env.STORE_URL, max: CONCURRENCY });
-  const bare = Fastify();
-  bare.get<{ Params: { n: string }; Querystring: { a: string } }>('/raw/:n', async (request) => {
-    const lookup = LOOKUP_LIST[Number(request.params.n)]!;
-    const args = JSON.parse(request.query.a) as string[];
-    const { rows } = await pool.query({ name: `raw_${request.params.n}`, text: lookup.sql, values: lookup.params(args) });
-    if (!lookup.decrypt) return rows;
-    return { accessToken: JSON.parse(vault.open(rows[0].tokens, `identity:${rows[0].id}`)).a, identityId: rows[0].id };
-  });
-  let peakRss = 0;
-  const sample = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
-  sample.unref();
-  bare.post<{ Body: { recording: boolean } }>('/bench/recording', async (request) => {
-    recording = request.body.recording;
-    peakRss = 0;
-    return {};
-  });
-  bare.get('/bare', async () => ({ id: 'idn_000000000000', userId: 'user-0' }));
-  bare.get('/bench/stats', async () => ({ rss: process.memoryUsage.rss(), peakRss, queries: [...seen] }));
-  const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
-  console.log(JSON.stringify({ ready: server.url, bare: bareUrl }));
-}
+await main();
 
 async function main(): Promise<void> {
   const dbName = `everyauth_scale_${Date.now().toString(36)}`;
@@ -187,7 +136,7 @@ async function main(): Promise<void> {
     // Warm-up: JIT, connection pools, prepared statements on both sides.
     for (const [n, lookup] of LOOKUP_LIST.entries()) {
       await http(server.url, () => lookup.path(lookup.args()), headers, 200);
-      await http(server.bare, () => `/raw/${n}?a=${encodeURIComponent(JSON.stringify(lookup.args()))}`, {}, 200);
+      await http(server.bare, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {}, 200);
     }
     console.log(`server memory at idle: rss ${mib((await stats()).rss)}`);
     await recording(true);
@@ -196,7 +145,12 @@ async function main(): Promise<void> {
     console.log(`\nbare Fastify route (HTTP alone, no query): ${floor.line}`);
     for (const [n, lookup] of LOOKUP_LIST.entries()) {
       const direct = await direct_(sql, n, lookup, vault);
-      const route = await http(server.bare, () => `/raw/${n}?a=${encodeURIComponent(JSON.stringify(lookup.args()))}`, {}, LOOKUPS);
+      const route = await http(
+        server.bare,
+        () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`,
+        {},
+        LOOKUPS,
+      );
       const served = await http(server.url, () => lookup.path(lookup.args()), headers, LOOKUPS);
       console.log(`\n${lookup.name}`);
       console.log(`  sql (pg, prepared):      ${direct.line}`);
@@ -351,15 +305,18 @@ function spawnServer(url: string, ring: unknown): Promise<{ url: string; bare: s
     const child = spawn(
       process.execPath,
       [
-        ...(process.env.BENCH_PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${ARTIFACTS}`] : []),
-        '--import',
-        'tsx',
-        '--conditions=@everyauth/source',
-        fileURLToPath(import.meta.url),
-        '--serve',
+        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${ARTIFACTS}`] : []),
+        fileURLToPath(new URL('scale-server.mjs', import.meta.url)),
       ],
       {
-        env: { ...process.env, STORE_URL: url, EVERYAUTH_MASTER_KEY: JSON.stringify(ring), EVERYAUTH_LOG_LEVEL: 'info' },
+        env: {
+          ...process.env,
+          STORE_URL: url,
+          EVERYAUTH_MASTER_KEY: JSON.stringify(ring),
+          EVERYAUTH_LOG_LEVEL: 'info',
+          BENCH_BASELINE_SQL: JSON.stringify(LOOKUP_LIST.map((l) => ({ sql: l.sql, decrypt: l.decrypt }))),
+          BENCH_POOL: String(CONCURRENCY),
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
