@@ -4,7 +4,7 @@
  * official `asana` SDK works against it with only `basePath` changed.
  */
 import express, { type Request, type Response } from 'express';
-import { OAuthStandIn, listenOn, type Account, type StandInClient } from './oauth.js';
+import { OAuthStandIn, type Account, type StandInClient } from './oauth.js';
 
 export interface AsanaTask {
   gid: string;
@@ -41,13 +41,14 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
       paths: { authorize: '/-/oauth_authorize', token: '/-/oauth_token', revoke: '/-/oauth_revoke' },
       accessTokenTtlSeconds: 3600,
       sendsIss: false,
-      tokenType: 'bearer',
+      scopes: ['default', 'tasks:read', 'tasks:write', 'projects:read', 'users:read'],
       // Asana issues a refresh token on every code exchange; refreshes do not rotate it.
       issuesRefreshToken: () => true,
-      // Asana's token response carries the user as `data`.
-      tokenResponse: (base, grant) => ({
-        ...base,
-        data: { id: Number(grant.account.id), gid: grant.account.id, name: grant.account.name, email: grant.account.email },
+      // Asana's token response: lower-case token_type, no scope, and the user as `data`.
+      tokenResponse: ({ scope: _scope, ...body }, { account }) => ({
+        ...body,
+        token_type: 'bearer',
+        data: { id: Number(account.id), gid: account.id, name: account.name, email: account.email },
       }),
     },
     options.clients,
@@ -79,8 +80,8 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
         },
       ],
     });
-  api.use((req, res, next) => {
-    const grant = oauth.authenticate(req);
+  api.use(async (req, res, next) => {
+    const grant = await oauth.authenticate(req);
     if (!grant) return errors(res, 401, 'Not Authorized');
     res.locals.account = grant.account;
     res.locals.scope = grant.scope;
@@ -157,7 +158,6 @@ export async function startAsanaStandIn(options: { clients?: StandInClient[]; po
   });
   app.use('/api/1.0', api);
 
-  const listening = await listenOn(app, options.port);
-  oauth.issuer = listening.url;
+  const listening = await oauth.listen(app, options.port);
   return { url: listening.url, oauth, tasks, workspace, close: listening.close };
 }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import express, { type Response } from 'express';
-import { OAuthStandIn, listenOn, type Account, type StandInClient } from './oauth.js';
+import { OAuthStandIn, type Account, type StandInClient } from './oauth.js';
 
 export interface CalendarEvent {
   kind: 'calendar#event';
@@ -58,11 +58,11 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
       accessTokenTtlSeconds: 3599,
       // Google sends iss on the authorization response without advertising it.
       sendsIss: true,
-      tokenType: 'Bearer',
+      scopes: [...CALENDAR_SCOPES, 'https://www.googleapis.com/auth/calendar.readonly'],
       // A refresh token only with access_type=offline, and after the first consent only with prompt=consent.
-      issuesRefreshToken: (grant, first) =>
-        grant.params.access_type === 'offline' && (first || /\bconsent\b/.test(grant.params.prompt ?? '')),
-      tokenResponse: (base, grant) => ({ ...base, scope: grant.scope.map(expandScope).join(' ') }),
+      issuesRefreshToken: (params, first) => params.access_type === 'offline' && (first || /\bconsent\b/.test(String(params.prompt ?? ''))),
+      // Google answers with full scope URLs for the short names it accepts.
+      tokenResponse: (body, { scope }) => ({ ...body, scope: scope.map(expandScope).join(' ') }),
     },
     options.clients,
   );
@@ -81,8 +81,8 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
         status: code === 401 ? 'UNAUTHENTICATED' : code === 403 ? 'PERMISSION_DENIED' : 'NOT_FOUND',
       },
     });
-  const authenticated = (scopes: string[] | undefined) => (req: express.Request, res: Response, next: express.NextFunction) => {
-    const grant = oauth.authenticate(req);
+  const authenticated = (scopes: string[] | undefined) => async (req: express.Request, res: Response, next: express.NextFunction) => {
+    const grant = await oauth.authenticate(req);
     if (!grant)
       return error(
         res,
@@ -154,8 +154,7 @@ export async function startGoogleStandIn(options: { clients?: StandInClient[]; p
     res.json({ sub: account.id, name: account.name, email: account.email, email_verified: true });
   });
 
-  const listening = await listenOn(app, options.port);
-  oauth.issuer = listening.url;
+  const listening = await oauth.listen(app, options.port);
   return { url: listening.url, oauth, calendars, close: listening.close };
 }
 

@@ -74,6 +74,6 @@ export async function connectStandIns(
       clientSecret: DEMO_CLIENT_SECRET,
       scopes: service.scopes,
     });
-    standIn.oauth.addClient({ clientId, clientSecret: DEMO_CLIENT_SECRET, redirectUris: [configured.redirectUrl] });
+    await standIn.oauth.addClient({ clientId, clientSecret: DEMO_CLIENT_SECRET, redirectUris: [configured.redirectUrl] });
   }
 }

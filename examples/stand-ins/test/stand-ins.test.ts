@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import asana from 'asana';
 import { google } from 'googleapis';
+import { authorizeOverHttp } from '@everyauth/oauth-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStandIns, type StandIns } from '../index.js';
 
@@ -9,8 +10,8 @@ const CLIENT = { clientId: 'app', clientSecret: 'secret', redirectUris: ['http:/
 let standIns: StandIns;
 beforeAll(async () => {
   standIns = await startStandIns();
-  standIns.asana.oauth.addClient(CLIENT);
-  standIns.google.oauth.addClient(CLIENT);
+  await standIns.asana.oauth.addClient(CLIENT);
+  await standIns.google.oauth.addClient(CLIENT);
 });
 afterAll(() => standIns?.close());
 
@@ -26,17 +27,12 @@ async function codeFlow(base: string, paths: { authorize: string; token: string 
     code_challenge_method: 'S256',
     ...params,
   };
-  const page = await fetch(`${base}${paths.authorize}?${new URLSearchParams(query)}`);
-  expect(page.status).toBe(200);
-  expect(await page.text()).toContain('id="allow"');
-  const decision = await fetch(`${base}${paths.authorize}`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ ...query, login_email: 'kim@example.com', login_name: 'Kim', decision: 'allow' }),
+  const callback = await authorizeOverHttp(base, `${base}${paths.authorize}?${new URLSearchParams(query)}`, {
+    answer: (page, html) => {
+      expect(html).toContain('id="allow"');
+      return { url: page, form: { login_email: 'kim@example.com', login_name: 'Kim', decision: 'allow' } };
+    },
   });
-  const callback = new URL(decision.headers.get('location')!);
-  expect(callback.searchParams.get('state')).toBe('s1');
   const token = await fetch(`${base}${paths.token}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },

@@ -45,12 +45,14 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     await page.fill('input[name=login_email]', 'pat@example.com');
     await page.fill('input[name=login_name]', 'Pat Example');
     await screenshot(page, 'wllm', '02-asana-consent');
+    // The stand-in answers the authorization request with a redirect to its sign-in page.
+    const googleAuthorization = page.waitForRequest((request) => request.url().startsWith(`${demo.standIns.google.url}/o/oauth2/v2/auth?`));
     await page.click('#allow');
 
     // The tutorial's ensureSession sends the user straight on to the service still missing.
     await page.waitForURL(`${demo.standIns.google.url}/**`);
     expect(await page.locator('h1').innerText()).toBe('Sign in to Google');
-    const consent = new URL(page.url());
+    const consent = new URL((await googleAuthorization).url());
     expect(consent.searchParams.get('access_type')).toBe('offline');
     expect(consent.searchParams.get('prompt')).toBe('consent');
     await page.fill('input[name=login_email]', 'pat@example.com');
@@ -74,7 +76,7 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     expect(calendar).toHaveLength(1);
     expect(calendar[0]).toMatchObject({ summary: DEMO_TASKS[0]!.name, start: { date: DEMO_TASKS[0]!.due_on } });
     // EveryAuth kept a refresh token for Google, which it only gets with access_type=offline and prompt=consent.
-    expect(demo.standIns.google.oauth.refreshTokens.size).toBe(1);
+    expect(demo.standIns.google.oauth.countRefreshTokens()).toBe(1);
     await page.close();
 
     // Later, in the same browser: straight to the tasks, no provider page on the way.

@@ -7,8 +7,10 @@ import {
   loadVault,
   openBroker,
   openStore,
+  readEnv,
   resolveConfig,
   type Broker,
+  type Env,
   type ResolvedConfig,
   type ResolvedEmbedded,
   type Store,
@@ -41,12 +43,15 @@ export interface EmbeddedHandle {
 /** What a command's action gets: its output, its settings, and ways to open the broker or the store. */
 export class Context {
   readonly out: Output;
+  /** The EVERYAUTH_* variables, checked: a command refuses to run with a bad one. */
+  readonly settings: Env;
 
   constructor(
     readonly io: CliIo,
     readonly globals: GlobalOptions,
   ) {
     this.out = new Output(globals.output, io.stdout, io.stderr, io.env);
+    this.settings = readEnv(io.env);
   }
 
   get env(): NodeJS.ProcessEnv {
@@ -55,7 +60,7 @@ export class Context {
 
   /** The config folder: --dir, EVERYAUTH_DIR, or `.everyauth` in the working directory. */
   get dir(): string {
-    return resolve(this.globals.dir ?? this.env.EVERYAUTH_DIR ?? DEFAULT_DIR);
+    return resolve(this.globals.dir ?? this.settings.EVERYAUTH_DIR ?? DEFAULT_DIR);
   }
 
   config(): Promise<ResolvedConfig> {
@@ -64,7 +69,7 @@ export class Context {
 
   /** Logs go to stderr, so they never mix with results on stdout. */
   logger(): Logger {
-    return pino({ name: 'everyauth', level: this.env.EVERYAUTH_LOG_LEVEL ?? 'warn' }, pino.destination({ dest: 2, sync: true }));
+    return pino({ name: 'everyauth', level: this.settings.EVERYAUTH_LOG_LEVEL ?? 'warn' }, pino.destination({ dest: 2, sync: true }));
   }
 
   /** Opens the profile's broker (local or remote), runs `fn`, and closes it whatever happens. */

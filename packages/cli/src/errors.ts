@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { EveryAuthError, NotFound } from '@everyauth/core';
+import { EveryAuthError, NotFound, readEnv } from '@everyauth/core';
 import type { Colors } from './output.js';
 
 export const EXIT_OK = 0;
@@ -61,6 +61,7 @@ export function reportError(error: unknown, stderr: NodeJS.WritableStream, color
     return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   const label = color.red(color.bold('error:'));
+  const debug = debugWanted(env);
   if (error instanceof UsageError) {
     stderr.write(`${label} ${error.message}\n`);
     stderr.write(`Run \`everyauth ${error.command ? `${error.command} ` : ''}--help\` for usage.\n`);
@@ -70,12 +71,21 @@ export function reportError(error: unknown, stderr: NodeJS.WritableStream, color
     stderr.write(`${label} ${error.message}${color.dim(` [${error.code}]`)}\n`);
     const hint = hintFor(error);
     if (hint) stderr.write(`${hint}\n`);
-    if (env.EVERYAUTH_DEBUG && error.stack) stderr.write(`${error.stack}\n`);
+    if (debug && error.stack) stderr.write(`${error.stack}\n`);
     return EXIT_FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
   stderr.write(`${label} ${message}\n`);
-  if (env.EVERYAUTH_DEBUG && error instanceof Error && error.stack) stderr.write(`${error.stack}\n`);
+  if (debug && error instanceof Error && error.stack) stderr.write(`${error.stack}\n`);
   else stderr.write('Set EVERYAUTH_DEBUG=1 to see where it happened.\n');
   return EXIT_FAILURE;
+}
+
+/** EVERYAUTH_DEBUG, read on its own: a bad value there (or elsewhere) must not hide the error being reported. */
+function debugWanted(env: NodeJS.ProcessEnv): boolean {
+  try {
+    return readEnv(env, ['EVERYAUTH_DEBUG']).EVERYAUTH_DEBUG === true;
+  } catch {
+    return false;
+  }
 }

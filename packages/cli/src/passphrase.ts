@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Context } from './context.js';
 import { UsageError } from './errors.js';
 
-export const PASSPHRASE_ENV = 'EVERYAUTH_BUNDLE_PASSPHRASE';
+export const PASSPHRASE_ENV = 'EVERYAUTH_BUNDLE_PASSPHRASE' as const;
 
 /** The bundle passphrase: the first line of --passphrase-file, or EVERYAUTH_BUNDLE_PASSPHRASE. Never a flag value (shell history). */
 export async function bundlePassphrase(ctx: Context, file: string | undefined, command: string): Promise<string> {
@@ -17,7 +17,7 @@ export async function bundlePassphrase(ctx: Context, file: string | undefined, c
     if (line === '') throw new UsageError(`The passphrase file ${file} is empty.`, command);
     return line;
   }
-  const fromEnv = ctx.env[PASSPHRASE_ENV];
+  const fromEnv = ctx.settings[PASSPHRASE_ENV];
   if (fromEnv) return fromEnv;
   throw new UsageError(`A bundle is encrypted with a passphrase: give --passphrase-file <file>, or set ${PASSPHRASE_ENV}.`, command);
 }

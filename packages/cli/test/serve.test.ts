@@ -120,3 +120,18 @@ describe('serve, apikey and a remote profile', () => {
     }
   }, 150_000);
 });
+
+describe('serve with a bad environment variable', () => {
+  it('refuses to start, naming the variable, what is wrong and a good value', async () => {
+    const fresh = newProject();
+    try {
+      const result = await fresh.run(['serve', '--port', '0'], { env: { EVERYAUTH_RATE_LIMIT: 'abc' } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('EVERYAUTH_RATE_LIMIT="abc" is not valid: expected a whole number of requests per minute');
+      expect(result.stderr).toContain('for example EVERYAUTH_RATE_LIMIT=600');
+      expect(result.stderr).not.toContain('listening');
+    } finally {
+      fresh.remove();
+    }
+  });
+});

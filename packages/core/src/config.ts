@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { Broker } from './broker.js';
+import { httpUrl, readEnv, type VariableDoc } from './env.js';
 import { ConfigurationError } from './errors.js';
 import { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
 import { openStore } from './store/index.js';
@@ -10,27 +11,70 @@ import { loadVault } from './vault.js';
 /** The folder `everyauth init` makes, relative to the working directory. */
 export const DEFAULT_DIR = '.everyauth';
 
+const fileField = <T extends z.ZodType>(schema: T, doc: Omit<VariableDoc, 'secret'>) => schema.meta({ ...doc });
+
 const EmbeddedProfile = z.object({
-  mode: z.literal('embedded'),
-  /** SQLite path (relative to the config folder's parent) or a postgres:// URL. */
-  store: z.string().optional(),
-  /** Key ring file, relative like `store`. */
-  keyFile: z.string().optional(),
-  baseUrl: z.string().optional(),
+  mode: fileField(z.literal('embedded'), {
+    description: 'embedded: the broker runs in this process on a local store; remote: it talks to an EveryAuth server.',
+    example: '"embedded"',
+    expected: '"embedded" or "remote"',
+  }),
+  store: fileField(z.string().min(1), {
+    description: "The store: a SQLite path (relative to the config folder's parent) or a postgres:// URL.",
+    example: '".everyauth/everyauth.db"',
+    default: '.everyauth/everyauth.db',
+    expected: 'a SQLite file path or a postgres:// URL',
+  }).optional(),
+  keyFile: fileField(z.string().min(1), {
+    description: 'The key ring file holding the master key, relative like `store`.',
+    example: '".everyauth/master.key"',
+    default: '.everyauth/master.key',
+    expected: 'a file path',
+  }).optional(),
+  baseUrl: fileField(httpUrl, {
+    description: "The app's public URL, which providers redirect back to.",
+    example: '"https://app.example.com"',
+    default: 'http://localhost:3000',
+    expected: 'an absolute http(s) URL',
+  }).optional(),
 });
 const RemoteProfile = z.object({
   mode: z.literal('remote'),
-  server: z.url(),
-  apiKey: z.string().min(1),
+  server: fileField(httpUrl, {
+    description: "A remote profile: the EveryAuth server's URL.",
+    example: '"https://everyauth.internal:4000"',
+    expected: 'an absolute http(s) URL',
+  }),
+  apiKey: fileField(z.string().min(1), {
+    description: 'A remote profile: the API key for the server.',
+    example: '"ea_<id>_<secret>"',
+    expected: 'an API key',
+  }),
 });
 export const Profile = z.discriminatedUnion('mode', [EmbeddedProfile, RemoteProfile]);
 export type Profile = z.infer<typeof Profile>;
 
 export const ConfigFile = z.object({
-  active: z.string().default('default'),
+  active: fileField(z.string().min(1), {
+    description: 'The profile used when none is named (--profile, EVERYAUTH_PROFILE).',
+    example: '"default"',
+    default: 'default',
+    expected: 'a profile name',
+  }).default('default'),
   profiles: z.record(z.string(), Profile).default({}),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;
+
+/** Every config.json field with its documentation (`<name>` is a profile's name), for a reference page. */
+export const configFileFields: ({ path: string } & Omit<VariableDoc, 'secret'>)[] = (
+  [
+    ['active', ConfigFile.shape.active.unwrap()],
+    ...Object.entries({ ...RemoteProfile.shape, ...EmbeddedProfile.shape }).map(([name, schema]) => [
+      `profiles.<name>.${name}`,
+      schema instanceof z.ZodOptional ? schema.unwrap() : schema,
+    ]),
+  ] as [string, z.ZodType][]
+).map(([path, schema]) => ({ path, ...(schema.meta() as unknown as Omit<VariableDoc, 'secret'>) }));
 
 export interface ResolvedEmbedded {
   mode: 'embedded';
@@ -61,15 +105,24 @@ export async function readConfigFile(dir: string): Promise<ConfigFile | undefine
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  let parsed: ConfigFile;
+  let json: unknown;
   try {
-    parsed = ConfigFile.parse(JSON.parse(text));
-  } catch (err) {
-    throw new ConfigurationError(
-      `${path} is not a valid EveryAuth config (${(err as Error).message}); fix it or run \`everyauth init --force\`.`,
-    );
+    json = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the text, which may hold a remote profile's API key.
+    throw new ConfigurationError(`${path} is not valid JSON; fix it or run \`everyauth init --force\`.`);
   }
-  return parsed;
+  const parsed = ConfigFile.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const where = issue.path.join('.') || '(the top level)';
+    const doc = configFileFields.find((f) => f.path.split('.').at(-1) === issue.path.at(-1));
+    return doc ? `${where}: expected ${doc.expected}; for example ${doc.example}` : `${where}: ${issue.message}`;
+  });
+  throw new ConfigurationError(
+    `${path} is not a valid EveryAuth config: ${problems.join('; ')}. Fix it or run \`everyauth init --force\`.`,
+    { cause: { paths: parsed.error.issues.map((i) => i.path.join('.')) } },
+  );
 }
 
 /**
@@ -78,7 +131,7 @@ export async function readConfigFile(dir: string): Promise<ConfigFile | undefine
  * then the active profile of `.everyauth/config.json`, then the embedded defaults.
  */
 export async function resolveConfig(options: ResolveOptions = {}): Promise<ResolvedConfig> {
-  const env = options.env ?? process.env;
+  const env = readEnv(options.env ?? process.env);
   const dir = resolve(options.dir ?? env.EVERYAUTH_DIR ?? DEFAULT_DIR);
   if (env.EVERYAUTH_SERVER_URL) {
     if (!env.EVERYAUTH_API_KEY)

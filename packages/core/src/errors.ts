@@ -1,7 +1,24 @@
 /**
+ * The JSON form of an error, as the server sends it and RemoteBroker reads it: the stable code as
+ * `error`, the message, whether to retry, the class name as `type`, and the class's own fields.
+ */
+export interface ErrorJSON {
+  error: string;
+  message: string;
+  retryable: boolean;
+  type: string;
+  [field: string]: unknown;
+}
+
+/**
  * Every error EveryAuth raises on purpose is an EveryAuthError: a stable `code` for programs, a
  * message that says what was wrong and what to do, and `status` for HTTP front ends. Messages never
  * carry a token or a secret.
+ *
+ * Each subclass declares its code, status and `retryable` in its constructor, its extra fields in
+ * `details()` and how to rebuild itself from JSON in `fromJSON`, and is registered with
+ * `registerError`: the server's error bodies, RemoteBroker's reconstruction and the front ends'
+ * re-exports all derive from that one registry.
  */
 export class EveryAuthError extends Error {
   readonly code: string;
@@ -17,10 +34,68 @@ export class EveryAuthError extends Error {
     this.retryable = options.retryable ?? false;
   }
 
-  toJSON(): Record<string, unknown> {
-    return { error: this.code, message: this.message, retryable: this.retryable };
+  /** The fields beyond code, message and `retryable` that a client needs to rebuild this error. */
+  protected details(): Record<string, unknown> {
+    return {};
+  }
+
+  toJSON(): ErrorJSON {
+    return { error: this.code, message: this.message, retryable: this.retryable, type: this.name, ...this.details() };
+  }
+
+  /** Rebuilds the error from its JSON form; `status` is the HTTP status it came with. */
+  static fromJSON(body: ErrorJSON, status: number): EveryAuthError {
+    return new EveryAuthError(body.error, body.message, { status, retryable: body.retryable });
   }
 }
+
+/** A class in the error registry: its name is the JSON `type`, `fromJSON` rebuilds an instance. */
+export interface ErrorClass {
+  readonly name: string;
+  readonly prototype: EveryAuthError;
+  fromJSON(body: ErrorJSON, status: number): EveryAuthError;
+}
+
+const registry = new Map<string, ErrorClass>();
+
+/**
+ * Adds error classes to the registry, by class name. Core registers its own below; the server
+ * registers its server-only errors (unauthorized, rate limited …) the same way.
+ */
+export function registerError(...classes: ErrorClass[]): void {
+  for (const c of classes) {
+    const known = registry.get(c.name);
+    if (known && known !== c) throw new TypeError(`Two error classes are registered as "${c.name}".`);
+    registry.set(c.name, c);
+  }
+}
+
+/** Every registered error class, by name. */
+export function registeredErrors(): ReadonlyMap<string, ErrorClass> {
+  return registry;
+}
+
+/**
+ * Rebuilds an error's JSON form into the registered class it names, with the sender's exact
+ * message; a body without a known `type` becomes a plain EveryAuthError with its code and status.
+ */
+export function errorFromJSON(status: number, body: unknown, sender = 'the server'): EveryAuthError {
+  const e = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+  const json: ErrorJSON = {
+    ...e,
+    error: typeof e.error === 'string' ? e.error : `http_${status}`,
+    message: typeof e.message === 'string' ? e.message : `The EveryAuth server at ${sender} answered HTTP ${status}.`,
+    retryable: e.retryable === true || status === 429 || status === 503,
+    type: typeof e.type === 'string' ? e.type : 'EveryAuthError',
+  };
+  const cls = registry.get(json.type) ?? EveryAuthError;
+  const error = cls.fromJSON(json, status);
+  // The sender's wording, exactly: the typed constructors rebuild most messages but not every detail.
+  error.message = json.message;
+  return error;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** Bad input from the caller: a malformed id, an unknown option, a filter that cannot be used. */
 export class InvalidInput extends EveryAuthError {
@@ -30,12 +105,24 @@ export class InvalidInput extends EveryAuthError {
   ) {
     super('invalid_input', message, { status: 400 });
   }
+
+  protected override details(): Record<string, unknown> {
+    return this.field ? { field: this.field } : {};
+  }
+
+  static override fromJSON(body: ErrorJSON): InvalidInput {
+    return new InvalidInput(body.message, str(body.field));
+  }
 }
 
 /** Configuration that cannot work: a missing master key, a provider without a client secret. */
 export class ConfigurationError extends EveryAuthError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('configuration_error', message, { status: 500, ...options });
+  }
+
+  static override fromJSON(body: ErrorJSON): ConfigurationError {
+    return new ConfigurationError(body.message);
   }
 }
 
@@ -46,11 +133,23 @@ export class NotFound extends EveryAuthError {
   ) {
     super(`${kind}_not_found`, `No ${kind.replace('_', ' ')} "${id}" exists.`, { status: 404 });
   }
+
+  protected override details(): Record<string, unknown> {
+    return { kind: this.kind, id: this.id };
+  }
+
+  static override fromJSON(body: ErrorJSON): NotFound {
+    return new NotFound(body.kind as NotFound['kind'], String(body.id));
+  }
 }
 
 export class Conflict extends EveryAuthError {
   constructor(message: string) {
     super('conflict', message, { status: 409 });
+  }
+
+  static override fromJSON(body: ErrorJSON): Conflict {
+    return new Conflict(body.message);
   }
 }
 
@@ -66,12 +165,24 @@ export class AmbiguousIdentity extends EveryAuthError {
       { status: 409 },
     );
   }
+
+  protected override details(): Record<string, unknown> {
+    return { serviceId: this.serviceId, count: this.count };
+  }
+
+  static override fromJSON(body: ErrorJSON): AmbiguousIdentity {
+    return new AmbiguousIdentity(String(body.serviceId), Number(body.count));
+  }
 }
 
 /** A value in the vault could not be decrypted: wrong key, unknown key id, or a ciphertext moved to another row. */
 export class DecryptionFailed extends EveryAuthError {
   constructor(message: string) {
     super('decryption_failed', message, { status: 500 });
+  }
+
+  static override fromJSON(body: ErrorJSON): DecryptionFailed {
+    return new DecryptionFailed(body.message);
   }
 }
 
@@ -87,6 +198,15 @@ export class AuthorizationFailed extends EveryAuthError {
     options: { cause?: unknown } = {},
   ) {
     super(error, description, { status: 400, ...options });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { description: this.description, context: this.context };
+  }
+
+  static override fromJSON(body: ErrorJSON): AuthorizationFailed {
+    const context = body.context && typeof body.context === 'object' ? (body.context as AuthorizationFailed['context']) : {};
+    return new AuthorizationFailed(body.error, str(body.description) ?? body.message, context);
   }
 }
 
@@ -111,15 +231,24 @@ export class ReauthorizationRequired extends EveryAuthError {
     );
   }
 
-  override toJSON(): Record<string, unknown> {
+  protected override details(): Record<string, unknown> {
     return {
-      ...super.toJSON(),
       serviceId: this.serviceId,
       identityId: this.identityId,
       userId: this.userId,
       tenantId: this.tenantId,
       authorizeUrl: this.authorizeUrl,
     };
+  }
+
+  static override fromJSON(body: ErrorJSON): ReauthorizationRequired {
+    return new ReauthorizationRequired(
+      String(body.serviceId),
+      String(body.identityId),
+      String(body.userId),
+      str(body.tenantId),
+      str(body.authorizeUrl),
+    );
   }
 }
 
@@ -136,6 +265,14 @@ export class ProviderUnavailable extends EveryAuthError {
       ...options,
     });
   }
+
+  protected override details(): Record<string, unknown> {
+    return { providerId: this.providerId };
+  }
+
+  static override fromJSON(body: ErrorJSON): ProviderUnavailable {
+    return new ProviderUnavailable(String(body.providerId), '');
+  }
 }
 
 /** The provider answered the token request with an error other than invalid_grant, or with a body we cannot use. */
@@ -151,4 +288,57 @@ export class ProviderError extends EveryAuthError {
       ...options,
     });
   }
+
+  protected override details(): Record<string, unknown> {
+    // `error` is the JSON form's code, so the provider's own error code travels as `providerError`.
+    return { providerId: this.providerId, providerError: this.error };
+  }
+
+  static override fromJSON(body: ErrorJSON): ProviderError {
+    return new ProviderError(String(body.providerId), String(body.providerError), '');
+  }
 }
+
+/** A client (RemoteBroker, the CLI) could not reach the EveryAuth server, or it did not answer in time. */
+export class ServerUnavailable extends EveryAuthError {
+  constructor(
+    readonly server: string,
+    readonly reason: 'timeout' | 'unreachable',
+    options: { cause?: unknown } = {},
+  ) {
+    super(
+      'server_unavailable',
+      `The EveryAuth server at ${server} ${reason === 'timeout' ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
+      { status: 503, retryable: true, ...options },
+    );
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { server: this.server, reason: this.reason };
+  }
+
+  static override fromJSON(body: ErrorJSON): ServerUnavailable {
+    return new ServerUnavailable(String(body.server), body.reason === 'timeout' ? 'timeout' : 'unreachable');
+  }
+}
+
+/**
+ * Core's errors, by name: the registry's first entries, and what front ends re-export
+ * (`export * from` a module that re-exports this object's members keeps one list).
+ */
+export const coreErrors = {
+  EveryAuthError,
+  InvalidInput,
+  ConfigurationError,
+  NotFound,
+  Conflict,
+  AmbiguousIdentity,
+  DecryptionFailed,
+  AuthorizationFailed,
+  ReauthorizationRequired,
+  ProviderUnavailable,
+  ProviderError,
+  ServerUnavailable,
+} as const;
+
+registerError(...Object.values(coreErrors));

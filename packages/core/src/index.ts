@@ -11,8 +11,10 @@ export { openSqliteStore } from './store/sqlite.js';
 export * from './vault.js';
 export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256 } from './ids.js';
 export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';
+export { EnvSchema, configVariables, readEnv, type Env, type EnvVariable, type VariableDoc } from './env.js';
 export {
   ConfigFile,
+  configFileFields,
   DEFAULT_DIR,
   openBroker,
   readConfigFile,

@@ -15,19 +15,7 @@ import type {
   ServiceInput,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
-import {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  ConfigurationError,
-  Conflict,
-  DecryptionFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-} from './errors.js';
+import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
 
 export interface RemoteBrokerOptions {
@@ -216,15 +204,7 @@ export class RemoteBroker implements Broker {
       });
     } catch (err) {
       const timedOut = (err as Error).name === 'TimeoutError';
-      throw new EveryAuthError(
-        'server_unavailable',
-        `The EveryAuth server at ${this.base} ${timedOut ? 'did not answer in time' : 'cannot be reached'}; try again later.`,
-        {
-          status: 503,
-          retryable: true,
-          cause: err,
-        },
-      );
+      throw new ServerUnavailable(this.base, timedOut ? 'timeout' : 'unreachable', { cause: err });
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -235,53 +215,8 @@ export class RemoteBroker implements Broker {
       body = undefined;
     }
     if (response.ok) return body as T;
-    throw toTypedError(response.status, body, this.base);
+    throw errorFromJSON(response.status, body, this.base);
   }
-}
-
-/** Rebuilds the server's error JSON into the typed error LocalBroker would have thrown. */
-export function toTypedError(status: number, body: unknown, server = 'the server'): EveryAuthError {
-  const e = (body && typeof body === 'object' ? body : {}) as Record<string, any>;
-  const code = typeof e.error === 'string' ? e.error : `http_${status}`;
-  const message = typeof e.message === 'string' ? e.message : `The EveryAuth server at ${server} answered HTTP ${status}.`;
-  let error: EveryAuthError;
-  switch (e.type) {
-    case 'InvalidInput':
-      error = new InvalidInput(message, e.field);
-      break;
-    case 'ConfigurationError':
-      error = new ConfigurationError(message);
-      break;
-    case 'NotFound':
-      error = new NotFound(e.kind, e.id);
-      break;
-    case 'Conflict':
-      error = new Conflict(message);
-      break;
-    case 'AmbiguousIdentity':
-      error = new AmbiguousIdentity(e.serviceId, e.count);
-      break;
-    case 'DecryptionFailed':
-      error = new DecryptionFailed(message);
-      break;
-    case 'AuthorizationFailed':
-      error = new AuthorizationFailed(code, e.description ?? message, e.context ?? {});
-      break;
-    case 'ReauthorizationRequired':
-      error = new ReauthorizationRequired(e.serviceId, e.identityId, e.userId, e.tenantId ?? undefined, e.authorizeUrl ?? undefined);
-      break;
-    case 'ProviderUnavailable':
-      error = new ProviderUnavailable(e.providerId, '');
-      break;
-    case 'ProviderError':
-      error = new ProviderError(e.providerId, e.providerError, '');
-      break;
-    default:
-      error = new EveryAuthError(code, message, { status, retryable: e.retryable === true || status === 429 || status === 503 });
-  }
-  // The server's wording, exactly: the typed constructors rebuild most messages but not every detail.
-  error.message = message;
-  return error;
 }
 
 const seg = (value: string) => encodeURIComponent(value);

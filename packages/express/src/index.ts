@@ -1,34 +1,10 @@
 import { createEveryAuth, type EveryAuth } from './everyauth.js';
-import {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  ConfigurationError,
-  Conflict,
-  DecryptionFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-} from '@everyauth/core';
+import { coreErrors } from '@everyauth/core/errors';
 
 export { EveryAuth, createEveryAuth, type EveryAuthConfig, type PageOptions } from './everyauth.js';
 export type { AuthorizeOptions, AuthorizeRequest, AuthorizeRouter } from './authorize.js';
 export { bindingCookieName } from './binding.js';
-export {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  ConfigurationError,
-  Conflict,
-  DecryptionFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-};
+export * from '@everyauth/core/errors';
 export type { Broker, FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, Page, Tags } from '@everyauth/core';
 
 /** The instance apps use: `import everyauth from '@everyauth/express'`. */
@@ -43,18 +19,6 @@ export const deleteIdentity = instance.deleteIdentity.bind(instance);
 export const deleteIdentities = instance.deleteIdentities.bind(instance);
 export const close = instance.close.bind(instance);
 
-const everyauth = Object.assign(instance, {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  ConfigurationError,
-  Conflict,
-  DecryptionFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-});
+const everyauth = Object.assign(instance, coreErrors);
 
 export default everyauth;

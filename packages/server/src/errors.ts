@@ -1,30 +1,75 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  AmbiguousIdentity,
-  AuthorizationFailed,
-  EveryAuthError,
-  InvalidInput,
-  NotFound,
-  ProviderError,
-  ProviderUnavailable,
-  ReauthorizationRequired,
-} from '@everyauth/core';
+import { EveryAuthError, InvalidInput, registerError, type ErrorJSON } from '@everyauth/core';
 
-/**
- * The error JSON of every route: the typed error's own JSON, its class name as `type`, and the
- * fields RemoteBroker needs to rebuild the same typed error on the other side.
- */
-export function errorBody(err: EveryAuthError): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...err.toJSON(), type: err.name };
-  if (err instanceof InvalidInput && err.field) body.field = err.field;
-  if (err instanceof NotFound) Object.assign(body, { kind: err.kind, id: err.id });
-  if (err instanceof AmbiguousIdentity) Object.assign(body, { serviceId: err.serviceId, count: err.count });
-  if (err instanceof ProviderUnavailable) body.providerId = err.providerId;
-  if (err instanceof ProviderError) Object.assign(body, { providerId: err.providerId, providerError: err.error });
-  if (err instanceof AuthorizationFailed) Object.assign(body, { description: err.description, context: err.context });
-  if (err instanceof ReauthorizationRequired) Object.assign(body, err.toJSON());
-  return body;
+/** The request carries no API key, or one that is malformed, unknown or deleted. */
+export class Unauthorized extends EveryAuthError {
+  constructor(message: string) {
+    super('unauthorized', message, { status: 401 });
+  }
+
+  static override fromJSON(body: ErrorJSON): Unauthorized {
+    return new Unauthorized(body.message);
+  }
 }
+
+/** The API key is valid but lacks the scope the route needs. */
+export class Forbidden extends EveryAuthError {
+  constructor(readonly scope: string) {
+    super('forbidden', `This API key lacks the "${scope}" scope this route needs.`, { status: 403 });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { scope: this.scope };
+  }
+
+  static override fromJSON(body: ErrorJSON): Forbidden {
+    return new Forbidden(String(body.scope));
+  }
+}
+
+/** The API key made more requests than the rate limit allows in its window; retry after it. */
+export class RateLimited extends EveryAuthError {
+  constructor(
+    readonly limit: number,
+    readonly window: string,
+  ) {
+    super('rate_limited', `This API key made more than ${limit} requests in ${window}; slow down.`, { status: 429, retryable: true });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { limit: this.limit, window: this.window };
+  }
+
+  static override fromJSON(body: ErrorJSON): RateLimited {
+    return new RateLimited(Number(body.limit), String(body.window));
+  }
+}
+
+/** No webhook has the id. */
+export class WebhookNotFound extends EveryAuthError {
+  constructor(readonly id: string) {
+    super('webhook_not_found', `No webhook "${id}" exists.`, { status: 404 });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { id: this.id };
+  }
+
+  static override fromJSON(body: ErrorJSON): WebhookNotFound {
+    return new WebhookNotFound(String(body.id));
+  }
+}
+
+registerError(Unauthorized, Forbidden, RateLimited, WebhookNotFound);
+
+/** The error JSON of every route: the typed error's own JSON form (see the registry in core's errors.ts). */
+export function errorBody(err: EveryAuthError): ErrorJSON {
+  return err.toJSON();
+}
+
+/** A request the server refuses before any route runs (body too large, not JSON …), in the same JSON form. */
+const refused = (code: string, status: number, message: string, retryable = false) =>
+  new EveryAuthError(code, message, { status, retryable });
 
 /** Turns whatever a route threw into a clear 4xx or a logged 5xx that reveals nothing. */
 export function handleError(error: FastifyError | EveryAuthError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -44,50 +89,54 @@ export function handleError(error: FastifyError | EveryAuthError | Error, reques
       : params.additionalProperty
         ? `${where} has an unknown property "${String(params.additionalProperty)}"`
         : `${where} ${first.message}`;
-    return reply.code(400).send({ error: 'invalid_input', message, field, type: 'InvalidInput', retryable: false });
+    return reply.code(400).send(errorBody(new InvalidInput(message, field)));
   }
-  switch (fe.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return reply
-        .code(413)
-        .send({ error: 'payload_too_large', message: 'The request body is larger than this server accepts.', retryable: false });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return reply
-        .code(415)
-        .send({ error: 'unsupported_media_type', message: 'Send request bodies as application/json.', retryable: false });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return reply
-        .code(400)
-        .send({ error: 'invalid_json', message: 'The body is empty but its content-type says JSON.', retryable: false });
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return reply.code(400).send({ error: 'invalid_json', message: 'The body is not valid JSON.', retryable: false });
-    default:
-  }
+  const rejection = requestRejection(fe);
+  if (rejection) return reply.code(rejection.status).send(errorBody(rejection));
   if (isStoreUnavailable(error)) {
     request.log.warn({ code: (error as { code?: string }).code }, 'store unavailable');
-    return reply.code(503).send({ error: 'store_unavailable', message: 'The store is unavailable; try again shortly.', retryable: true });
-  }
-  if (error instanceof SyntaxError || (fe.statusCode === 400 && /JSON/i.test(fe.message))) {
-    return reply.code(400).send({ error: 'invalid_json', message: 'The body is not valid JSON.', retryable: false });
-  }
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return reply.code(fe.statusCode).send({ error: fe.code ?? 'bad_request', message: fe.message, retryable: false });
+    return reply.code(503).send(errorBody(refused('store_unavailable', 503, 'The store is unavailable; try again shortly.', true)));
   }
   request.log.error({ err: error }, 'unexpected error');
-  return reply
-    .code(500)
-    .send({ error: 'internal_error', message: 'The server failed to handle the request; see its logs.', retryable: true });
+  const internal = refused('internal_error', 500, 'The server failed to handle the request; see its logs.', true);
+  return reply.code(500).send(errorBody(internal));
+}
+
+/** Fastify's own refusals of a request, by their code (never their message). */
+function requestRejection(fe: FastifyError): EveryAuthError | undefined {
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return refused('payload_too_large', 413, 'The request body is larger than this server accepts.');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return refused('unsupported_media_type', 415, 'Send request bodies as application/json.');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return refused('invalid_json', 400, 'The body is empty but its content-type says JSON.');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return refused('invalid_json', 400, 'The body is not valid JSON.');
+    default:
+  }
+  // A JSON.parse in a custom parser or plugin: still the client's body that is wrong.
+  if (fe instanceof SyntaxError) return refused('invalid_json', 400, 'The body is not valid JSON.');
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return refused(fe.code ?? 'bad_request', fe.statusCode, fe.message);
+  }
+  return undefined;
 }
 
 /** Connection-level failures of the database (down, restarting, refusing connections), as opposed to a bug. */
 export function isStoreUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  if (
-    typeof code === 'string' &&
-    (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))
-  )
-    return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(
-    (error as Error)?.message ?? '',
-  );
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    // Socket errors, SQLite's lock timeout, and PostgreSQL's SQLSTATE classes 08 (connection
+    // exception) and 57P (operator intervention: shutdown, restart).
+    const code = e.code;
+    if (
+      typeof code === 'string' &&
+      (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code) || /^(08|57P)/.test(code))
+    )
+      return true;
+  }
+  // The one exception to matching by code: node-postgres raises a lost connection as a plain Error
+  // with no code (pg/lib/client.js "Connection terminated unexpectedly", "Client has encountered a
+  // connection error …"; pg-pool "Connection terminated due to connection timeout").
+  return /^(Connection terminated|Client has encountered a connection error)/.test((error as Error)?.message ?? '');
 }

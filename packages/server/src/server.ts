@@ -2,11 +2,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
-import { EveryAuthError, type BrokerEvent, type LocalBroker, type Store, type Vault } from '@everyauth/core';
+import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
 import { ApiKeyVerifier, type Scope, type VerifiedKey } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
-import { handleError } from './errors.js';
+import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
@@ -115,11 +115,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
       max: limit.max,
       timeWindow: limit.timeWindowMs,
       keyGenerator: (request) => request.apiKey?.id ?? request.ip,
-      errorResponseBuilder: (_request, context) =>
-        new EveryAuthError('rate_limited', `This API key made more than ${context.max} requests in ${context.after}; slow down.`, {
-          status: 429,
-          retryable: true,
-        }),
+      errorResponseBuilder: (_request, context) => new RateLimited(context.max, context.after),
     });
   }
   await app.register(swagger, {
@@ -183,11 +179,7 @@ function authenticate(ctx: ServerContext, request: FastifyRequest, reply: Fastif
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
     return done(
-      new EveryAuthError(
-        'unauthorized',
-        'This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).',
-        { status: 401 },
-      ),
+      new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).'),
     );
   }
   const verified = ctx.keys.verify(key);
@@ -199,11 +191,11 @@ function authenticate(ctx: ServerContext, request: FastifyRequest, reply: Fastif
 function admit(request: FastifyRequest, reply: FastifyReply, access: Scope, verified: VerifiedKey | undefined): Error | undefined {
   if (!verified) {
     reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
-    return new EveryAuthError('unauthorized', 'The API key is not valid: it is malformed, unknown or deleted.', { status: 401 });
+    return new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
   if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
-    return new EveryAuthError('forbidden', `This API key lacks the "${access}" scope this route needs.`, { status: 403 });
+    return new Forbidden(access);
   }
   return undefined;
 }

@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo } from 'node:net';
-import { LocalBroker, loadVault, openStore, type LocalBrokerOptions } from '@everyauth/core';
+import { LocalBroker, loadVault, openStore, readEnv, type LocalBrokerOptions } from '@everyauth/core';
 import { buildServer, serverLogger, type BuildServerOptions } from './server.js';
 import { sandboxWanted, serverSandbox } from './sandbox/index.js';
 
@@ -31,28 +31,24 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const list = (value: string | undefined) =>
-  (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-
 /**
  * Runs the server: loads the vault, opens (and migrates) the store, serves a LocalBroker on it.
- * Env: EVERYAUTH_MASTER_KEY, EVERYAUTH_ALLOWED_ORIGINS (finishedUrl origins, comma-separated),
- * EVERYAUTH_RATE_LIMIT (requests per key per minute, 0 = off).
+ * Env (see core's EnvSchema): EVERYAUTH_MASTER_KEY, EVERYAUTH_HOST, EVERYAUTH_PORT,
+ * EVERYAUTH_BASE_URL, EVERYAUTH_LOG_LEVEL, EVERYAUTH_ALLOWED_ORIGINS, EVERYAUTH_RATE_LIMIT,
+ * EVERYAUTH_SANDBOX. A bad value refuses to start with a ConfigurationError naming it.
  */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const env = options.env ?? process.env;
+  const rawEnv = options.env ?? process.env;
+  const env = readEnv(rawEnv);
   const host = options.host ?? env.EVERYAUTH_HOST ?? '127.0.0.1';
   // The redirect URL names the port, so a free port is picked before the broker is made.
-  const requested = options.port ?? Number(env.EVERYAUTH_PORT ?? 4000);
+  const requested = options.port ?? env.EVERYAUTH_PORT ?? 4000;
   const port = requested === 0 ? await freePort(host) : requested;
   const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const logger = serverLogger(options.logLevel ?? env.EVERYAUTH_LOG_LEVEL ?? 'info');
-  const vault = await loadVault({ env, keyFile: options.keyFile });
+  const vault = await loadVault({ env: rawEnv, keyFile: options.keyFile });
   const store = await openStore(options.store);
-  const rate = env.EVERYAUTH_RATE_LIMIT === undefined ? undefined : Number(env.EVERYAUTH_RATE_LIMIT);
+  const rate = env.EVERYAUTH_RATE_LIMIT;
   const baseUrl = (options.baseUrl ?? env.EVERYAUTH_BASE_URL ?? origin).replace(/\/+$/, '');
   let app;
   try {
@@ -63,14 +59,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       logger,
       apiKeyRateLimit:
         options.server?.apiKeyRateLimit ?? (rate === undefined ? undefined : rate > 0 ? { max: rate, timeWindowMs: 60_000 } : false),
-      sandbox: sandboxWanted(options.store, env, options.sandbox) ? await serverSandbox(baseUrl, options.store) : undefined,
+      sandbox: sandboxWanted(options.store, rawEnv, options.sandbox) ? await serverSandbox(baseUrl, options.store) : undefined,
       broker: (onEvent) =>
         new LocalBroker({
           ...options.broker,
           store,
           vault,
           baseUrl,
-          allowedRedirectOrigins: list(env.EVERYAUTH_ALLOWED_ORIGINS),
+          allowedRedirectOrigins: env.EVERYAUTH_ALLOWED_ORIGINS ?? [],
           logger,
           onEvent,
         }),

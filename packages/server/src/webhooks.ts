@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { EveryAuthError, InvalidInput, type BrokerEvent, type EventType, type Store, type Vault } from '@everyauth/core';
+import { InvalidInput, type BrokerEvent, type EventType, type Store, type Vault } from '@everyauth/core';
+import { WebhookNotFound } from './errors.js';
 import { timeOrderedId } from './ids.js';
 import type { Metrics } from './metrics.js';
 import { serverDb, type DeliveryStatus, type WebhookDeliveryTable } from './tables.js';
@@ -124,7 +125,7 @@ export class Webhooks {
 
   async get(id: string): Promise<Webhook> {
     const found = (await this.list()).find((w) => w.id === id);
-    if (!found) throw new EveryAuthError('webhook_not_found', `No webhook "${id}" exists.`, { status: 404 });
+    if (!found) throw new WebhookNotFound(id);
     return found;
   }
 

@@ -2,10 +2,10 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createKeyRing, openStore } from '@everyauth/core';
+import { ConfigurationError, createKeyRing, openStore } from '@everyauth/core';
 import { createApiKey, serverLogger, startServer, verifyWebhookSignature } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
@@ -236,5 +236,19 @@ describe('startServer', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     await expect(fetch(`${running.url}/health`)).rejects.toThrow();
+  });
+
+  it('refuses to start on a bad variable (rate limiting would have silently turned off), before opening the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'everyauth-start-'));
+    try {
+      const path = join(dir, 'everyauth.db');
+      const env = { EVERYAUTH_MASTER_KEY: JSON.stringify(createKeyRing()), EVERYAUTH_RATE_LIMIT: 'abc' };
+      const started = startServer({ port: 0, store: path, env, logLevel: 'silent', sandbox: false });
+      await expect(started).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(started).rejects.toThrow('EVERYAUTH_RATE_LIMIT="abc" is not valid');
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

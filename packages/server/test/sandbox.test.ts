@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { authorizeOverHttp } from '@everyauth/oauth-server';
 import { AuthorizationFailed, LocalBroker, ReauthorizationRequired, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
 import {
   createSandbox,
@@ -39,51 +40,24 @@ interface DriveOptions {
 }
 
 /**
- * A browser, minus the browser: follows redirects with a cookie jar, and on the sandbox's sign-in
- * and consent pages submits their forms. Returns the first redirect that leaves the sandbox (the
- * client's redirect_uri), unfetched.
+ * A browser, minus the browser (@everyauth/oauth-server's HTTP driver: redirects, cookies), that
+ * on the sandbox's sign-in and consent pages submits their forms. Returns the first redirect that
+ * leaves the sandbox (the client's redirect_uri), unfetched.
  */
-async function driveSandbox(sandbox: Sandbox, start: string, options: DriveOptions = {}): Promise<URL> {
-  const cookies = new Map<string, string>();
-  let request: { url: URL; form?: Record<string, string> } = { url: new URL(start) };
-  const pages: string[] = [];
-  for (let hop = 0; hop < 15; hop += 1) {
-    const response = await fetch(request.url, {
-      method: request.form ? 'POST' : 'GET',
-      body: request.form ? new URLSearchParams(request.form) : undefined,
-      headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
-      redirect: 'manual',
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const [name = '', value = ''] = pair.split(/=(.*)/s);
-      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) cookies.delete(name);
-      else cookies.set(name, value);
-    }
-    const location = response.headers.get('location');
-    if (response.status >= 300 && response.status < 400 && location) {
-      await response.body?.cancel();
-      const next = new URL(location, request.url);
-      if (!next.href.startsWith(`${sandbox.issuer}/`)) return next;
-      request = { url: next };
-      continue;
-    }
-    const html = await response.text();
-    expect(response.status, html).toBe(200);
-    const actions = [...html.matchAll(/action="([^"]+)"/g)].map((m) => new URL(m[1]!, request.url));
-    const find = (step: string) => actions.find((a) => a.pathname.endsWith(`/${step}`))!;
-    if (html.includes('id="sign-in"')) {
-      pages.push('login');
-      request =
-        options.deny === 'at-login' ? { url: find('abort'), form: {} } : { url: find('login'), form: { login: options.login ?? 'alice' } };
-    } else if (html.includes('id="allow"')) {
-      pages.push('consent');
-      request = options.deny === 'at-consent' ? { url: find('abort'), form: {} } : { url: find('consent'), form: {} };
-    } else {
-      throw new Error(`unexpected sandbox page at ${request.url.pathname}: ${html.slice(0, 300)}`);
-    }
-  }
-  throw new Error(`the flow did not leave the sandbox (pages: ${pages.join(', ')})`);
+function driveSandbox(sandbox: Sandbox, start: string, options: DriveOptions = {}): Promise<URL> {
+  return authorizeOverHttp(sandbox.issuer, start, {
+    answer: (page, html) => {
+      const actions = [...html.matchAll(/action="([^"]+)"/g)].map((m) => new URL(m[1]!, page));
+      const find = (step: string) => actions.find((a) => a.pathname.endsWith(`/${step}`))!;
+      if (html.includes('id="sign-in"'))
+        return options.deny === 'at-login'
+          ? { url: find('abort'), form: {} }
+          : { url: find('login'), form: { login: options.login ?? 'alice' } };
+      if (html.includes('id="allow"'))
+        return options.deny === 'at-consent' ? { url: find('abort'), form: {} } : { url: find('consent'), form: {} };
+      throw new Error(`unexpected sandbox page at ${page.pathname}: ${html.slice(0, 300)}`);
+    },
+  });
 }
 
 describe('sandbox on its own port, with a LocalBroker', () => {

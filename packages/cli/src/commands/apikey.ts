@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
-import { EveryAuthError, NotFound } from '@everyauth/core';
+import { NotFound, ServerUnavailable, errorFromJSON } from '@everyauth/core';
 import type { ApiKeySummary, Scope } from '@everyauth/server';
 import { contextOf, type CliIo } from '../context.js';
+import { withHint } from '../errors.js';
 
 /**
  * API keys of the server. On an embedded profile they are written to the store the server runs on
@@ -78,7 +79,7 @@ export function registerApiKey(program: Command, io: CliIo): void {
 /** The server package loads only for these commands: it brings Fastify along. */
 const loadServer = () => import('@everyauth/server');
 
-/** One admin call to the server; its error JSON becomes an EveryAuthError with the server's message. */
+/** One admin call to the server; its error JSON becomes the registered typed error, with the server's message. */
 async function call<T>(server: string, apiKey: string, method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
@@ -89,16 +90,19 @@ async function call<T>(server: string, apiKey: string, method: string, path: str
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    throw new EveryAuthError(
-      'server_unreachable',
-      `Cannot reach the EveryAuth server at ${server} (${(error as Error).message}); check the profile's server URL.`,
-      { retryable: true },
+    const timedOut = (error as Error).name === 'TimeoutError';
+    throw withHint(
+      new ServerUnavailable(server, timedOut ? 'timeout' : 'unreachable', { cause: error }),
+      "Check the profile's server URL.",
     );
   }
   const text = await response.text();
-  const json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
   if (response.ok) return json as T;
-  if (response.status === 404 && json?.kind === 'api_key') throw new NotFound('api_key', String(json.id ?? ''));
-  const message = typeof json?.message === 'string' ? json.message : `The server answered HTTP ${response.status}.`;
-  throw new EveryAuthError(typeof json?.error === 'string' ? json.error : `http_${response.status}`, message, { status: response.status });
+  throw errorFromJSON(response.status, json, server);
 }

@@ -27,7 +27,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .action(async (options: ServeOptions, command: Command) => {
       const ctx = contextOf(io, command);
       // A fresh checkout: `npm start` alone sets up the embedded default.
-      if (!ctx.env.EVERYAUTH_SERVER_URL && !options.store) await ensureEmbeddedDefaults(ctx);
+      if (!ctx.settings.EVERYAUTH_SERVER_URL && !options.store) await ensureEmbeddedDefaults(ctx);
       const config = await ctx.config();
       if (config.mode !== 'embedded') {
         throw new UsageError(
@@ -43,7 +43,7 @@ export function registerServe(program: Command, io: CliIo): void {
         host: options.host,
         store,
         // The profile's base URL is only a default for embedded mode; the server's own origin fits better unless set.
-        baseUrl: options.baseUrl ?? ctx.env.EVERYAUTH_BASE_URL,
+        baseUrl: options.baseUrl ?? ctx.settings.EVERYAUTH_BASE_URL,
         env: ctx.env,
         keyFile: config.keyFile,
         logLevel: options.logLevel,

@@ -98,7 +98,7 @@ export function validateAuthorizationResponse(ctx: ClientContext, params: URLSea
     if (err instanceof oauth.AuthorizationResponseError) {
       throw new AuthorizationFailed(err.error, err.error_description ?? `The provider refused the authorization (${err.error}).`);
     }
-    if (err instanceof oauth.OperationProcessingError && /iss/.test(err.message)) {
+    if (issuerRefused(err, ctx, params)) {
       throw new AuthorizationFailed(
         'invalid_request',
         `The authorization response's issuer does not match provider "${ctx.provider.id}" (RFC 9207 §2.4): ${err.message}.`,
@@ -106,6 +106,19 @@ export function validateAuthorizationResponse(ctx: ClientContext, params: URLSea
     }
     throw new AuthorizationFailed('invalid_request', `The authorization response is malformed: ${(err as Error).message}.`);
   }
+}
+
+/**
+ * Whether oauth4webapi refused the response for its `iss` (RFC 9207 §2.4), told by the error's code
+ * and cause rather than its wording: a wrong issuer comes as INVALID_RESPONSE with `cause.expected`
+ * (the issuer it wanted), a missing one as INVALID_RESPONSE from a server that advertises
+ * `authorization_response_iss_parameter_supported`, on a response without `iss`.
+ */
+function issuerRefused(err: unknown, ctx: ClientContext, params: URLSearchParams): err is oauth.OperationProcessingError {
+  if (!(err instanceof oauth.OperationProcessingError) || err.code !== oauth.INVALID_RESPONSE) return false;
+  const cause = err.cause as { expected?: unknown } | undefined;
+  if (cause?.expected !== undefined) return cause.expected === ctx.as.issuer && params.get('iss') !== ctx.as.issuer;
+  return !params.get('iss') && !params.has('response') && ctx.as.authorization_response_iss_parameter_supported === true;
 }
 
 // ---- token requests (RFC 6749 §4.1.3, §6) ----

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { EveryAuthError, NotFound, type EventType } from '@everyauth/core';
+import { NotFound, type EventType } from '@everyauth/core';
+import { WebhookNotFound } from '../errors.js';
 import { SCOPES, createApiKey, deleteApiKey, listApiKeys, type Scope } from '../api-keys.js';
 import type { ServerContext } from '../context.js';
 import { apiKeySummary, delivery, errorResponses, idParam, pageQuery, webhook } from '../schemas.js';
@@ -104,7 +105,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (request, reply) => {
       if (!(await ctx.webhooks.delete(request.params.id))) {
-        throw new EveryAuthError('webhook_not_found', `No webhook "${request.params.id}" exists.`, { status: 404 });
+        throw new WebhookNotFound(request.params.id);
       }
       return reply.code(204).send();
     },

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import type { Broker, Service } from '@everyauth/core';
-import { randomToken } from '@everyauth/core';
+import { randomToken, readEnv } from '@everyauth/core';
 import type { FastifyInstance } from 'fastify';
 import { createSandbox, SANDBOX_PROVIDER_ID, type Sandbox, type SandboxOptions } from './sandbox.js';
 
@@ -59,14 +59,13 @@ export async function registerSandboxService(broker: Broker, sandbox: Sandbox, o
 
 /**
  * Whether a server runs the sandbox: the explicit choice, else EVERYAUTH_SANDBOX (`1`/`true` or
- * `0`/`false`), else on for a SQLite store (the local default of `npm start`) and off for
+ * `0`/`false`, see core's EnvSchema), else on for a SQLite store (the local default of `npm start`) and off for
  * PostgreSQL or with NODE_ENV=production (a production deployment turns it on explicitly, if ever).
  */
 export function sandboxWanted(store: string, env: NodeJS.ProcessEnv = process.env, explicit?: boolean): boolean {
   if (explicit !== undefined) return explicit;
-  const flag = env.EVERYAUTH_SANDBOX?.trim().toLowerCase();
-  if (flag === '1' || flag === 'true') return true;
-  if (flag === '0' || flag === 'false') return false;
+  const flag = readEnv(env, ['EVERYAUTH_SANDBOX']).EVERYAUTH_SANDBOX;
+  if (flag !== undefined) return flag;
   if (env.NODE_ENV === 'production') return false;
   return !/^postgres(ql)?:\/\//i.test(store);
 }

@@ -16,12 +16,13 @@ interface Snapshot {
 }
 
 /**
- * The sandbox's storage for oidc-provider (its adapter interface), in memory and, given a file,
- * written back after each change: a restart of `everyauth serve` then keeps sandbox grants and
- * refresh tokens, so identities made through the sandbox keep refreshing. Our own rather than
- * oidc-provider's LRU adapter because that one can neither persist nor be enumerated.
+ * The storage oidc-provider uses (its adapter interface), in memory and, given a file, written
+ * back after each change: a restart of `everyauth serve` then keeps sandbox grants and refresh
+ * tokens, so identities made through the sandbox keep refreshing. Our own rather than
+ * oidc-provider's LRU adapter because that one can neither persist nor be enumerated (revoking an
+ * account's grants needs to list them), and clients live here so they can change after start.
  */
-export class SandboxState {
+export class GrantStore {
   readonly #entries = new Map<string, Entry>();
   readonly #file: string | undefined;
   #keys: Snapshot['keys'] = null;
@@ -65,6 +66,14 @@ export class SandboxState {
         const payload = this.find(model, id);
         return payload !== undefined && matches(payload);
       });
+  }
+
+  /** Removes the matching grants and every token issued under them, whatever its model; returns how many grants. */
+  destroyGrants(matches: (grant: Payload) => boolean): number {
+    const grantIds = new Set(this.ids('Grant', matches));
+    for (const grantId of grantIds) this.#delete(`Grant:${grantId}`);
+    for (const [key, { payload }] of this.#entries) if (grantIds.has(payload.grantId)) this.#delete(key);
+    return grantIds.size;
   }
 
   /** The adapter oidc-provider calls for one model (Client, Grant, RefreshToken, Session, …). */

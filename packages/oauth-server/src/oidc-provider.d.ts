@@ -1,5 +1,5 @@
 /**
- * The part of oidc-provider 9 the sandbox uses (the package ships no types, and
+ * The part of oidc-provider 9 this package uses (the package ships no types, and
  * @types/oidc-provider describes an older major).
  */
 declare module 'oidc-provider' {
@@ -35,6 +35,14 @@ declare module 'oidc-provider' {
     Client: {
       validate(metadata: Record<string, unknown>): Promise<void>;
       find(id: string): Promise<{ clientName?: string } | undefined>;
+    };
+    /** Koa middleware around every request oidc-provider handles; `ctx.oidc.route` names the endpoint. */
+    use(middleware: (ctx: any, next: () => Promise<void>) => Promise<void>): void;
+    AccessToken: {
+      find(id: string): Promise<{ isExpired: boolean; accountId: string; clientId: string; scope?: string } | undefined>;
+    };
+    RefreshToken: {
+      find(id: string): Promise<{ isExpired: boolean; consumed?: unknown; grantId: string } | undefined>;
     };
     Grant: {
       new (properties: { accountId?: string; clientId: string }): Grant;
