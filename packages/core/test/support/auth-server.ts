@@ -57,6 +57,8 @@ export interface AuthServer {
   readonly issuer: string;
   readonly tokenEndpoint: string;
   readonly tokenRequests: TokenRequestCounts;
+  /** The most token requests open (arrived, not yet answered) at one time since the last reset. */
+  readonly peakTokenRequestsInFlight: number;
   /** Delay applied to every token request; settable at any time. */
   tokenDelayMs: number;
   /** The underlying oidc-provider instance, for anything this wrapper does not cover. */
@@ -89,11 +91,15 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   const counts: TokenRequestCounts = { total: 0, byGrant: {} };
   const faults: TokenFault[] = [];
   let tokenDelayMs = options.tokenDelayMs ?? 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
 
   const target: { server?: AuthorizationServer } = {};
   const handle = (req: IncomingMessage, res: ServerResponse) => (target.server ? target.server.handle(req, res) : res.end());
   const listener = await listenOnLoopback((req, res) => {
     if (req.method === 'POST' && new URL(req.url ?? '/', 'http://x').pathname === '/token') {
+      peakInFlight = Math.max(peakInFlight, ++inFlight);
+      res.once('close', () => inFlight--);
       handleTokenRequest(req, res).catch((error: unknown) => res.destroy(error as Error));
     } else {
       handle(req, res);
@@ -134,6 +140,9 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     issuer,
     tokenEndpoint: `${issuer}/token`,
     tokenRequests: counts,
+    get peakTokenRequestsInFlight() {
+      return peakInFlight;
+    },
     get tokenDelayMs() {
       return tokenDelayMs;
     },
@@ -146,6 +155,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     failNextTokenRequests: (count, fault) => void faults.push(...Array<TokenFault>(count).fill(fault)),
     resetCounters() {
       counts.total = 0;
+      peakInFlight = 0;
       for (const grant of Object.keys(counts.byGrant)) delete counts.byGrant[grant];
       faults.length = 0;
     },
