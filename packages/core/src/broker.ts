@@ -134,6 +134,13 @@ export interface BrokerEvent {
   data: Record<string, unknown>;
 }
 
+/** A link that starts an authorization on a broker that hosts the flow (the server's `/v1/sessions`). */
+export interface HostedSession {
+  /** Send the user's browser here. */
+  url: string;
+  expiresAt: string;
+}
+
 export interface ProviderSummary {
   id: string;
   name: string;
@@ -159,7 +166,19 @@ export interface Broker {
   listServices(): Promise<Service[]>;
   deleteService(id: string): Promise<boolean>;
 
+  /**
+   * Who serves the provider's callback. `app`: the application does (embedded, LocalBroker); it
+   * starts flows with beginAuthorization and a browser binding and passes the callback to
+   * completeAuthorization. `broker`: the broker hosts the flow (a server, through RemoteBroker);
+   * the application starts it with createSession.
+   */
+  readonly flowHost: 'app' | 'broker';
   beginAuthorization(input: BeginAuthorization): Promise<AuthorizationStarted>;
+  /**
+   * A link that starts the authorization on a broker that hosts the flow, binding the browser on
+   * the broker's side. A broker whose flows the app serves (`flowHost: 'app'`) refuses with ConfigurationError.
+   */
+  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<HostedSession>;
   /** Takes the callback's query string. Throws AuthorizationFailed (with `finishedUrl` when known); stores nothing then. */
   completeAuthorization(
     serviceId: string,

@@ -14,6 +14,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCallback
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { parseProvider } from './catalog/index.js';
+import { sealedLabel } from './credentials.js';
 import { DecryptionFailed, InvalidInput } from './errors.js';
 import type { Store } from './store/store.js';
 import type { Vault } from './vault.js';
@@ -123,7 +124,7 @@ export async function readBundleContents(
     id: r.id,
     providerId: r.provider_id,
     clientId: r.client_id,
-    clientSecret: r.client_secret === null ? null : vault.open(r.client_secret, `service:${r.id}`),
+    clientSecret: r.client_secret === null ? null : vault.open(r.client_secret, sealedLabel.service(r.id)),
     scopes: JSON.parse(r.scopes) as string[],
     params: JSON.parse(r.params) as Record<string, string>,
     variables: JSON.parse(r.variables) as Record<string, string>,
@@ -153,7 +154,7 @@ export async function readBundleContents(
         userId: r.user_id,
         tenantId: r.tenant_id,
         status: r.status,
-        tokens: vault.openJson(r.tokens, `identity:${r.id}`),
+        tokens: vault.openJson(r.tokens, sealedLabel.identity(r.id)),
         expiresAt: r.expires_at === null ? null : Number(r.expires_at),
         scope: r.scope,
         profile: JSON.parse(r.profile) as Record<string, unknown>,
@@ -196,7 +197,7 @@ export async function writeBundleContents(
       const row = {
         provider_id: s.providerId,
         client_id: s.clientId,
-        client_secret: s.clientSecret === null ? null : vault.seal(s.clientSecret, `service:${s.id}`),
+        client_secret: s.clientSecret === null ? null : vault.seal(s.clientSecret, sealedLabel.service(s.id)),
         scopes: JSON.stringify(s.scopes),
         params: JSON.stringify(s.params),
         variables: JSON.stringify(s.variables),
@@ -231,7 +232,7 @@ export async function writeBundleContents(
         user_id: i.userId,
         tenant_id: i.tenantId,
         status: i.status,
-        tokens: vault.sealJson(i.tokens, `identity:${i.id}`),
+        tokens: vault.sealJson(i.tokens, sealedLabel.identity(i.id)),
         expires_at: i.expiresAt,
         scope: i.scope,
         profile: JSON.stringify(i.profile),

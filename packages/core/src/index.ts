@@ -5,11 +5,15 @@ export { ProviderSchema } from './catalog/schema.js';
 export { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
 export { discoverProvider } from './catalog/discovery.js';
 export { LocalBroker, type LocalBrokerOptions } from './local-broker.js';
-export { DEFAULT_REFRESH_POLICY, type RefreshPolicy } from './refresh.js';
-export { openStore, Store } from './store/index.js';
+export { DEFAULT_REFRESH_POLICY, type ExpiringRefresh, type RefreshExpiringOptions, type RefreshPolicy } from './refresher.js';
+export { sealedLabel } from './credentials.js';
+export { backoffDelay, retry, sleep, type Backoff, type RetryOptions } from './retry.js';
+export { ScheduledLoop, type ScheduledLoopOptions } from './loop.js';
+export { openStore, SqlStore, type Store } from './store/index.js';
 export { openSqliteStore } from './store/sqlite.js';
+export { runMigrations } from './store/migrations/index.js';
 export * from './vault.js';
-export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256 } from './ids.js';
+export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256, sortableId } from './ids.js';
 export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';
 export { EnvSchema, configVariables, readEnv, type Env, type EnvVariable, type VariableDoc } from './env.js';
 export {

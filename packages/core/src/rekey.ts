@@ -8,6 +8,7 @@
  * values that are not yet under the current key.
  */
 import type { Kysely } from 'kysely';
+import { sealedLabel } from './credentials.js';
 import { DecryptionFailed } from './errors.js';
 import type { Store } from './store/store.js';
 import type { Vault } from './vault.js';
@@ -20,12 +21,14 @@ export interface SealedColumn {
   aad: (key: string) => string;
 }
 
-/** Every sealed column of the schema. A table that does not exist in a store is skipped. */
+/**
+ * Every sealed column of core's schema. Packages with tables of their own (the server's webhook
+ * secrets) pass theirs along in `columns`; a table that does not exist in a store is skipped.
+ */
 export const SEALED_COLUMNS: readonly SealedColumn[] = [
-  { table: 'services', key: 'id', column: 'client_secret', aad: (id) => `service:${id}` },
-  { table: 'identities', key: 'id', column: 'tokens', aad: (id) => `identity:${id}` },
-  { table: 'auth_sessions', key: 'state_hash', column: 'secrets', aad: (hash) => `session:${hash}` },
-  { table: 'webhooks', key: 'id', column: 'secret', aad: (id) => `webhook:${id}` },
+  { table: 'services', key: 'id', column: 'client_secret', aad: sealedLabel.service },
+  { table: 'identities', key: 'id', column: 'tokens', aad: sealedLabel.identity },
+  { table: 'auth_sessions', key: 'state_hash', column: 'secrets', aad: sealedLabel.session },
 ];
 
 export interface KeyUsage {
@@ -44,6 +47,8 @@ export interface ResealProgress {
 }
 
 export interface ResealOptions {
+  /** The columns to re-seal; default SEALED_COLUMNS (core's). */
+  columns?: readonly SealedColumn[];
   /** Rows read and rewritten per transaction; default 500. */
   batchSize?: number;
   /** Pause between batches, to spare a busy database; default 0. */
@@ -63,9 +68,9 @@ export interface ResealResult {
 const prefixOf = (keyId: string) => `ea1.${keyId}.`;
 
 /** The store's tables, so the columns of a migration this build does not know about are skipped, not failed on. */
-async function presentColumns(store: Store): Promise<SealedColumn[]> {
+async function presentColumns(store: Store, columns: readonly SealedColumn[]): Promise<SealedColumn[]> {
   const tables = new Set((await store.db.introspection.getTables()).map((t) => t.name));
-  return SEALED_COLUMNS.filter((c) => tables.has(c.table));
+  return columns.filter((c) => tables.has(c.table));
 }
 
 const anyDb = (store: Store) => store.db as unknown as Kysely<any>;
@@ -85,11 +90,15 @@ async function countUnder(db: Kysely<any>, c: SealedColumn, keyId: string | unde
   return Number(row.n);
 }
 
-/** Counts the sealed values under each of `keyIds`, and under any other key. */
-export async function countSealedByKey(store: Store, keyIds: readonly string[]): Promise<KeyUsage> {
+/** Counts the sealed values of `columns` under each of `keyIds`, and under any other key. */
+export async function countSealedByKey(
+  store: Store,
+  keyIds: readonly string[],
+  columns: readonly SealedColumn[] = SEALED_COLUMNS,
+): Promise<KeyUsage> {
   const db = anyDb(store);
   const usage: KeyUsage = { byKey: Object.fromEntries(keyIds.map((k) => [k, 0])), other: 0, total: 0 };
-  for (const c of await presentColumns(store)) {
+  for (const c of await presentColumns(store, columns)) {
     const total = await countUnder(db, c, undefined);
     let known = 0;
     for (const keyId of keyIds) {
@@ -104,10 +113,14 @@ export async function countSealedByKey(store: Store, keyIds: readonly string[]):
 }
 
 /** How many sealed values are not under the vault's current key: the work left for `resealStore`. */
-export async function countNotUnderCurrentKey(store: Store, vault: Vault): Promise<number> {
+export async function countNotUnderCurrentKey(
+  store: Store,
+  vault: Vault,
+  columns: readonly SealedColumn[] = SEALED_COLUMNS,
+): Promise<number> {
   const db = anyDb(store);
   let n = 0;
-  for (const c of await presentColumns(store)) n += await countUnder(db, c, vault.currentKeyId, true);
+  for (const c of await presentColumns(store, columns)) n += await countUnder(db, c, vault.currentKeyId, true);
   return n;
 }
 
@@ -119,9 +132,9 @@ export async function countNotUnderCurrentKey(store: Store, vault: Vault): Promi
 export async function resealStore(store: Store, vault: Vault, options: ResealOptions = {}): Promise<ResealResult> {
   const batchSize = options.batchSize ?? 500;
   const db = anyDb(store);
-  const columns = await presentColumns(store);
+  const columns = await presentColumns(store, options.columns ?? SEALED_COLUMNS);
   const prefix = prefixOf(vault.currentKeyId);
-  const total = await countNotUnderCurrentKey(store, vault);
+  const total = await countNotUnderCurrentKey(store, vault, columns);
   const result: ResealResult = { resealed: 0, changed: 0, total };
   options.onProgress?.({ done: 0, total });
   for (const c of columns) {

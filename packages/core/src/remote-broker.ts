@@ -13,6 +13,7 @@ import type {
   ProviderSummary,
   Service,
   ServiceInput,
+  HostedSession,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
@@ -35,6 +36,8 @@ type Query = Record<string, string | string[] | number | boolean | undefined>;
  * Plain fetch; no state besides the base URL and key.
  */
 export class RemoteBroker implements Broker {
+  /** The server hosts the flow and its callback; the app starts it with createSession. */
+  readonly flowHost = 'broker' as const;
   private readonly base: string;
   private readonly auth: string;
   private readonly timeoutMs: number;
@@ -116,7 +119,7 @@ export class RemoteBroker implements Broker {
    * Server only: a hosted authorization. The link leads to the server, which binds the flow to the
    * user's browser, sends it to the provider and, after the callback, to `finishedUrl`.
    */
-  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<{ url: string; expiresAt: string }> {
+  createSession(input: Omit<BeginAuthorization, 'browserBinding'>): Promise<HostedSession> {
     return this.call('POST', '/v1/sessions', { body: input });
   }
 

@@ -3,7 +3,6 @@ import {
   ConfigurationError,
   EveryAuthError,
   InvalidInput,
-  LocalBroker,
   randomToken,
   validateFinishedUrl,
   withQuery,
@@ -12,8 +11,8 @@ import {
   type Tags,
 } from '@everyauth/core';
 import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
 import { bindingCookieName, clearBindingCookie, readCookie, setBindingCookie } from './binding.js';
-import type { EveryAuth } from './everyauth.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -50,6 +49,26 @@ export interface Registration {
 type Handler = (req: Request, res: Response, next: NextFunction) => void;
 
 /**
+ * What the handlers need from their EveryAuth instance (everyauth.ts implements it). Declared here,
+ * so this module does not import everyauth.ts, which imports this one.
+ */
+export interface AuthorizeHost {
+  /** The broker in use, opened on first call. */
+  broker(): Promise<Broker>;
+  /** The app's public base URL, when configured. */
+  readonly baseUrl: string | undefined;
+  /** Origins an absolute finishedUrl may point at, besides the app's own. */
+  readonly allowedOrigins: string[];
+  readonly logger: Logger | undefined;
+  /** Each authorize() call, by service. */
+  readonly registrations: Map<string, Registration[]>;
+  /** Whether the callback route is installed on an app. */
+  readonly hasCallbackRoute: boolean;
+  /** Installs the callback route on an app, once. */
+  installCallbacksOn(app: { use: (fn: Handler) => unknown }): void;
+}
+
+/**
  * Middleware that Express mounts like a sub-app: `app.use(path, x)` sees `handle` and `set`, calls
  * `x.handle(req, res, next)` and emits `mount` with the parent app, which is when the callback route
  * is installed on that app, whatever the Express version (4 and 5 do the same).
@@ -63,7 +82,7 @@ export interface AuthorizeRouter extends Handler {
 
 // ---- starting the flow ----
 
-export function authorizeHandler(everyauth: EveryAuth, registration: Registration): AuthorizeRouter {
+export function authorizeHandler(everyauth: AuthorizeHost, registration: Registration): AuthorizeRouter {
   const handler = ((req: Request, res: Response, next: NextFunction) => {
     // Only the mount point itself starts a flow; anything below it belongs to the app.
     if (req.method !== 'GET' || (req.path !== '/' && req.path !== '')) return next();
@@ -85,25 +104,12 @@ function isApp(value: unknown): value is { use: (fn: Handler) => unknown } {
 }
 
 /** The callback is served by this app when the broker is embedded; a server hosts its own. */
-const callbackIsHere = (broker: Broker) => broker instanceof LocalBroker;
-
-/** A broker that hosts the flow itself (the server, through RemoteBroker): it binds the browser and serves the callback. */
-interface HostingBroker {
-  createSession(input: {
-    serviceId: string;
-    userId: string;
-    tenantId?: string;
-    tags?: Tags;
-    finishedUrl?: string;
-  }): Promise<{ url: string }>;
-}
-const hostsFlows = (broker: Broker): broker is Broker & HostingBroker =>
-  typeof (broker as Partial<HostingBroker>).createSession === 'function';
+const callbackIsHere = (broker: Broker) => broker.flowHost === 'app';
 
 /** This app's origin: the configured base URL, else the one the request came to. */
-const appOrigin = (everyauth: EveryAuth, req: Request) => everyauth.baseUrl ?? `${req.protocol}://${req.get('host')}`;
+const appOrigin = (everyauth: AuthorizeHost, req: Request) => everyauth.baseUrl ?? `${req.protocol}://${req.get('host')}`;
 
-async function startAuthorization(everyauth: EveryAuth, registration: Registration, req: Request, res: Response): Promise<void> {
+async function startAuthorization(everyauth: AuthorizeHost, registration: Registration, req: Request, res: Response): Promise<void> {
   const { serviceId, options } = registration;
   const broker = await everyauth.broker();
   const request = req as unknown as AuthorizeRequest;
@@ -117,10 +123,6 @@ async function startAuthorization(everyauth: EveryAuth, registration: Registrati
   const tags = typeof options.tags === 'function' ? await options.tags(request) : options.tags;
   const here = callbackIsHere(broker);
   if (!here) {
-    if (!hostsFlows(broker))
-      throw new ConfigurationError(
-        'This broker neither serves callbacks in the app nor hosts the flow; use a LocalBroker or a RemoteBroker.',
-      );
     // The server redirects back to this app, so a path must become a URL on the app's origin.
     const finishedUrl = options.finishedUrl === undefined ? undefined : new URL(options.finishedUrl, appOrigin(everyauth, req)).href;
     const session = await broker.createSession({ serviceId, userId, tenantId, tags, finishedUrl });
@@ -166,7 +168,7 @@ function describeError(err: unknown): { error: string; error_description: string
  * Where an error of this registration may be sent: its finishedUrl when that is a path of this app
  * or on an allowed origin; undefined otherwise (the error then goes to next(err)).
  */
-function errorTarget(everyauth: EveryAuth, finishedUrl: string | undefined): string | undefined {
+function errorTarget(everyauth: AuthorizeHost, finishedUrl: string | undefined): string | undefined {
   if (finishedUrl === undefined) return undefined;
   try {
     return validateFinishedUrl(
@@ -178,7 +180,14 @@ function errorTarget(everyauth: EveryAuth, finishedUrl: string | undefined): str
   }
 }
 
-function failStart(everyauth: EveryAuth, registration: Registration, err: unknown, req: Request, res: Response, next: NextFunction): void {
+function failStart(
+  everyauth: AuthorizeHost,
+  registration: Registration,
+  err: unknown,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): void {
   if (!(err instanceof EveryAuthError))
     everyauth.logger?.error({ err, serviceId: registration.serviceId }, 'starting the authorization failed');
   const target = errorTarget(everyauth, registration.options.finishedUrl);
@@ -193,7 +202,7 @@ function failStart(everyauth: EveryAuth, registration: Registration, err: unknow
 const CALLBACK_PATH = /\/([^/]+)\/callback$/;
 
 /** Serves `/{serviceId}/callback` for every service authorize() was called for; passes anything else on. */
-export function callbackHandler(everyauth: EveryAuth): Handler {
+export function callbackHandler(everyauth: AuthorizeHost): Handler {
   return function everyauthCallback(req: Request, res: Response, next: NextFunction): void {
     if (req.method !== 'GET') return next();
     const [pathname, search = ''] = req.originalUrl.split('?', 2) as [string, string | undefined];
@@ -208,7 +217,7 @@ export function callbackHandler(everyauth: EveryAuth): Handler {
 }
 
 async function completeCallback(
-  everyauth: EveryAuth,
+  everyauth: AuthorizeHost,
   serviceId: string,
   pathname: string,
   query: URLSearchParams,
@@ -250,7 +259,7 @@ async function completeCallback(
 }
 
 function failCallback(
-  everyauth: EveryAuth,
+  everyauth: AuthorizeHost,
   registrations: Registration[],
   serviceId: string,
   err: unknown,

@@ -13,7 +13,14 @@ import {
   type ResolvedConfig,
 } from '@everyauth/core';
 import type { Logger } from 'pino';
-import { authorizeHandler, callbackHandler, type AuthorizeOptions, type AuthorizeRouter, type Registration } from './authorize.js';
+import {
+  authorizeHandler,
+  callbackHandler,
+  type AuthorizeHost,
+  type AuthorizeOptions,
+  type AuthorizeRouter,
+  type Registration,
+} from './authorize.js';
 
 /** Where the broker comes from. Everything is optional: environment variables and `.everyauth/` fill the rest. */
 export interface EveryAuthConfig {
@@ -52,7 +59,7 @@ export interface PageOptions {
  * services `authorize()` was called for, and the callback route that serves them. The package's
  * default export is one instance; `createEveryAuth()` makes others (tests, several brokers).
  */
-export class EveryAuth {
+export class EveryAuth implements AuthorizeHost {
   private settings: EveryAuthConfig = {};
   private opened?: Promise<{ broker: Broker; owned: boolean; config?: ResolvedConfig }>;
   /** Each authorize() call, by service: the callback uses them for finishedUrl and onAuthorized. */

@@ -1,5 +1,6 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidInput, NotFound, type Store } from '@everyauth/core';
+import { migrateServerTables } from './migrations/index.js';
 import { serverDb } from './tables.js';
 
 /** `admin` may do everything; `tokens:read` may read tokens and look identities, services and providers up. */
@@ -42,6 +43,7 @@ export async function createApiKey(
   const id = randomBytes(8).toString('hex');
   const key = `ea_${id}_${randomBytes(32).toString('base64url')}`;
   const now = Date.now();
+  await migrateServerTables(store);
   await serverDb(store)
     .insertInto('api_keys')
     .values({ id, name: input.name, hash: hashOf(key).toString('hex'), scopes: JSON.stringify(scopes), created_at: now })
@@ -50,11 +52,13 @@ export async function createApiKey(
 }
 
 export async function listApiKeys(store: Store): Promise<ApiKeySummary[]> {
+  await migrateServerTables(store);
   const rows = await serverDb(store).selectFrom('api_keys').select(['id', 'name', 'scopes', 'created_at']).orderBy('created_at').execute();
   return rows.map((r) => ({ id: r.id, name: r.name, scopes: JSON.parse(r.scopes), createdAt: new Date(r.created_at).toISOString() }));
 }
 
 export async function deleteApiKey(store: Store, id: string): Promise<boolean> {
+  await migrateServerTables(store);
   const r = await serverDb(store).deleteFrom('api_keys').where('id', '=', id).executeTakeFirst();
   return Number(r.numDeletedRows) > 0;
 }

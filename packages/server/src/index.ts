@@ -12,3 +12,5 @@ export {
 } from './webhooks.js';
 export type { BackgroundRefreshOptions } from './background-refresh.js';
 export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
+export { migrateServerTables, SERVER_MIGRATION_TABLE } from './migrations/index.js';
+export { SERVER_SEALED_COLUMNS } from './tables.js';

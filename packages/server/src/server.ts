@@ -7,6 +7,7 @@ import { ApiKeyVerifier, type Scope, type VerifiedKey } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
+import { migrateServerTables } from './migrations/index.js';
 import { Metrics } from './metrics.js';
 import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
@@ -82,6 +83,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const broker = typeof options.broker === 'function' ? options.broker(onEvent) : options.broker;
   const store = options.store ?? broker.store;
   const vault = options.vault ?? broker.vault;
+  await migrateServerTables(store);
   const webhooks = new Webhooks(store, vault, logger, metrics, options.webhooks || {});
   const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
   const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };

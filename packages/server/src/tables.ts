@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
-import type { Store } from '@everyauth/core';
+import { sealedLabel, type SealedColumn, type Store } from '@everyauth/core';
 
-/** The server's own tables (migration 0002_server in core), typed for Kysely next to core's. */
+/** The server's own tables (migrations/, a set apart from core's), typed for Kysely next to core's. */
 export type ApiKeyTable = {
   id: string;
   name: string;
@@ -45,3 +45,8 @@ export type ServerTables = {
 
 /** The store's connection, seeing the server's tables too. */
 export const serverDb = (store: Store): Kysely<ServerTables> => store.db.withTables<ServerTables>() as unknown as Kysely<ServerTables>;
+
+/** The server's sealed columns, for `everyauth keys` to count and re-seal next to core's (SEALED_COLUMNS). */
+export const SERVER_SEALED_COLUMNS: readonly SealedColumn[] = [
+  { table: 'webhooks', key: 'id', column: 'secret', aad: sealedLabel.webhook },
+];

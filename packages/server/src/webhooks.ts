@@ -1,8 +1,17 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { InvalidInput, type BrokerEvent, type EventType, type Store, type Vault } from '@everyauth/core';
+import {
+  backoffDelay,
+  InvalidInput,
+  ScheduledLoop,
+  sealedLabel,
+  sortableId,
+  type BrokerEvent,
+  type EventType,
+  type Store,
+  type Vault,
+} from '@everyauth/core';
 import { WebhookNotFound } from './errors.js';
-import { timeOrderedId } from './ids.js';
 import type { Metrics } from './metrics.js';
 import { serverDb, type DeliveryStatus, type WebhookDeliveryTable } from './tables.js';
 
@@ -77,12 +86,9 @@ export class Webhooks {
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
-  private readonly pollMs: number;
   private readonly timeoutMs: number;
   private readonly owner = randomBytes(8).toString('hex');
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private stopped = false;
+  private readonly poller: ScheduledLoop;
 
   constructor(
     private readonly store: Store,
@@ -94,8 +100,12 @@ export class Webhooks {
     this.maxAttempts = options.maxAttempts ?? 8;
     this.baseDelayMs = options.baseDelayMs ?? 1_000;
     this.maxDelayMs = options.maxDelayMs ?? 10 * 60_000;
-    this.pollMs = options.pollMs ?? 1_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.poller = new ScheduledLoop({
+      intervalMs: options.pollMs ?? 1_000,
+      run: () => this.runDue(),
+      onError: (err) => this.logger.warn({ err: { message: (err as Error).message } }, 'webhook poll failed'),
+    });
   }
 
   private get db() {
@@ -108,12 +118,12 @@ export class Webhooks {
     const url = checkUrl(input.url);
     const events = input.events && input.events.length > 0 ? [...new Set(input.events)] : WEBHOOK_EVENTS;
     for (const e of events) if (!WEBHOOK_EVENTS.includes(e)) throw new InvalidInput(`Unknown event type "${e}".`, 'events');
-    const id = timeOrderedId('whk_');
+    const id = sortableId('whk_');
     const secret = `whsec_${randomBytes(32).toString('base64url')}`;
     const now = Date.now();
     await this.db
       .insertInto('webhooks')
-      .values({ id, url, secret: this.vault.seal(secret, `webhook:${id}`), events: JSON.stringify(events), created_at: now })
+      .values({ id, url, secret: this.vault.seal(secret, sealedLabel.webhook(id)), events: JSON.stringify(events), created_at: now })
       .execute();
     return { webhook: { id, url, events, createdAt: new Date(now).toISOString() }, secret };
   }
@@ -159,7 +169,7 @@ export class Webhooks {
       .insertInto('webhook_deliveries')
       .values(
         hooks.map((w) => ({
-          id: timeOrderedId('dlv_', now),
+          id: sortableId('dlv_', now),
           webhook_id: w.id,
           event_id: event.id,
           event_type: event.type,
@@ -176,37 +186,16 @@ export class Webhooks {
         })),
       )
       .execute();
-    this.kick();
+    this.poller.kick();
   }
 
   start(): void {
-    this.stopped = false;
-    this.schedule(this.pollMs);
+    this.poller.start();
   }
 
   /** Stops polling and waits for the deliveries in flight. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
-  }
-
-  private kick(): void {
-    if (!this.stopped && !this.running) this.schedule(0);
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.running ??= this.runDue()
-        .catch((err) => this.logger.warn({ err: { message: (err as Error).message } }, 'webhook poll failed'))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule(this.pollMs);
-        });
-    }, ms);
-    this.timer.unref();
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   private async runDue(): Promise<void> {
@@ -261,7 +250,7 @@ export class Webhooks {
     let responseStatus: number | null = null;
     let error: string | null = null;
     try {
-      const secret = this.vault.open(d.secret, `webhook:${d.webhook_id}`);
+      const secret = this.vault.open(d.secret, sealedLabel.webhook(d.webhook_id));
       const response = await fetch(d.url, {
         method: 'POST',
         headers: {
@@ -291,7 +280,7 @@ export class Webhooks {
         attempts,
         response_status: responseStatus,
         last_error: error,
-        next_attempt_at: status === 'pending' ? now + this.backoff(attempts) : now,
+        next_attempt_at: status === 'pending' ? now + backoffDelay(attempts, { baseMs: this.baseDelayMs, maxMs: this.maxDelayMs }) : now,
         lease_owner: null,
         lease_until: null,
         updated_at: now,
@@ -299,11 +288,6 @@ export class Webhooks {
       .where('id', '=', d.id)
       .where('lease_owner', '=', this.owner)
       .execute();
-  }
-
-  private backoff(attempts: number): number {
-    const base = Math.min(this.baseDelayMs * 2 ** (attempts - 1), this.maxDelayMs);
-    return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 }
 

@@ -9,10 +9,12 @@ import {
   readKeyRing,
   removeKeyFromRing,
   resealStore,
+  SEALED_COLUMNS,
   Vault,
   writeKeyRing,
   type KeyRing,
   type ResolvedEmbedded,
+  type SealedColumn,
 } from '@everyauth/core';
 import { nonNegativeInt, positiveInt } from '../args.js';
 import { contextOf, type CliIo, type Context } from '../context.js';
@@ -54,7 +56,8 @@ export function registerKeys(program: Command, io: CliIo): void {
         const { fromEnv, source } = loaded;
         let ring = loaded.ring;
         let vault = Vault.fromKeyRing(ring, source);
-        const pending = await countNotUnderCurrentKey(store, vault);
+        const columns = await sealedColumns();
+        const pending = await countNotUnderCurrentKey(store, vault, columns);
         const resuming = pending > 0;
         if (!resuming && options.resume) {
           if (ctx.out.json) return ctx.out.data({ currentKey: ring.current, resealed: 0, remaining: 0 });
@@ -78,6 +81,7 @@ export function registerKeys(program: Command, io: CliIo): void {
         let result;
         try {
           result = await resealStore(store, vault, {
+            columns,
             batchSize: options.batchSize,
             pauseMs: options.pauseMs,
             onProgress: (p) => progress.update(p.done, p.total),
@@ -85,7 +89,7 @@ export function registerKeys(program: Command, io: CliIo): void {
         } finally {
           progress.stop();
         }
-        const remaining = result.changed > 0 ? await countNotUnderCurrentKey(store, vault) : 0;
+        const remaining = result.changed > 0 ? await countNotUnderCurrentKey(store, vault, columns) : 0;
         if (ctx.out.json)
           return ctx.out.data({ currentKey: ring.current, resealed: result.resealed, changedMeanwhile: result.changed, remaining });
         ctx.out.line(`Re-encrypted ${result.resealed} value(s) under key ${ring.current}.`);
@@ -113,6 +117,7 @@ export function registerKeys(program: Command, io: CliIo): void {
         const usage = await countSealedByKey(
           store,
           ring.keys.map((k) => k.id),
+          await sealedColumns(),
         );
         const pending = usage.total - (usage.byKey[ring.current] ?? 0);
         const rows = ring.keys.map((k) => ({
@@ -151,7 +156,7 @@ export function registerKeys(program: Command, io: CliIo): void {
       await ctx.withEmbedded('keys retire', async ({ config, store }) => {
         const { ring, fromEnv, source } = await keyRingOf(ctx, config);
         const next = removeKeyFromRing(ring, keyId); // refuses the current key and unknown ids
-        const inUse = (await countSealedByKey(store, [keyId])).byKey[keyId] ?? 0;
+        const inUse = (await countSealedByKey(store, [keyId], await sealedColumns())).byKey[keyId] ?? 0;
         if (inUse > 0)
           throw new ConfigurationError(
             `Key ${keyId} still seals ${inUse} value(s) in this store; run \`everyauth keys rotate\` to re-encrypt them first.`,
@@ -166,4 +171,11 @@ export function registerKeys(program: Command, io: CliIo): void {
         ctx.out.note('Other stores or backups sealed under that key can no longer be decrypted with this key file.');
       });
     });
+}
+
+/** Core's sealed columns and the server's (webhook secrets), which share the store and the key ring. */
+async function sealedColumns(): Promise<SealedColumn[]> {
+  // The server package loads only here: it brings Fastify along.
+  const { SERVER_SEALED_COLUMNS } = await import('@everyauth/server');
+  return [...SEALED_COLUMNS, ...SERVER_SEALED_COLUMNS];
 }

@@ -20,5 +20,5 @@ export async function openStore(url: string): Promise<Store> {
   return openSqliteStore({ path: url.replace(/^sqlite:/, '') });
 }
 
-export { Store } from './store.js';
+export { SqlStore } from './sql-store.js';
 export type * from './store.js';

@@ -1,7 +1,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
-import { Store, type IdentityListFilter, type IdentityRow } from './store.js';
+import { isUserLookup, SqlStore } from './sql-store.js';
+import type { IdentityListFilter, IdentityRow, Store } from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -34,10 +35,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 }
 
 /**
- * The token-read lookups as named prepared statements: PostgreSQL parses and plans them once per
- * connection instead of on every request. Everything else goes through Kysely as usual.
+ * The PostgreSQL backend. The token-read lookups are named prepared statements: PostgreSQL parses
+ * and plans them once per connection instead of on every request. Everything else is the shared SQL.
  */
-class PostgresStore extends Store {
+class PostgresStore extends SqlStore {
   constructor(
     db: Kysely<Database>,
     dialect: 'postgres',
@@ -57,9 +58,7 @@ class PostgresStore extends Store {
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
-    const byUserOnly =
-      filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
-    if (!byUserOnly || limit > 2) return super.findIdentities(filter, limit);
+    if (!isUserLookup(filter, limit)) return super.findIdentities(filter, limit);
     const r =
       filter.tenantId === undefined
         ? await this.pool.query<IdentityRow>({

@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
-import { Store, type HotReads, type IdentityRow } from './store.js';
+import { isUserLookup, SqlStore } from './sql-store.js';
+import type { IdentityListFilter, IdentityRow, Store } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -24,21 +25,37 @@ function open(path: string, busyTimeoutMs: number, readonly = false): BetterSqli
 }
 
 /**
- * The token-read lookups as prepared statements on a read-only connection of their own: WAL lets
- * it read while another connection writes, and it never sees a write that is not committed.
+ * The SQLite backend. The token-read lookups are prepared statements on a read-only connection of
+ * their own: WAL lets it read while another connection writes, and it never sees a write that is
+ * not committed. better-sqlite3 is synchronous, so these return without a trip through the event loop.
  */
-function hotReads(reader: BetterSqlite3.Database): HotReads {
-  const byId = reader.prepare<[string], IdentityRow>('SELECT * FROM identities WHERE id = ?');
-  // A literal LIMIT: with a bound one SQLite plans a slower loop (measured 3× on this query).
-  const byUser = reader.prepare<[string, string], IdentityRow>('SELECT * FROM identities WHERE service_id = ? AND user_id = ? LIMIT 2');
-  const byTenantUser = reader.prepare<[string, string, string], IdentityRow>(
-    'SELECT * FROM identities WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2',
-  );
-  return {
-    identityById: (id) => byId.get(id),
-    identitiesByUser: (serviceId, userId, tenantId) =>
-      tenantId === undefined ? byUser.all(serviceId, userId) : byTenantUser.all(serviceId, userId, tenantId),
-  };
+class SqliteStore extends SqlStore {
+  private readonly byId: BetterSqlite3.Statement<[string], IdentityRow>;
+  private readonly byUser: BetterSqlite3.Statement<[string, string], IdentityRow>;
+  private readonly byTenantUser: BetterSqlite3.Statement<[string, string, string], IdentityRow>;
+
+  constructor(db: Kysely<Database>, onClose: () => Promise<void>, reader: BetterSqlite3.Database) {
+    super(db, 'sqlite', onClose);
+    this.byId = reader.prepare<[string], IdentityRow>('SELECT * FROM identities WHERE id = ?');
+    // A literal LIMIT: with a bound one SQLite plans a slower loop (measured 3× on this query).
+    this.byUser = reader.prepare<[string, string], IdentityRow>('SELECT * FROM identities WHERE service_id = ? AND user_id = ? LIMIT 2');
+    this.byTenantUser = reader.prepare<[string, string, string], IdentityRow>(
+      'SELECT * FROM identities WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2',
+    );
+  }
+
+  override async getIdentity(id: string): Promise<IdentityRow | undefined> {
+    return this.byId.get(id);
+  }
+
+  override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
+    if (!isUserLookup(filter, limit)) return super.findIdentities(filter, limit);
+    const rows =
+      filter.tenantId === undefined
+        ? this.byUser.all(filter.serviceId!, filter.userId!)
+        : this.byTenantUser.all(filter.serviceId!, filter.userId!, filter.tenantId);
+    return rows.slice(0, limit);
+  }
 }
 
 /** Opens (creating if needed) and migrates a SQLite store in WAL mode, safe to share between processes. */
@@ -47,16 +64,15 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const sqlite = open(options.path, busyTimeoutMs);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  await new Store(db, 'sqlite').migrate();
+  await new SqlStore(db, 'sqlite').migrate();
   // An in-memory database is private to its connection, so there the writer reads too.
   const reader = options.path === ':memory:' ? sqlite : open(options.path, busyTimeoutMs, true);
-  return new Store(
+  return new SqliteStore(
     db,
-    'sqlite',
     async () => {
       if (reader !== sqlite) reader.close();
       await db.destroy();
     },
-    hotReads(reader),
+    reader,
   );
 }

@@ -1,15 +1,12 @@
-import { Migrator, sql, type Kysely, type Selectable, type SelectQueryBuilder } from 'kysely';
-import { InvalidInput } from '../errors.js';
+import type { Kysely, Selectable } from 'kysely';
 import type { IdentityFilter, Tags } from '../broker.js';
 import type { AuthSessionTable, Database, EventTable, IdentityTable, ProviderTable, ServiceTable } from './schema.js';
-import { migrationProvider } from './migrations/index.js';
 
 export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
 export type EventRow = Selectable<EventTable>;
-
 /** The fields a new identity, or a new grant on an existing one, writes. */
 export interface IdentityWrite {
   service_id: string;
@@ -36,329 +33,71 @@ export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; r
 export type IdentityListFilter = IdentityFilter & { serviceId?: string };
 
 /**
- * The two lookups on the token-read path, as prepared statements where the driver has them.
- * They must read committed data only (SQLite: a connection of their own).
+ * All of core's persistence: one interface, two backends (sqlite.ts, postgres.ts) sharing their
+ * SQL in sql-store.ts. A store holds no secrets in clear: what arrives sealed is stored sealed.
+ * Times are epoch milliseconds. Every write that races another (a lease, a refresh, a session
+ * take) is one conditional statement, so it is atomic on either database.
  */
-export interface HotReads {
-  identityById(id: string): IdentityRow | undefined;
-  /** Up to two rows: enough to tell one match from several. */
-  identitiesByUser(serviceId: string, userId: string, tenantId: string | undefined): IdentityRow[];
-}
+export interface Store {
+  /**
+   * The Kysely connection. Packages that keep tables of their own next to core's (the server's
+   * API keys and webhooks) use it with their own schema type and migration set.
+   */
+  readonly db: Kysely<Database>;
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Brings core's tables to the latest migration. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
 
-/**
- * All persistence, over Kysely, in SQL that SQLite and PostgreSQL both run. Holds no secrets in
- * clear: what arrives sealed is stored sealed. Dialect-specific set-up lives in sqlite.ts / postgres.ts.
- */
-export class Store {
-  constructor(
-    readonly db: Kysely<Database>,
-    readonly dialect: 'sqlite' | 'postgres',
-    private readonly onClose: () => Promise<void> = async () => db.destroy(),
-    private readonly hot?: HotReads,
-  ) {}
+  // custom providers: the definition is JSON, validated by the catalog schema before it gets here
+  putProvider(id: string, definition: string, now: number): Promise<void>;
+  getProvider(id: string): Promise<ProviderRow | undefined>;
+  listProviders(): Promise<ProviderRow[]>;
+  deleteProvider(id: string): Promise<boolean>;
 
-  async migrate(): Promise<void> {
-    const migrator = new Migrator({ db: this.db, provider: migrationProvider });
-    const { error, results } = await migrator.migrateToLatest();
-    if (error) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-      throw new Error(`Database migration ${failed} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
-    }
-  }
-
-  close(): Promise<void> {
-    return this.onClose();
-  }
-
-  // ---- providers (custom) ----
-
-  async putProvider(id: string, definition: string, now: number): Promise<void> {
-    await this.db
-      .insertInto('providers')
-      .values({ id, definition, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: now }))
-      .execute();
-  }
-
-  getProvider(id: string): Promise<ProviderRow | undefined> {
-    return this.db.selectFrom('providers').selectAll().where('id', '=', id).executeTakeFirst();
-  }
-
-  listProviders(): Promise<ProviderRow[]> {
-    return this.db.selectFrom('providers').selectAll().orderBy('id').execute();
-  }
-
-  async deleteProvider(id: string): Promise<boolean> {
-    const r = await this.db.deleteFrom('providers').where('id', '=', id).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
-  }
-
-  // ---- services ----
-
-  async putService(row: ServiceRow): Promise<void> {
-    const { id: _id, created_at: _created, ...update } = row;
-    await this.db
-      .insertInto('services')
-      .values(row)
-      .onConflict((oc) => oc.column('id').doUpdateSet(update))
-      .execute();
-  }
-
-  getService(id: string): Promise<ServiceRow | undefined> {
-    return this.db.selectFrom('services').selectAll().where('id', '=', id).executeTakeFirst();
-  }
-
-  listServices(): Promise<ServiceRow[]> {
-    return this.db.selectFrom('services').selectAll().orderBy('id').execute();
-  }
-
-  countServicesUsingProvider(providerId: string): Promise<number> {
-    return this.db
-      .selectFrom('services')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('provider_id', '=', providerId)
-      .executeTakeFirstOrThrow()
-      .then((r) => Number(r.n));
-  }
-
+  // services
+  putService(row: ServiceRow): Promise<void>;
+  getService(id: string): Promise<ServiceRow | undefined>;
+  listServices(): Promise<ServiceRow[]>;
+  countServicesUsingProvider(providerId: string): Promise<number>;
   /** Deletes the service with its identities and pending sessions. */
-  async deleteService(id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('auth_sessions').where('service_id', '=', id).execute();
-      await trx
-        .deleteFrom('identity_tags')
-        .where('identity_id', 'in', trx.selectFrom('identities').select('id').where('service_id', '=', id))
-        .execute();
-      await trx.deleteFrom('identities').where('service_id', '=', id).execute();
-      const r = await trx.deleteFrom('services').where('id', '=', id).executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
-    });
-  }
+  deleteService(id: string): Promise<boolean>;
 
-  // ---- authorization sessions ----
-
-  async insertSession(row: AuthSessionRow): Promise<void> {
-    await this.db.insertInto('auth_sessions').values(row).execute();
-  }
-
+  // authorization sessions
+  insertSession(row: AuthSessionRow): Promise<void>;
   /** Marks the session used, once: a second take of the same state reports `used`. */
-  async takeSession(stateHash: string, now: number): Promise<SessionTake> {
-    const taken = await this.db
-      .updateTable('auth_sessions')
-      .set({ used_at: now })
-      .where('state_hash', '=', stateHash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
-    const row = await this.db.selectFrom('auth_sessions').selectAll().where('state_hash', '=', stateHash).executeTakeFirst();
-    if (!row) return { ok: false, reason: 'unknown' };
-    if (Number(taken.numUpdatedRows) === 1) return { ok: true, session: row };
-    return { ok: false, reason: row.used_at !== null ? 'used' : 'expired' };
-  }
+  takeSession(stateHash: string, now: number): Promise<SessionTake>;
+  /** Deletes sessions that expired before `before`; returns how many. */
+  pruneSessions(before: number): Promise<number>;
 
-  async pruneSessions(before: number): Promise<number> {
-    const r = await this.db.deleteFrom('auth_sessions').where('expires_at', '<', before).executeTakeFirst();
-    return Number(r.numDeletedRows);
-  }
-
-  // ---- identities ----
-
-  async getIdentity(id: string): Promise<IdentityRow | undefined> {
-    if (this.hot) return this.hot.identityById(id);
-    return this.db.selectFrom('identities').selectAll().where('id', '=', id).executeTakeFirst();
-  }
-
+  // identities
+  /** On the token-read path: a prepared statement where the driver has them. */
+  getIdentity(id: string): Promise<IdentityRow | undefined>;
   /**
    * Stores a grant: a new identity, or new tokens on the existing (service, tenant, user) one, which
    * keeps its id. Returns the row and whether it was created.
    */
-  async upsertIdentity(write: IdentityWrite, newId: () => string, now: number): Promise<{ row: IdentityRow; created: boolean }> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const result = await this.db.transaction().execute(async (trx) => {
-        const existing = await trx
-          .selectFrom('identities')
-          .select(['id', 'version'])
-          .where('service_id', '=', write.service_id)
-          .where('user_id', '=', write.user_id)
-          .where('tenant_id', '=', write.tenant_id)
-          .executeTakeFirst();
-        const fields = {
-          status: 'active' as const,
-          expires_at: write.expires_at,
-          scope: write.scope,
-          profile: write.profile,
-          tags: JSON.stringify(write.tags),
-          lease_owner: null,
-          lease_until: null,
-          updated_at: now,
-        };
-        let id: string;
-        let created = false;
-        if (existing) {
-          id = existing.id;
-          await trx
-            .updateTable('identities')
-            .set({ ...fields, tokens: write.sealTokens(id), version: existing.version + 1 })
-            .where('id', '=', id)
-            .execute();
-          await trx.deleteFrom('identity_tags').where('identity_id', '=', id).execute();
-        } else {
-          id = newId();
-          const inserted = await trx
-            .insertInto('identities')
-            .values({
-              ...fields,
-              id,
-              service_id: write.service_id,
-              tenant_id: write.tenant_id,
-              user_id: write.user_id,
-              tokens: write.sealTokens(id),
-              version: 1,
-              last_refresh_at: null,
-              created_at: now,
-            })
-            .onConflict((oc) => oc.columns(['service_id', 'user_id', 'tenant_id']).doNothing())
-            .executeTakeFirst();
-          // Another callback for the same user won the race: go round and update its row instead.
-          if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return undefined;
-          created = true;
-        }
-        const tagRows = Object.entries(write.tags).map(([key, value]) => ({ identity_id: id, key, value }));
-        if (tagRows.length > 0) await trx.insertInto('identity_tags').values(tagRows).execute();
-        const row = await trx.selectFrom('identities').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-        return { row, created };
-      });
-      if (result) return result;
-    }
-    throw new Error('Could not store the identity: concurrent authorizations for the same user kept colliding.');
-  }
-
+  upsertIdentity(write: IdentityWrite, newId: () => string, now: number): Promise<{ row: IdentityRow; created: boolean }>;
   /** Identities matching the filter, in id order, after the cursor. */
-  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]> {
-    let q = this.filtered(this.db.selectFrom('identities').selectAll(), filter);
-    if (after !== undefined) q = q.where('id', '>', after);
-    return q.orderBy('id').limit(limit).execute();
-  }
+  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]>;
+  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. On the token-read path by (service, user). */
+  findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]>;
+  deleteIdentity(id: string): Promise<boolean>;
+  setStatus(id: string, status: IdentityRow['status'], now: number): Promise<void>;
 
-  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. */
-  async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
-    const byUserOnly =
-      filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined;
-    if (this.hot && byUserOnly && limit <= 2)
-      return this.hot.identitiesByUser(filter.serviceId!, filter.userId!, filter.tenantId).slice(0, limit);
-    return this.filtered(this.db.selectFrom('identities').selectAll(), filter).limit(limit).execute();
-  }
-
-  private filtered<O>(
-    q: SelectQueryBuilder<Database, 'identities', O>,
-    filter: IdentityListFilter,
-  ): SelectQueryBuilder<Database, 'identities', O> {
-    if (filter.serviceId !== undefined) q = q.where('service_id', '=', filter.serviceId);
-    if (filter.userId !== undefined) q = q.where('user_id', '=', filter.userId);
-    if (filter.tenantId !== undefined) q = q.where('tenant_id', '=', filter.tenantId);
-    if (filter.status !== undefined) q = q.where('status', '=', filter.status);
-    for (const [key, value] of Object.entries(filter.tags ?? {})) {
-      if (typeof value !== 'string') throw new InvalidInput(`Tag "${key}" must have a string value.`, 'tags');
-      q = q.where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('identity_tags')
-            .select(sql<number>`1`.as('one'))
-            .whereRef('identity_tags.identity_id', '=', 'identities.id')
-            .where('identity_tags.key', '=', key)
-            .where('identity_tags.value', '=', value),
-        ),
-      );
-    }
-    return q;
-  }
-
-  async deleteIdentity(id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('identity_tags').where('identity_id', '=', id).execute();
-      const r = await trx.deleteFrom('identities').where('id', '=', id).executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
-    });
-  }
-
-  async setStatus(id: string, status: IdentityRow['status'], now: number): Promise<void> {
-    await this.db.updateTable('identities').set({ status, updated_at: now }).where('id', '=', id).execute();
-  }
-
-  // ---- refresh lease ----
-
-  /**
-   * Claims the refresh lease: only if nobody holds a live one and the row is still at `version`
-   * (someone who refreshed meanwhile bumped it). A conditional UPDATE, so it is atomic on any database.
-   */
-  async claimLease(id: string, version: number, owner: string, now: number, until: number): Promise<boolean> {
-    const r = await this.db
-      .updateTable('identities')
-      .set({ lease_owner: owner, lease_until: until })
-      .where('id', '=', id)
-      .where('version', '=', version)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
-  }
-
+  // the refresh lease
+  /** Claims the lease only if nobody holds a live one and the row is still at `version`. */
+  claimLease(id: string, version: number, owner: string, now: number, until: number): Promise<boolean>;
   /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
-  async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
-    const r = await this.db
-      .updateTable('identities')
-      .set({ ...write, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
-      .where('id', '=', id)
-      .where('version', '=', version)
-      .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
-  }
-
+  completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean>;
   /** Extends a lease this owner still holds. */
-  async extendLease(id: string, owner: string, until: number): Promise<boolean> {
-    const r = await this.db
-      .updateTable('identities')
-      .set({ lease_until: until })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
-  }
-
+  extendLease(id: string, owner: string, until: number): Promise<boolean>;
   /** Gives the lease back without touching the tokens; optionally sets a new status in the same write. */
-  async releaseLease(id: string, owner: string, now: number, status?: IdentityRow['status']): Promise<void> {
-    await this.db
-      .updateTable('identities')
-      .set({ lease_owner: null, lease_until: null, ...(status ? { status, updated_at: now } : {}) })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .execute();
-  }
+  releaseLease(id: string, owner: string, now: number, status?: IdentityRow['status']): Promise<void>;
+  /** Active identities whose token expires before `before` and whose lease is free: the background refresh's work list. */
+  listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]>;
 
-  /** Active identities whose token expires before `before` and whose lease is free: the background refresher's work list. */
-  listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]> {
-    return this.db
-      .selectFrom('identities')
-      .select(['id', 'service_id'])
-      .where('status', '=', 'active')
-      .where('expires_at', 'is not', null)
-      .where('expires_at', '<', before)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-      .orderBy('expires_at')
-      .limit(limit)
-      .execute();
-  }
-
-  // ---- events ----
-
-  async insertEvent(row: EventRow): Promise<void> {
-    await this.db.insertInto('events').values(row).execute();
-  }
-
-  listEvents(options: { after?: string; identityId?: string; limit: number }): Promise<EventRow[]> {
-    let q = this.db.selectFrom('events').selectAll();
-    if (options.after !== undefined) q = q.where('id', '>', options.after);
-    if (options.identityId !== undefined) q = q.where('identity_id', '=', options.identityId);
-    return q.orderBy('id').limit(options.limit).execute();
-  }
+  // events
+  insertEvent(row: EventRow): Promise<void>;
+  listEvents(options: { after?: string; identityId?: string; limit: number }): Promise<EventRow[]>;
 }

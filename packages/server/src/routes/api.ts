@@ -236,8 +236,7 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request) => {
-      const row = await ctx.store.getIdentity(request.params.identityId);
-      const found = row && (await broker.findIdentity(row.service_id, row.id));
+      const found = await broker.findIdentityById(request.params.identityId);
       if (!found) throw new NotFound('identity', request.params.identityId);
       return found;
     },

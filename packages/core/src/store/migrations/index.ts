@@ -1,6 +1,6 @@
-import type { Migration, MigrationProvider } from 'kysely';
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
-import * as m0002 from './0002_server.js';
+import * as m0002 from './0002_server_moved.js';
 
 /** Every migration, in order. A new one is a new file here and a new line below. */
 const migrations: Record<string, Migration> = {
@@ -11,3 +11,21 @@ const migrations: Record<string, Migration> = {
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,
 };
+
+/**
+ * Runs a migration set to its latest migration. Core's set keeps its bookkeeping in Kysely's
+ * default `kysely_migration` table; another package's set (the server's) names its own table, as
+ * Kysely refuses a database holding executed migrations its provider does not list.
+ */
+export async function runMigrations(db: Kysely<any>, provider: MigrationProvider, migrationTableName?: string): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider,
+    ...(migrationTableName ? { migrationTableName, migrationLockTableName: `${migrationTableName}_lock` } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`Database migration ${failed} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+  }
+}

@@ -1,9 +1,14 @@
 import type { Kysely } from 'kysely';
 
-// Server mode: API keys, webhooks and their deliveries. Portable DDL: the same file runs on SQLite and PostgreSQL.
+/**
+ * API keys, webhooks and their deliveries. Portable DDL: the same file runs on SQLite and
+ * PostgreSQL. `ifNotExists` throughout: a database that ran core's old `0002_server` migration
+ * already has these tables, exactly as below, and keeps them.
+ */
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('api_keys')
+    .ifNotExists()
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('name', 'text', (c) => c.notNull())
     /** SHA-256 (hex) of the whole key; the key itself is shown once and never stored. */
@@ -14,6 +19,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('webhooks')
+    .ifNotExists()
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('url', 'text', (c) => c.notNull())
     .addColumn('secret', 'text', (c) => c.notNull()) // sealed by the vault, associated data `webhook:<id>`
@@ -23,6 +29,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('webhook_deliveries')
+    .ifNotExists()
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('webhook_id', 'text', (c) => c.notNull())
     .addColumn('event_id', 'text', (c) => c.notNull())
@@ -38,8 +45,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
-  await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'id']).execute();
+  await db.schema
+    .createIndex('webhook_deliveries_due')
+    .ifNotExists()
+    .on('webhook_deliveries')
+    .columns(['status', 'next_attempt_at'])
+    .execute();
+  await db.schema.createIndex('webhook_deliveries_webhook').ifNotExists().on('webhook_deliveries').columns(['webhook_id', 'id']).execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

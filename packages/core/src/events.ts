@@ -1,0 +1,66 @@
+/**
+ * The event log: what happened to identities (created, refreshed, needs re-authorization, …),
+ * stored in order and handed to the broker's `onEvent` listener (the server's webhooks and metrics).
+ */
+import type { Logger } from 'pino';
+import type { BrokerEvent, EventType } from './broker.js';
+import { newEventId } from './ids.js';
+import type { EventRow, IdentityRow, Store } from './store/store.js';
+import * as validate from './validate.js';
+
+/** Called after each event is stored. Errors thrown here are logged, not raised. */
+export type EventListener = (event: BrokerEvent) => void | Promise<void>;
+
+export class Events {
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+    private readonly listener?: EventListener,
+  ) {}
+
+  /** Stores an event about `row`'s identity, then tells the listener. */
+  async emit(type: EventType, row: IdentityRow, data: Record<string, unknown>): Promise<void> {
+    const at = this.now();
+    const event: EventRow = {
+      id: newEventId(at),
+      type,
+      service_id: row.service_id,
+      identity_id: row.id,
+      user_id: row.user_id,
+      tenant_id: row.tenant_id,
+      data: JSON.stringify(data),
+      at,
+    };
+    await this.store.insertEvent(event);
+    if (this.listener) {
+      try {
+        await this.listener(toEvent(event));
+      } catch (err) {
+        this.logger.error({ err, eventId: event.id }, 'event listener failed');
+      }
+    }
+  }
+
+  async list(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {
+    const rows = await this.store.listEvents({
+      after: options.after,
+      identityId: options.identityId,
+      limit: validate.pageCount(options.count),
+    });
+    return rows.map(toEvent);
+  }
+}
+
+function toEvent(row: EventRow): BrokerEvent {
+  return {
+    id: row.id,
+    type: row.type as EventType,
+    serviceId: row.service_id,
+    identityId: row.identity_id,
+    userId: row.user_id,
+    tenantId: row.tenant_id || undefined,
+    at: new Date(row.at).toISOString(),
+    data: JSON.parse(row.data),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * Identity rows as the API shows them: a summary (no secrets) for listings, and the fresh identity
+ * (with its access token) that getIdentity returns.
+ */
+import type { FreshIdentity, IdentitySummary } from './broker.js';
+import { ReauthorizationRequired } from './errors.js';
+import type { TokenSet } from './oauth/token-set.js';
+import type { IdentityRow } from './store/store.js';
+
+export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** JSON.parse for the stored objects, skipping the parser for the common empty one. */
+const parseObject = (json: string) => (json === '{}' ? {} : JSON.parse(json));
+
+/** The tenant as the API shows it: stored as '' when there is none. */
+export const tenantOf = (row: Pick<IdentityRow, 'tenant_id'>) => (row.tenant_id === '' ? undefined : row.tenant_id);
+
+/** The error for an identity whose grant is gone: the user must authorize again. */
+export function reauthError(row: IdentityRow): ReauthorizationRequired {
+  return new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row));
+}
+
+export function toSummary(row: IdentityRow): IdentitySummary {
+  return {
+    id: row.id,
+    serviceId: row.service_id,
+    userId: row.user_id,
+    tenantId: tenantOf(row),
+    tags: JSON.parse(row.tags),
+    status: row.status,
+    profile: JSON.parse(row.profile),
+    scope: row.scope ?? undefined,
+    expiresAt: iso(row.expires_at),
+    lastRefreshAt: iso(row.last_refresh_at),
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+/** The row with its opened tokens, as getIdentity returns it. */
+export function toFresh(row: IdentityRow, tokens: TokenSet): FreshIdentity {
+  return {
+    accessToken: tokens.accessToken,
+    expiresAt: iso(row.expires_at),
+    identityId: row.id,
+    serviceId: row.service_id,
+    userId: row.user_id,
+    tenantId: tenantOf(row),
+    tags: parseObject(row.tags),
+    profile: parseObject(row.profile),
+    native: tokens.native,
+  };
+}

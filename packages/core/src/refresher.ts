@@ -1,0 +1,308 @@
+import type { Logger } from 'pino';
+import type { Credentials } from './credentials.js';
+import { NotFound, ProviderUnavailable, type EveryAuthError } from './errors.js';
+import type { Events } from './events.js';
+import { iso, reauthError, tenantOf } from './identity-rows.js';
+import { randomToken } from './ids.js';
+import { KeyedLimit } from './keyed-limit.js';
+import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
+import type { TokenSet } from './oauth/token-set.js';
+import { backoffDelay, retry, sleep } from './retry.js';
+import type { Services } from './services.js';
+import type { IdentityRow, Store } from './store/store.js';
+
+export interface RefreshPolicy {
+  /** Refresh when the token expires within this many ms. */
+  marginMs: number;
+  /** How long a lease on an identity row lasts before another process may take over. */
+  leaseMs: number;
+  /** Attempts at the provider on 5xx, 429 and network errors, the first included. */
+  attempts: number;
+  /** First backoff delay; doubles each attempt, with jitter, capped at maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /**
+   * Token requests in flight at once per provider from this process. A refresh takes a slot before
+   * it claims its lease (so one waiting in line never lets a lease lapse) and gives it back as soon
+   * as the provider has answered. Keeps a storm of tokens expiring together under the provider's
+   * rate limits; each replica has its own.
+   */
+  maxConcurrentPerProvider: number;
+}
+
+export const DEFAULT_REFRESH_POLICY: RefreshPolicy = {
+  marginMs: 5 * 60_000,
+  leaseMs: 30_000,
+  attempts: 3,
+  baseDelayMs: 200,
+  maxDelayMs: 5_000,
+  maxConcurrentPerProvider: 8,
+};
+
+/** What refreshExpiring did with one identity. */
+export interface ExpiringRefresh {
+  identityId: string;
+  /** Set when the refresh failed. */
+  error?: Error;
+}
+
+export interface RefreshExpiringOptions {
+  /** Refresh identities whose token expires within this many ms. */
+  aheadMs: number;
+  /** Identities taken in this round (default 50). */
+  limit?: number;
+  /** Refreshes run at once (default 4); `maxConcurrentPerProvider` still bounds each provider. */
+  concurrency?: number;
+  /** Checked between identities: a round stops early once it returns true (a server shutting down). */
+  shouldStop?: () => boolean;
+  /** Told of each identity's outcome as it finishes (metrics, logs). */
+  onResult?: (result: ExpiringRefresh) => void;
+}
+
+/** The collaborators a Refresher works with. */
+export interface RefresherDeps {
+  store: Store;
+  credentials: Credentials;
+  services: Services;
+  events: Events;
+  policy: RefreshPolicy;
+  now: () => number;
+  logger: Logger;
+}
+
+/**
+ * Refreshes identities so that, however many callers ask at once, one token request per identity
+ * reaches the provider: callers in this process share one promise; processes and replicas contend
+ * for a lease on the row (a conditional UPDATE) and the loser waits for the winner's write, which
+ * is fenced by the row's version.
+ */
+export class Refresher {
+  private readonly inflight = new Map<string, Promise<IdentityRow>>();
+  /** Names this process as a lease holder. */
+  private readonly owner = randomToken().slice(0, 16);
+  private readonly perProvider: KeyedLimit;
+
+  private readonly store: Store;
+  private readonly credentials: Credentials;
+  private readonly services: Services;
+  private readonly events: Events;
+  private readonly policy: RefreshPolicy;
+  private readonly now: () => number;
+  private readonly logger: Logger;
+
+  constructor(deps: RefresherDeps) {
+    ({
+      store: this.store,
+      credentials: this.credentials,
+      services: this.services,
+      events: this.events,
+      policy: this.policy,
+      now: this.now,
+      logger: this.logger,
+    } = deps);
+    this.perProvider = new KeyedLimit(this.policy.maxConcurrentPerProvider);
+  }
+
+  /**
+   * Whether the token expires within the margin. A token whose whole lifetime is shorter than the
+   * margin is refreshed at half its life instead, or every read would refresh it.
+   */
+  needsRefresh(row: Pick<IdentityRow, 'expires_at' | 'updated_at'>, marginMs = this.policy.marginMs): boolean {
+    if (row.expires_at === null) return false;
+    const margin = Math.min(marginMs, Math.max(0, (row.expires_at - row.updated_at) / 2));
+    return row.expires_at - this.now() <= margin;
+  }
+
+  /** The row after a refresh, or the row as it is when another caller refreshed it meanwhile. */
+  refresh(row: IdentityRow, force = false): Promise<IdentityRow> {
+    const pending = this.inflight.get(row.id);
+    if (pending) return pending;
+    const run = this.refreshShared(row, force).finally(() => this.inflight.delete(row.id));
+    this.inflight.set(row.id, run);
+    return run;
+  }
+
+  /**
+   * One background round: the active identities expiring within `aheadMs` whose lease is free, in
+   * random order so replicas spread over them, up to `concurrency` at a time (the provider limit
+   * still applies). Returns how many refreshes it started.
+   */
+  async refreshExpiring(options: RefreshExpiringOptions): Promise<number> {
+    const now = this.now();
+    const due = await this.store.listExpiring(now + options.aheadMs, now, options.limit ?? 50);
+    shuffle(due);
+    let started = 0;
+    const running = new Set<Promise<void>>();
+    for (const { id } of due) {
+      if (options.shouldStop?.()) break;
+      if (running.size >= (options.concurrency ?? 4)) await Promise.race(running);
+      const row = await this.store.getIdentity(id);
+      // Re-read: another replica may have refreshed it since the list was made; refresh() is fenced on this version.
+      if (!row || row.status !== 'active' || !this.needsRefresh(row, options.aheadMs)) continue;
+      started++;
+      const run: Promise<void> = this.refresh(row, true)
+        .then(
+          () => options.onResult?.({ identityId: id }),
+          (error: Error) => options.onResult?.({ identityId: id, error }),
+        )
+        .finally(() => running.delete(run));
+      running.add(run);
+    }
+    await Promise.all(running);
+    return started;
+  }
+
+  private async refreshShared(start: IdentityRow, force: boolean): Promise<IdentityRow> {
+    const giveUpAt = this.now() + this.policy.leaseMs * 2 + this.policy.maxDelayMs;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
+      const row = await this.store.getIdentity(start.id);
+      if (!row) throw new NotFound('identity', start.id);
+      if (row.status !== 'active') throw reauthError(row);
+      // Someone else wrote new tokens since we looked: theirs are as fresh as ours would be.
+      if (row.version !== start.version) return row;
+      if (!force && !this.needsRefresh(row)) return row;
+      // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
+      if (!this.credentials.openTokens(row).refreshToken) {
+        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        return this.fail(row, reauthError(row), true);
+      }
+      const ctx = await this.services.context(await this.services.row(row.service_id));
+      const release = await this.perProvider.acquire(ctx.provider.id);
+      try {
+        const now = this.now();
+        const claimed = await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs);
+        if (claimed) return await this.refreshHoldingLease(row, ctx, release);
+      } finally {
+        release();
+      }
+      if (this.now() > giveUpAt) {
+        if (row.expires_at === null || row.expires_at > this.now()) return row;
+        throw new ProviderUnavailable(row.service_id, 'another process holds the refresh and has not finished');
+      }
+      await sleep(wait / 2 + Math.random() * wait);
+    }
+  }
+
+  /** `release` gives back the provider slot: called once the provider has answered, before the writes. */
+  private async refreshHoldingLease(row: IdentityRow, ctx: ClientContext, release: () => void): Promise<IdentityRow> {
+    let tokens: TokenSet;
+    try {
+      tokens = this.credentials.openTokens(row);
+    } catch (err) {
+      await this.store.releaseLease(row.id, this.owner, this.now());
+      throw err;
+    }
+    let fresh: TokenSet;
+    let lapsed: Error | undefined;
+    try {
+      fresh = await retry(() => refreshTokenGrant(ctx, tokens.refreshToken!, this.now), {
+        delayMs: (err, attempt) => {
+          const failure = err instanceof RefreshFailure ? err.failure : undefined;
+          if (failure?.kind !== 'retryable' || attempt >= this.policy.attempts) return undefined;
+          const backoff = { baseMs: this.policy.baseDelayMs, maxMs: this.policy.maxDelayMs };
+          return Math.min(failure.retryAfterMs ?? backoffDelay(attempt, backoff), this.policy.maxDelayMs);
+        },
+        onRetry: (err, attempt, delay) =>
+          this.logger.warn(
+            { identityId: row.id, serviceId: row.service_id, attempt, delay, reason: (err as RefreshFailure).failure.detail },
+            'refresh failed, retrying',
+          ),
+        // Keep the lease ours for the next attempt.
+        beforeNextAttempt: async () => {
+          if (!(await this.store.extendLease(row.id, this.owner, this.now() + this.policy.leaseMs))) {
+            throw (lapsed = new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed during retries'));
+          }
+        },
+      }).finally(release);
+    } catch (err) {
+      if (err === lapsed) throw err;
+      const failure = err instanceof RefreshFailure ? err.failure : undefined;
+      const error = failure
+        ? toBrokerError(ctx, failure, { serviceId: row.service_id, id: row.id, userId: row.user_id, tenantId: tenantOf(row) })
+        : (err as Error);
+      const needsReauth = failure?.kind === 'invalid_grant';
+      await this.store.releaseLease(row.id, this.owner, this.now(), needsReauth ? 'needs_reauth' : undefined);
+      // A provider outage is not the caller's problem while the token it has still works.
+      if (!needsReauth && (row.expires_at === null || row.expires_at > this.now())) {
+        this.logger.warn(
+          { identityId: row.id, serviceId: row.service_id, error: error.message },
+          'refresh failed, current token still valid',
+        );
+        await this.emitFailure(row, error, false);
+        return row;
+      }
+      return this.fail(row, error, needsReauth);
+    }
+
+    // A provider that does not rotate keeps the old refresh token; one that does replaces it in this same write.
+    const merged: TokenSet = {
+      ...fresh,
+      // Fields only the first response carried (Slack's team, Salesforce's instance_url) stay.
+      native: { ...tokens.native, ...fresh.native },
+      refreshToken: fresh.refreshToken ?? tokens.refreshToken,
+      idToken: fresh.idToken ?? tokens.idToken,
+      scope: fresh.scope ?? tokens.scope,
+    };
+    const now = this.now();
+    const sealed = this.credentials.sealTokens(row.id, merged);
+    const written = await this.retryStoreErrors(row, () =>
+      this.store.completeRefresh(
+        row.id,
+        row.version,
+        this.owner,
+        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
+        now,
+      ),
+    );
+    if (!written) {
+      this.logger.error(
+        { identityId: row.id, serviceId: row.service_id },
+        'refresh lease lost before the write; the new tokens were discarded',
+      );
+      throw new ProviderUnavailable(ctx.provider.id, 'the refresh lease was lost before its result could be stored');
+    }
+    const updated = (await this.store.getIdentity(row.id))!;
+    await this.events.emit('identity.refreshed', updated, { expiresAt: iso(updated.expires_at) });
+    return updated;
+  }
+
+  /**
+   * The new tokens exist only in memory until this write lands, and a rotated refresh token lost
+   * here ends the grant at the next refresh. So a failing store (a database restart) is retried for
+   * up to two lease lengths; the write stays fenced by lease owner and version, so retrying is safe.
+   */
+  private retryStoreErrors(row: IdentityRow, write: () => Promise<boolean>): Promise<boolean> {
+    const until = this.now() + this.policy.leaseMs * 2;
+    return retry(write, {
+      delayMs: (_err, attempt) => {
+        const wait = Math.min(100 * 2 ** (attempt - 1), 1_000);
+        return this.now() + wait > until ? undefined : wait;
+      },
+      onRetry: (err) =>
+        this.logger.warn(
+          { identityId: row.id, serviceId: row.service_id, reason: (err as Error).message },
+          'storing refreshed tokens failed, retrying',
+        ),
+    });
+  }
+
+  private emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+    return this.events.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
+      error: (error as EveryAuthError).code ?? 'error',
+      message: error.message,
+    });
+  }
+
+  private async fail(row: IdentityRow, error: Error, needsReauth: boolean): Promise<never> {
+    if (needsReauth) await this.store.setStatus(row.id, 'needs_reauth', this.now());
+    await this.emitFailure(row, error, needsReauth);
+    throw error;
+  }
+}
+
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+}

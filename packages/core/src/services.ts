@@ -1,0 +1,177 @@
+/**
+ * Providers and services: the built-in catalog and custom providers, each service's configuration
+ * (client id, sealed client secret, scopes, parameters, variables), and the client context the
+ * OAuth engine needs to talk to a service's provider.
+ */
+import type { ProviderSummary, Service, ServiceInput } from './broker.js';
+import { discoverProvider as discover } from './catalog/discovery.js';
+import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
+import type { Provider, ProviderInput } from './catalog/schema.js';
+import type { Credentials } from './credentials.js';
+import { Conflict, InvalidInput, NotFound } from './errors.js';
+import { clientContext, type ClientContext } from './oauth/engine.js';
+import type { ServiceRow, Store } from './store/store.js';
+import * as validate from './validate.js';
+
+export interface ServicesOptions {
+  /** The public base URL the provider redirects back to: `${baseUrl}/${serviceId}/callback`. */
+  baseUrl: string;
+  /** Timeout of each request to a provider. */
+  providerTimeoutMs: number;
+  now: () => number;
+}
+
+export class Services {
+  private readonly catalog: Map<string, Provider> = loadBuiltInCatalog();
+  private readonly baseUrl: string;
+
+  constructor(
+    private readonly store: Store,
+    private readonly credentials: Credentials,
+    private readonly options: ServicesOptions,
+  ) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  // ---- providers ----
+
+  async listProviders(options: { search?: string } = {}): Promise<ProviderSummary[]> {
+    const custom = await this.customProviders();
+    const all: ProviderSummary[] = [
+      ...[...this.catalog.values()].map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: false })),
+      ...custom.map((p) => ({ id: p.id, name: p.name, docs: p.docs, custom: true })),
+    ];
+    const needle = options.search?.toLowerCase();
+    return all
+      .filter((p) => !needle || p.id.includes(needle) || p.name.toLowerCase().includes(needle))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async getProvider(id: string): Promise<Provider> {
+    const builtIn = this.catalog.get(id);
+    if (builtIn) return builtIn;
+    const row = await this.store.getProvider(id);
+    if (!row) throw new NotFound('provider', id);
+    return parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
+  }
+
+  async putProvider(input: ProviderInput): Promise<Provider> {
+    const provider = parseProvider(input, 'the provider definition');
+    if (this.catalog.has(provider.id)) {
+      throw new Conflict(`"${provider.id}" is a built-in provider; give the custom provider another id.`);
+    }
+    await this.store.putProvider(provider.id, JSON.stringify(provider), this.options.now());
+    return provider;
+  }
+
+  async discoverProvider(id: string, issuer: string, options: { name?: string } = {}): Promise<Provider> {
+    return this.putProvider(await discover(id, issuer, options));
+  }
+
+  async deleteProvider(id: string): Promise<boolean> {
+    if (this.catalog.has(id)) throw new InvalidInput(`"${id}" is a built-in provider and cannot be deleted.`, 'id');
+    const users = await this.store.countServicesUsingProvider(id);
+    if (users > 0) throw new Conflict(`Provider "${id}" is used by ${users} service(s); delete or change them first.`);
+    return this.store.deleteProvider(id);
+  }
+
+  private async customProviders(): Promise<Provider[]> {
+    const rows = await this.store.listProviders();
+    return rows.map((r) => parseProvider(JSON.parse(r.definition), `custom provider "${r.id}"`));
+  }
+
+  // ---- services ----
+
+  async putService(input: ServiceInput): Promise<Service> {
+    const id = validate.serviceId(input.id, 'id');
+    const existing = await this.store.getService(id);
+    const providerId = input.providerId ?? existing?.provider_id ?? id;
+    const provider = await this.getProvider(providerId).catch((err) => {
+      if (err instanceof NotFound && !input.providerId && !existing) {
+        throw new InvalidInput(
+          `Service "${id}" needs a provider: "${id}" is not one; pass providerId (see the provider list).`,
+          'providerId',
+        );
+      }
+      throw err;
+    });
+    const clientId = input.clientId ?? existing?.client_id;
+    if (!clientId) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
+    const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
+    resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
+    let clientSecret = existing?.client_secret ?? null;
+    if (input.clientSecret === null) clientSecret = null;
+    else if (input.clientSecret !== undefined) {
+      if (typeof input.clientSecret !== 'string' || input.clientSecret.length === 0) {
+        throw new InvalidInput('clientSecret must be a non-empty string, or null to remove it.', 'clientSecret');
+      }
+      clientSecret = this.credentials.sealClientSecret(id, input.clientSecret);
+    }
+    const now = this.options.now();
+    const row: ServiceRow = {
+      id,
+      provider_id: provider.id,
+      client_id: clientId,
+      client_secret: clientSecret,
+      scopes: JSON.stringify(input.scopes ?? (existing ? JSON.parse(existing.scopes) : [])),
+      params: JSON.stringify(input.params ?? (existing ? JSON.parse(existing.params) : {})),
+      variables: JSON.stringify(variables),
+      created_at: existing?.created_at ?? now,
+      updated_at: now,
+    };
+    await this.store.putService(row);
+    return this.toService(row);
+  }
+
+  async getService(id: string): Promise<Service> {
+    return this.toService(await this.row(id));
+  }
+
+  async listServices(): Promise<Service[]> {
+    return (await this.store.listServices()).map((r) => this.toService(r));
+  }
+
+  deleteService(id: string): Promise<boolean> {
+    return this.store.deleteService(id);
+  }
+
+  /** The redirect URL a service's provider must have registered. */
+  redirectUrl(serviceId: string): string {
+    return `${this.baseUrl}/${encodeURIComponent(serviceId)}/callback`;
+  }
+
+  /** The stored service; NotFound when there is none. */
+  async row(id: string): Promise<ServiceRow> {
+    const row = await this.store.getService(id);
+    if (!row) throw new NotFound('service', id);
+    return row;
+  }
+
+  /** What the OAuth engine needs to talk to the service's provider: endpoints, client id, opened secret. */
+  async context(service: ServiceRow): Promise<ClientContext> {
+    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+    const secret = service.client_secret === null ? undefined : this.credentials.openClientSecret(service.id, service.client_secret);
+    return clientContext(provider, service.client_id, secret, this.options.providerTimeoutMs);
+  }
+
+  /** The scopes the service asks for: its own, else the provider's defaults. */
+  scopes(service: ServiceRow, provider: Provider): string[] {
+    const scopes = JSON.parse(service.scopes) as string[];
+    return scopes.length > 0 ? scopes : provider.scopes.default;
+  }
+
+  private toService(row: ServiceRow): Service {
+    return {
+      id: row.id,
+      providerId: row.provider_id,
+      clientId: row.client_id,
+      hasClientSecret: row.client_secret !== null,
+      scopes: JSON.parse(row.scopes),
+      params: JSON.parse(row.params),
+      variables: JSON.parse(row.variables),
+      redirectUrl: this.redirectUrl(row.id),
+      createdAt: new Date(row.created_at).toISOString(),
+      updatedAt: new Date(row.updated_at).toISOString(),
+    };
+  }
+}
