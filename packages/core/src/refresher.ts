@@ -22,10 +22,10 @@ export interface RefreshPolicy {
   baseDelayMs: number;
   maxDelayMs: number;
   /**
-   * Token requests in flight at once per provider from this process. A refresh takes a slot before
-   * it claims its lease (so one waiting in line never lets a lease lapse) and gives it back as soon
-   * as the provider has answered. Keeps a storm of tokens expiring together under the provider's
-   * rate limits; each replica has its own.
+   * Token requests in flight at once per provider from this process: a storm of tokens expiring
+   * together stays under the provider's rate limits. Only the requests wait in line, not the store
+   * writes around them; a refresh that waited long renews its lease before its request. Each
+   * replica has its own limit.
    */
   maxConcurrentPerProvider: number;
 }
@@ -167,13 +167,9 @@ export class Refresher {
         return this.fail(row, reauthError(row), true);
       }
       const ctx = await this.services.context(await this.services.row(row.service_id));
-      const release = await this.perProvider.acquire(ctx.provider.id);
-      try {
-        const now = this.now();
-        const claimed = await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs);
-        if (claimed) return await this.refreshHoldingLease(row, ctx, release);
-      } finally {
-        release();
+      const now = this.now();
+      if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
+        return this.refreshHoldingLease(row, ctx);
       }
       if (this.now() > giveUpAt) {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
@@ -183,8 +179,7 @@ export class Refresher {
     }
   }
 
-  /** `release` gives back the provider slot: called once the provider has answered, before the writes. */
-  private async refreshHoldingLease(row: IdentityRow, ctx: ClientContext, release: () => void): Promise<IdentityRow> {
+  private async refreshHoldingLease(row: IdentityRow, ctx: ClientContext): Promise<IdentityRow> {
     let tokens: TokenSet;
     try {
       tokens = this.credentials.openTokens(row);
@@ -194,7 +189,18 @@ export class Refresher {
     }
     let fresh: TokenSet;
     let lapsed: Error | undefined;
+    // Keeps the lease ours, or gives up before asking the provider: another process may have it now.
+    const renewLease = async () => {
+      if (!(await this.store.extendLease(row.id, this.owner, this.now() + this.policy.leaseMs))) {
+        throw (lapsed = new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed while waiting'));
+      }
+    };
+    // In line for the provider: only the token requests are limited, never the store writes around them.
+    const queued = this.now();
+    const release = await this.perProvider.acquire(ctx.provider.id);
     try {
+      // A long wait in line has eaten into the lease: renew it before the request.
+      if (this.now() - queued > this.policy.leaseMs / 4) await renewLease();
       fresh = await retry(() => refreshTokenGrant(ctx, tokens.refreshToken!, this.now), {
         delayMs: (err, attempt) => {
           const failure = err instanceof RefreshFailure ? err.failure : undefined;
@@ -208,13 +214,10 @@ export class Refresher {
             'refresh failed, retrying',
           ),
         // Keep the lease ours for the next attempt.
-        beforeNextAttempt: async () => {
-          if (!(await this.store.extendLease(row.id, this.owner, this.now() + this.policy.leaseMs))) {
-            throw (lapsed = new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed during retries'));
-          }
-        },
+        beforeNextAttempt: renewLease,
       }).finally(release);
     } catch (err) {
+      release(); // (a lapse while waiting comes here before the request's own finally)
       if (err === lapsed) throw err;
       const failure = err instanceof RefreshFailure ? err.failure : undefined;
       const error = failure
