@@ -22,6 +22,8 @@ function code(text: string): string {
 
 /** "rotating", "yes", "no" or "no expiry". */
 export function refreshSummary(provider: Provider): string {
+  if (provider.kind === 'api_key' || provider.kind === 'basic') return 'no expiry';
+  if (provider.kind === 'oauth2_client_credentials' || provider.kind === 'jwt') return 'new grant';
   if (!provider.token.expires) return 'no expiry';
   if (!provider.token.refreshToken) return 'no';
   return provider.token.refreshTokenRotates ? 'rotating' : 'yes';
@@ -52,14 +54,20 @@ export function renderProvidersDoc(catalog: Map<string, Provider>): string {
       'Any other OpenID Connect or RFC 8414 authorization server can be added by discovery from its issuer URL.',
     '',
     'Refresh: "rotating" means every refresh returns a new refresh token, "yes" that the refresh token is kept, ' +
-      '"no" that access tokens expire without a refresh token, "no expiry" that access tokens do not expire.',
+      '"no" that access tokens expire without a refresh token, "no expiry" that access tokens do not expire, ' +
+      '"new grant" that EveryAuth repeats the grant before the token expires.',
     '',
-    '| Provider | Scopes example | PKCE | Refresh | Notes |',
-    '| --- | --- | --- | --- | --- |',
+    'Kind: how the credential is obtained (docs/kinds.md): `oauth2` the authorization-code flow, ' +
+      '`oauth2_client_credentials` a token for the app itself, `api_key` and `basic` a form the user fills in, ' +
+      '`jwt` a service account, `oauth1` the OAuth 1.0a flow.',
+    '',
+    '| Provider | Kind | Scopes example | PKCE | Refresh | Notes |',
+    '| --- | --- | --- | --- | --- | --- |',
   ];
   for (const p of providers) {
     const name = `[${cell(p.name).replace(/[[\]]/g, '\\$&')}](${p.docs}) (${code(p.id)})`;
-    lines.push(`| ${name} | ${scopesExample(p)} | ${p.pkce ? 'yes' : 'no'} | ${refreshSummary(p)} | ${notesCell(p)} |`);
+    const pkce = p.kind !== 'oauth2' ? '—' : p.pkce ? 'yes' : 'no';
+    lines.push(`| ${name} | ${code(p.kind)} | ${scopesExample(p)} | ${pkce} | ${refreshSummary(p)} | ${notesCell(p)} |`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,4 +1,7 @@
 import type { Provider, ProviderInput } from './catalog/schema.js';
+import type { Credential, CredentialHelpers } from './kinds/credential.js';
+
+export type { Credential, CredentialHelpers } from './kinds/credential.js';
 
 export type Tags = Record<string, string>;
 export type IdentityStatus = 'active' | 'needs_reauth' | 'revoked';
@@ -32,6 +35,16 @@ export interface ServiceInput {
   variables?: Record<string, string>;
 }
 
+/** A service whose client is registered on the fly (RFC 7591) at a discovered authorization server. */
+export interface RegisterService {
+  /** Id of the new service, and of the custom provider discovered for it. */
+  serviceId: string;
+  /** An issuer, or a protected resource (a remote MCP server) whose RFC 9728 metadata names its issuer. */
+  url: string;
+  name?: string;
+  scopes?: string[];
+}
+
 export interface Profile {
   id?: string;
   name?: string;
@@ -56,9 +69,14 @@ export interface IdentitySummary {
   updatedAt: string;
 }
 
-/** What `getIdentity` hands back: a token fresh for at least the refresh margin. */
-export interface FreshIdentity {
-  accessToken: string;
+/**
+ * What `getIdentity` hands back, one shape for every kind: the credential fresh for at least the
+ * refresh margin, and `headers`/`authorize` to apply it to a request without branching on its kind.
+ */
+export interface FreshIdentity extends CredentialHelpers {
+  /** The bearer token, for the kinds that have one (OAuth 2, client credentials, service accounts). */
+  accessToken?: string;
+  credential: Credential;
   expiresAt?: string;
   identityId: string;
   serviceId: string;
@@ -105,6 +123,22 @@ export interface BeginAuthorization {
    * it again, which binds the flow to the browser that started it (RFC 9700 §4.7).
    */
   browserBinding?: string;
+}
+
+/**
+ * A credential stored without a redirect flow: values the user typed into the form (`api_key`,
+ * `basic`, a service account for `jwt`), or tokens the app already holds (moving in from another
+ * broker). Checked with the provider before anything is stored.
+ */
+export interface PutIdentity {
+  serviceId: string;
+  userId: string;
+  tenantId?: string;
+  tags?: Tags;
+  /** The form's values, by the provider's field names. */
+  fields?: Record<string, string>;
+  /** OAuth 2 tokens the app already has; with a refresh token, an expired access token is refreshed first. */
+  tokens?: { accessToken?: string; refreshToken?: string; expiresAt?: string; scope?: string };
 }
 
 export interface AuthorizationStarted {
@@ -162,6 +196,8 @@ export interface Broker {
   deleteProvider(id: string): Promise<boolean>;
 
   putService(input: ServiceInput): Promise<Service>;
+  /** Discovers the authorization server, registers a client there (RFC 7591) and stores the service with its sealed secret. */
+  registerService(input: RegisterService): Promise<Service>;
   getService(id: string): Promise<Service>;
   listServices(): Promise<Service[]>;
   deleteService(id: string): Promise<boolean>;
@@ -185,6 +221,9 @@ export interface Broker {
     query: URLSearchParams | Record<string, unknown>,
     options?: { browserBinding?: string },
   ): Promise<AuthorizationCompleted>;
+
+  /** Stores a typed-in or imported credential after the provider accepted it; replaces the user's earlier one. */
+  putIdentity(input: PutIdentity): Promise<IdentitySummary>;
 
   /** One identity without tokens; undefined when none matches, AmbiguousIdentity when several do. */
   findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined>;

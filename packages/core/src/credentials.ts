@@ -5,6 +5,7 @@
  * value copied into another row fails to open. The labels are built here and nowhere else:
  * refresh, the authorization flow, bundles, re-keying and the server's webhooks all use these.
  */
+import type { RequestToken } from './kinds/oauth1.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow } from './store/store.js';
 import type { Vault } from './vault.js';
@@ -21,10 +22,14 @@ export const sealedLabel = {
   webhook: (webhookId: string) => `webhook:${webhookId}`,
 } as const;
 
-/** What an authorization keeps secret until its callback: the PKCE verifier (RFC 7636) and the OpenID nonce. */
+/**
+ * What an authorization keeps secret until its callback: the PKCE verifier (RFC 7636) and the
+ * OpenID nonce, or OAuth 1.0a's request token and its secret (RFC 5849 §2.1).
+ */
 export interface SessionSecrets {
-  codeVerifier: string;
+  codeVerifier?: string;
   nonce?: string;
+  requestToken?: RequestToken;
 }
 
 /** The stored form of a token set: short keys, as this JSON is parsed on every token read. */
@@ -35,6 +40,10 @@ interface SealedTokens {
   t: string;
   s?: string;
   n: Record<string, unknown>;
+  /** Kind, credential and renewal material; absent on an OAuth 2 code-flow token set. */
+  k?: TokenSet['kind'];
+  c?: TokenSet['credential'];
+  m?: TokenSet['material'];
 }
 
 /** Seals and opens the secrets of identities, services and authorization sessions with one vault. */
@@ -42,14 +51,35 @@ export class Credentials {
   constructor(readonly vault: Vault) {}
 
   sealTokens(identityId: string, t: TokenSet): string {
-    const sealed: SealedTokens = { a: t.accessToken, r: t.refreshToken, i: t.idToken, t: t.tokenType, s: t.scope, n: t.native };
+    const sealed: SealedTokens = {
+      a: t.accessToken,
+      r: t.refreshToken,
+      i: t.idToken,
+      t: t.tokenType,
+      s: t.scope,
+      n: t.native,
+      k: t.kind,
+      c: t.credential,
+      m: t.material,
+    };
     return this.vault.seal(JSON.stringify(sealed), sealedLabel.identity(identityId));
   }
 
   /** The token set of a row; the expiry comes from the row, where refresh and listings read it unsealed. */
   openTokens(row: Pick<IdentityRow, 'id' | 'tokens' | 'expires_at'>): TokenSet {
     const s = JSON.parse(this.vault.open(row.tokens, sealedLabel.identity(row.id))) as SealedTokens;
-    return { accessToken: s.a, refreshToken: s.r, idToken: s.i, tokenType: s.t, scope: s.s, expiresAt: row.expires_at, native: s.n };
+    return {
+      accessToken: s.a,
+      refreshToken: s.r,
+      idToken: s.i,
+      tokenType: s.t,
+      scope: s.s,
+      expiresAt: row.expires_at,
+      native: s.n,
+      kind: s.k,
+      credential: s.c,
+      material: s.m,
+    };
   }
 
   sealClientSecret(serviceId: string, secret: string): string {

@@ -299,6 +299,31 @@ export class ProviderError extends EveryAuthError {
   }
 }
 
+/**
+ * The provider refused a credential typed in or imported (its test request answered non-2xx, or
+ * its first grant failed): nothing was stored. `providerMessage` is the provider's own words, any
+ * secret value removed.
+ */
+export class CredentialRefused extends EveryAuthError {
+  constructor(
+    readonly providerId: string,
+    readonly providerMessage: string,
+    readonly httpStatus: number,
+  ) {
+    super('credential_refused', `Provider "${providerId}" refused the credential (HTTP ${httpStatus}): ${providerMessage}`, {
+      status: 400,
+    });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { providerId: this.providerId, providerMessage: this.providerMessage, httpStatus: this.httpStatus };
+  }
+
+  static override fromJSON(body: ErrorJSON): CredentialRefused {
+    return new CredentialRefused(String(body.providerId), String(body.providerMessage ?? ''), Number(body.httpStatus ?? 400));
+  }
+}
+
 /** A client (RemoteBroker, the CLI) could not reach the EveryAuth server, or it did not answer in time. */
 export class ServerUnavailable extends EveryAuthError {
   constructor(
@@ -338,6 +363,7 @@ export const coreErrors = {
   ReauthorizationRequired,
   ProviderUnavailable,
   ProviderError,
+  CredentialRefused,
   ServerUnavailable,
 } as const;
 

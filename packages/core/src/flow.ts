@@ -5,11 +5,12 @@
  */
 import type { Logger } from 'pino';
 import type { AuthorizationCompleted, AuthorizationStarted, BeginAuthorization } from './broker.js';
-import type { Credentials } from './credentials.js';
+import type { Credentials, SessionSecrets } from './credentials.js';
 import { AuthorizationFailed, EveryAuthError } from './errors.js';
 import type { Events } from './events.js';
 import { toSummary } from './identity-rows.js';
 import { newIdentityId, randomToken, sha256 } from './ids.js';
+import * as oauth1 from './kinds/oauth1.js';
 import {
   buildAuthorizationUrl,
   exchangeAuthorizationCode,
@@ -57,10 +58,8 @@ export class Flow {
 
     const state = randomToken();
     const stateHash = sha256(state);
-    const codeVerifier = randomToken();
-    const nonce = isOpenIdFlow(ctx.provider, scopes) ? randomToken() : undefined;
     const redirectUri = this.services.redirectUrl(service.id);
-    const url = await buildAuthorizationUrl(ctx, { redirectUri, state, scopes, params: JSON.parse(service.params), codeVerifier, nonce });
+    const { url, secrets } = await this.start(ctx, service, { redirectUri, state, scopes });
     const now = this.options.now();
     this.pruneSessions(now);
     await this.store.insertSession({
@@ -71,13 +70,13 @@ export class Flow {
       tags: JSON.stringify(tags),
       finished_url: finishedUrl,
       redirect_uri: redirectUri,
-      secrets: this.credentials.sealSession(stateHash, { codeVerifier, nonce }),
+      secrets: this.credentials.sealSession(stateHash, secrets),
       browser_binding: input.browserBinding ? sha256(input.browserBinding) : null,
       expires_at: now + this.options.sessionTtlMs,
       used_at: null,
       created_at: now,
     });
-    return { url: url.href, state, expiresAt: new Date(now + this.options.sessionTtlMs).toISOString() };
+    return { url, state, expiresAt: new Date(now + this.options.sessionTtlMs).toISOString() };
   }
 
   async complete(
@@ -98,7 +97,7 @@ export class Flow {
       checkSessionMatches(session, serviceId, options.browserBinding);
       const service = await this.services.row(session.service_id);
       const ctx = await this.services.context(service);
-      const { tokens, profile } = await this.exchange(ctx, session, stateHash, params);
+      const { tokens, profile } = await this.exchange(ctx, service, session, stateHash, params);
       const { row, created } = await this.storeIdentity(service, ctx, session, tokens, profile);
       await this.events.emit(created ? 'identity.created' : 'identity.updated', row, {});
       return {
@@ -124,8 +123,39 @@ export class Flow {
     throw new AuthorizationFailed('invalid_request', `The callback's "state" ${why}. Start the authorization again.`);
   }
 
+  /** `finishedUrl` checked as begin checks it (a path, or an allowed origin); throws InvalidInput. */
+  checkFinishedUrl(url: string): string {
+    return validate.finishedUrl(url, this.options.allowedOrigins);
+  }
+
+  /** Where to send the user, and what to keep sealed until the callback, by the provider's kind. */
+  private async start(
+    ctx: ClientContext,
+    service: ServiceRow,
+    request: { redirectUri: string; state: string; scopes: string[] },
+  ): Promise<{ url: string; secrets: SessionSecrets }> {
+    if (ctx.provider.kind === 'oauth1') {
+      // OAuth 1.0a has no state parameter: ours rides on the callback URL the provider confirms (RFC 5849 §2.1).
+      const callback = validate.withQuery(request.redirectUri, { state: request.state });
+      const consumer = this.services.consumer(service, ctx.provider);
+      const requestToken = await oauth1.requestToken(ctx.provider, consumer, callback, ctx.timeoutMs);
+      return { url: oauth1.authorizationUrl(ctx.provider, requestToken), secrets: { requestToken } };
+    }
+    const codeVerifier = randomToken();
+    const nonce = isOpenIdFlow(ctx.provider, request.scopes) ? randomToken() : undefined;
+    const url = await buildAuthorizationUrl(ctx, { ...request, params: JSON.parse(service.params), codeVerifier, nonce });
+    return { url: url.href, secrets: { codeVerifier, nonce } };
+  }
+
   /** Checks the response (RFC 9207 issuer, errors), then trades the code for tokens and reads the profile. */
-  private async exchange(ctx: ClientContext, session: AuthSessionRow, stateHash: string, params: URLSearchParams) {
+  private async exchange(ctx: ClientContext, service: ServiceRow, session: AuthSessionRow, stateHash: string, params: URLSearchParams) {
+    if (ctx.provider.kind === 'oauth1') {
+      const secrets = this.credentials.openSession(stateHash, session.secrets);
+      const consumer = this.services.consumer(service, ctx.provider);
+      const tokens = await oauth1.accessToken(ctx.provider, consumer, secrets.requestToken!, params, ctx.timeoutMs);
+      // Only the access-token response can name the account without a signed API call.
+      return { tokens, profile: ctx.provider.profile?.source === 'token_response' ? await readProfile(ctx, tokens, undefined) : {} };
+    }
     const validated = validateAuthorizationResponse(ctx, params);
     if (!validated.get('code'))
       throw new AuthorizationFailed('invalid_request', 'The callback has no authorization "code" (RFC 6749 §4.1.2).');
@@ -133,7 +163,7 @@ export class Flow {
     const { tokens, idTokenClaims } = await exchangeAuthorizationCode(
       ctx,
       validated,
-      { redirectUri: session.redirect_uri, codeVerifier: secrets.codeVerifier, nonce: secrets.nonce },
+      { redirectUri: session.redirect_uri, codeVerifier: secrets.codeVerifier ?? '', nonce: secrets.nonce },
       this.options.now,
     );
     return { tokens, profile: await readProfile(ctx, tokens, idTokenClaims) };

@@ -4,6 +4,7 @@
  */
 import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
+import { withHelpers, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow } from './store/store.js';
 
@@ -37,10 +38,12 @@ export function toSummary(row: IdentityRow): IdentitySummary {
   };
 }
 
-/** The row with its opened tokens, as getIdentity returns it. */
+/** The row with its opened tokens, as getIdentity returns it: one shape for every kind. */
 export function toFresh(row: IdentityRow, tokens: TokenSet): FreshIdentity {
-  return {
-    accessToken: tokens.accessToken,
+  const credential: Credential = tokens.credential ?? ({ type: tokens.kind ?? 'oauth2', accessToken: tokens.accessToken } as Credential);
+  return withHelpers({
+    ...(tokens.credential ? {} : { accessToken: tokens.accessToken }),
+    credential,
     expiresAt: iso(row.expires_at),
     identityId: row.id,
     serviceId: row.service_id,
@@ -49,5 +52,5 @@ export function toFresh(row: IdentityRow, tokens: TokenSet): FreshIdentity {
     tags: parseObject(row.tags),
     profile: parseObject(row.profile),
     native: tokens.native,
-  };
+  });
 }

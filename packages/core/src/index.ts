@@ -32,3 +32,18 @@ export {
 export * from './rekey.js';
 export * from './bundle.js';
 export { RemoteBroker, type RemoteBrokerOptions } from './remote-broker.js';
+export {
+  APP_USER_ID,
+  FORM_CSRF_FIELD,
+  formPageHeaders,
+  applyCredential,
+  isFormKind,
+  newFormCsrf,
+  postedFields,
+  renderCredentialForm,
+  sameCsrf,
+  withHelpers,
+  type CredentialForm,
+  type SignedRequest,
+} from './kinds/index.js';
+export type { Kind } from './catalog/kinds.js';

@@ -13,10 +13,13 @@ import type {
   Page,
   PageRequest,
   ProviderSummary,
+  PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
 } from './broker.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
+import { Connect } from './connect.js';
 import { Credentials } from './credentials.js';
 import { ConfigurationError } from './errors.js';
 import { Events, type EventListener } from './events.js';
@@ -59,6 +62,7 @@ export class LocalBroker implements Broker {
   private readonly identities: Identities;
   private readonly refresher: Refresher;
   private readonly events: Events;
+  private readonly connect: Connect;
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -86,6 +90,7 @@ export class LocalBroker implements Broker {
       logger,
     });
     this.identities = new Identities(store, credentials, this.services, this.refresher, this.events);
+    this.connect = new Connect(store, credentials, this.services, this.events, now);
   }
 
   // ---- providers and services ----
@@ -112,6 +117,10 @@ export class LocalBroker implements Broker {
 
   putService(input: ServiceInput): Promise<Service> {
     return this.services.putService(input);
+  }
+
+  registerService(input: RegisterService): Promise<Service> {
+    return this.services.registerService(input);
   }
 
   getService(id: string): Promise<Service> {
@@ -156,10 +165,20 @@ export class LocalBroker implements Broker {
     );
   }
 
+  /** `finishedUrl` checked as beginAuthorization checks it (the server's hosted credential form uses it). */
+  checkFinishedUrl(url: string): string {
+    return this.flow.checkFinishedUrl(url);
+  }
+
   // ---- identities ----
 
-  getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
-    return this.identities.get(serviceId, selector, options.force);
+  /** The token read; a client-credentials service's token is fetched here the first time it is asked for. */
+  async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
+    return (await this.identities.get(serviceId, selector, options.force)) ?? this.connect.firstUse(serviceId, selector);
+  }
+
+  putIdentity(input: PutIdentity): Promise<IdentitySummary> {
+    return this.connect.put(input);
   }
 
   findIdentity(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined> {

@@ -5,7 +5,8 @@ import type { Events } from './events.js';
 import { iso, reauthError, tenantOf } from './identity-rows.js';
 import { randomToken } from './ids.js';
 import { KeyedLimit } from './keyed-limit.js';
-import { RefreshFailure, refreshTokenGrant, toBrokerError, type ClientContext } from './oauth/engine.js';
+import { isRenewable, renewTokens } from './kinds/index.js';
+import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engine.js';
 import type { TokenSet } from './oauth/token-set.js';
 import { backoffDelay, retry, sleep } from './retry.js';
 import type { Services } from './services.js';
@@ -162,11 +163,11 @@ export class Refresher {
       if (row.version !== start.version) return row;
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
-      if (!this.credentials.openTokens(row).refreshToken) {
+      if (!isRenewable(this.credentials.openTokens(row))) {
         if (row.expires_at === null || row.expires_at > this.now()) return row;
         return this.fail(row, reauthError(row), true);
       }
-      const ctx = await this.services.context(await this.services.row(row.service_id));
+      const ctx = await this.services.context(await this.services.row(row.service_id), row.tenant_id);
       const now = this.now();
       if (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs)) {
         return this.refreshHoldingLease(row, ctx);
@@ -201,7 +202,7 @@ export class Refresher {
     try {
       // A long wait in line has eaten into the lease: renew it before the request.
       if (this.now() - queued > this.policy.leaseMs / 4) await renewLease();
-      fresh = await retry(() => refreshTokenGrant(ctx, tokens.refreshToken!, this.now), {
+      fresh = await retry(() => renewTokens(ctx, tokens, this.now), {
         delayMs: (err, attempt) => {
           const failure = err instanceof RefreshFailure ? err.failure : undefined;
           if (failure?.kind !== 'retryable' || attempt >= this.policy.attempts) return undefined;

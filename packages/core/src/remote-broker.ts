@@ -11,10 +11,13 @@ import type {
   Page,
   PageRequest,
   ProviderSummary,
+  PutIdentity,
+  RegisterService,
   Service,
   ServiceInput,
   HostedSession,
 } from './broker.js';
+import { withHelpers, type Credential } from './kinds/credential.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
@@ -155,15 +158,29 @@ export class RemoteBroker implements Broker {
     return r.deleted;
   }
 
+  registerService(input: RegisterService): Promise<Service> {
+    return this.call('POST', '/v1/services/register', { body: input });
+  }
+
+  putIdentity(input: PutIdentity): Promise<IdentitySummary> {
+    return this.call('POST', '/v1/identities', { body: input });
+  }
+
   async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
     const force = options.force ? true : undefined;
+    type Wire = Omit<FreshIdentity, 'credential' | 'headers' | 'authorize'> & { credential?: Credential };
+    // The helpers are functions: rebuilt here from the credential the server sent (a server from
+    // before credential kinds sends only accessToken).
+    const helped = (w: Wire) => withHelpers({ ...w, credential: w.credential ?? { type: 'oauth2' as const, accessToken: w.accessToken! } });
     try {
       if (typeof selector === 'string' && isIdentityId(selector)) {
-        return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, {
-          query: { force },
-        });
+        return helped(
+          await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/identities/${seg(selector)}/token`, {
+            query: { force },
+          }),
+        );
       }
-      return await this.call<FreshIdentity>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } });
+      return helped(await this.call<Wire>('GET', `/v1/services/${seg(serviceId)}/token`, { query: { ...filterQuery(selector), force } }));
     } catch (err) {
       if (err instanceof NotFound && err.kind === 'identity') return undefined;
       throw err;

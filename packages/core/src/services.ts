@@ -3,7 +3,7 @@
  * (client id, sealed client secret, scopes, parameters, variables), and the client context the
  * OAuth engine needs to talk to a service's provider.
  */
-import type { ProviderSummary, Service, ServiceInput } from './broker.js';
+import type { ProviderSummary, RegisterService, Service, ServiceInput } from './broker.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
 import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
@@ -11,6 +11,8 @@ import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound } from './errors.js';
 import { clientContext, type ClientContext } from './oauth/engine.js';
 import type { ServiceRow, Store } from './store/store.js';
+import type { Consumer } from './kinds/oauth1.js';
+import { issuerFor, registerClient } from './kinds/registration.js';
 import * as validate from './validate.js';
 
 export interface ServicesOptions {
@@ -95,8 +97,11 @@ export class Services {
       }
       throw err;
     });
-    const clientId = input.clientId ?? existing?.client_id;
-    if (!clientId) throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
+    // A form or a service account is the user's own credential: no client of the app's is involved.
+    const clientless = provider.kind === 'api_key' || provider.kind === 'basic' || provider.kind === 'jwt';
+    const clientId = input.clientId ?? existing?.client_id ?? (clientless ? '' : undefined);
+    if (clientId === undefined || (!clientId && !clientless))
+      throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
@@ -147,11 +152,45 @@ export class Services {
     return row;
   }
 
-  /** What the OAuth engine needs to talk to the service's provider: endpoints, client id, opened secret. */
-  async context(service: ServiceRow): Promise<ClientContext> {
-    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+  /**
+   * What the OAuth engine needs to talk to the service's provider: endpoints, client id, opened
+   * secret. A client-credentials identity's tenant fills the provider's `{tenant}` variable
+   * (Microsoft's per-tenant token URL).
+   */
+  async context(service: ServiceRow, tenantId = ''): Promise<ClientContext> {
+    const unresolved = await this.getProvider(service.provider_id);
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    if (tenantId && unresolved.kind === 'oauth2_client_credentials' && 'tenant' in unresolved.variables) variables.tenant = tenantId;
+    const provider = resolveProviderUrls(unresolved, variables);
     const secret = service.client_secret === null ? undefined : this.credentials.openClientSecret(service.id, service.client_secret);
     return clientContext(provider, service.client_id, secret, this.options.providerTimeoutMs);
+  }
+
+  /** An OAuth 1.0a service's consumer: its client id, and its secret or RSA private key. */
+  consumer(service: ServiceRow, provider: Provider): Consumer {
+    const secret = service.client_secret === null ? '' : this.credentials.openClientSecret(service.id, service.client_secret);
+    return { consumerKey: service.client_id, consumerSecret: secret, signatureMethod: provider.oauth1!.signatureMethod };
+  }
+
+  /**
+   * A service whose client is registered on the fly: the issuer (or the one a protected resource's
+   * RFC 9728 metadata names) is discovered, a client registered (RFC 7591), then provider and
+   * service stored, the secret sealed. Nothing is stored when registration fails.
+   */
+  async registerService(input: RegisterService): Promise<Service> {
+    const id = validate.serviceId(input.serviceId, 'serviceId');
+    if (this.catalog.has(id)) throw new Conflict(`"${id}" is a built-in provider; give the registered service another id.`);
+    const issuer = await issuerFor(input.url, this.options.providerTimeoutMs);
+    const provider = await discover(id, issuer, { name: input.name, timeoutMs: this.options.providerTimeoutMs });
+    const client = await registerClient(provider, this.redirectUrl(id), this.options.providerTimeoutMs);
+    await this.putProvider(provider);
+    return this.putService({
+      id,
+      providerId: provider.id,
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+      scopes: input.scopes,
+    });
   }
 
   /** The scopes the service asks for: its own, else the provider's defaults. */

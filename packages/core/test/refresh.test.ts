@@ -159,20 +159,32 @@ describe.each(STORES)('on %s', (kind) => {
     });
 
     it('while the provider is down, a token that is still valid is returned', async () => {
-      await authorizeUser(broker, server, 'xia');
-      const current = await broker.getIdentity('local', 'xia');
-      // Inside the refresh margin but not yet expired.
-      const summary = await broker.findIdentity('local', 'xia');
-      await broker.store.db
-        .updateTable('identities')
-        .set({ expires_at: Date.now() + 300, updated_at: Date.now() - 60_000 })
-        .where('id', '=', summary!.id)
-        .execute();
-      server.failNextTokenRequests(3, { status: 502 });
-      const during = await broker.getIdentity('local', 'xia');
-      expect(during!.accessToken).toBe(current!.accessToken);
-      const types = (await broker.listEvents({ identityId: summary!.id })).map((e) => e.type);
-      expect(types).toContain('identity.refresh_failed');
+      // A broker of its own with a wide margin, so the token stays valid through three failed
+      // attempts however loaded the machine is.
+      const wide = await startTestBroker(server, {
+        kind,
+        refresh: { marginMs: 60_000, attempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+        providerTimeoutMs: 500,
+      });
+      try {
+        await authorizeUser(wide.broker, server, 'xia');
+        const current = await wide.broker.getIdentity('local', 'xia');
+        // Inside the refresh margin but not yet expired.
+        const summary = await wide.broker.findIdentity('local', 'xia');
+        await wide.broker.store.db
+          .updateTable('identities')
+          .set({ expires_at: Date.now() + 30_000, updated_at: Date.now() - 10 * 60_000 })
+          .where('id', '=', summary!.id)
+          .execute();
+        server.failNextTokenRequests(3, { status: 502 });
+        const during = await wide.broker.getIdentity('local', 'xia');
+        expect(during!.accessToken).toBe(current!.accessToken);
+        expect(server.tokenRequests.total).toBeGreaterThanOrEqual(3);
+        const types = (await wide.broker.listEvents({ identityId: summary!.id })).map((e) => e.type);
+        expect(types).toContain('identity.refresh_failed');
+      } finally {
+        await wide.close();
+      }
     });
   });
 });

@@ -3,6 +3,7 @@ import {
   ConfigurationError,
   EveryAuthError,
   InvalidInput,
+  isFormKind,
   randomToken,
   validateFinishedUrl,
   withQuery,
@@ -13,6 +14,7 @@ import {
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { bindingCookieName, clearBindingCookie, readCookie, setBindingCookie } from './binding.js';
+import { serveCredentialForm } from './credential-form.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -85,8 +87,11 @@ export interface AuthorizeRouter extends Handler {
 export function authorizeHandler(everyauth: AuthorizeHost, registration: Registration): AuthorizeRouter {
   const handler = ((req: Request, res: Response, next: NextFunction) => {
     // Only the mount point itself starts a flow; anything below it belongs to the app.
-    if (req.method !== 'GET' || (req.path !== '/' && req.path !== '')) return next();
-    startAuthorization(everyauth, registration, req, res).catch((err: unknown) => failStart(everyauth, registration, err, req, res, next));
+    // POST is the credential form's submission (api_key, basic, jwt); startAuthorization passes it on otherwise.
+    if ((req.method !== 'GET' && req.method !== 'POST') || (req.path !== '/' && req.path !== '')) return next();
+    startAuthorization(everyauth, registration, req, res, next).catch((err: unknown) =>
+      failStart(everyauth, registration, err, req, res, next),
+    );
   }) as AuthorizeRouter;
   handler.handle = handler;
   handler.set = () => handler;
@@ -109,9 +114,18 @@ const callbackIsHere = (broker: Broker) => broker.flowHost === 'app';
 /** This app's origin: the configured base URL, else the one the request came to. */
 const appOrigin = (everyauth: AuthorizeHost, req: Request) => everyauth.baseUrl ?? `${req.protocol}://${req.get('host')}`;
 
-async function startAuthorization(everyauth: AuthorizeHost, registration: Registration, req: Request, res: Response): Promise<void> {
+async function startAuthorization(
+  everyauth: AuthorizeHost,
+  registration: Registration,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): Promise<void> {
   const { serviceId, options } = registration;
   const broker = await everyauth.broker();
+  const provider = callbackIsHere(broker) ? await broker.getProvider((await broker.getService(serviceId)).providerId) : undefined;
+  const isForm = provider !== undefined && isFormKind(provider.kind);
+  if (req.method === 'POST' && !isForm) return next();
   const request = req as unknown as AuthorizeRequest;
   const userId = await options.mapToUserId(request);
   if (typeof userId !== 'string')
@@ -121,6 +135,10 @@ async function startAuthorization(everyauth: AuthorizeHost, registration: Regist
     );
   const tenantId = options.mapToTenantId ? await options.mapToTenantId(request) : undefined;
   const tags = typeof options.tags === 'function' ? await options.tags(request) : options.tags;
+  if (isForm) {
+    await serveCredentialForm(broker, provider, { serviceId, userId, tenantId, tags, finishedUrl: options.finishedUrl }, req, res);
+    return;
+  }
   const here = callbackIsHere(broker);
   if (!here) {
     // The server redirects back to this app, so a path must become a URL on the app's origin.

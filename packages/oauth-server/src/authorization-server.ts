@@ -35,6 +35,8 @@ export interface ClientRegistration {
   client_name?: string;
   /** Defaults to `client_secret_basic`. */
   token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post';
+  /** Defaults to the code flow with refresh; `['client_credentials']` makes a machine client (RFC 6749 §4.4). */
+  grant_types?: string[];
 }
 
 export interface AuthorizationServerOptions {
@@ -50,6 +52,8 @@ export interface AuthorizationServerOptions {
   rotateRefreshTokens?: boolean;
   /** Scopes accepted besides openid, offline_access, email and profile (e.g. an API's `tasks:read`). */
   apiScopes?: string[];
+  /** Open dynamic client registration (RFC 7591) at `/reg`. */
+  registration?: boolean;
   /** The claims of an account, by the user name it signed in with (default {@link accountClaims}). */
   accountClaims?: (accountId: string) => Record<string, unknown>;
   /** A JSON file keeping grants, tokens and keys across restarts; in memory only when absent. */
@@ -115,8 +119,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const metadata = {
       token_endpoint_auth_method: 'client_secret_basic',
       ...client,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
+      grant_types: client.grant_types ?? ['authorization_code', 'refresh_token'],
+      response_types: (client.grant_types ?? ['authorization_code']).includes('authorization_code') ? ['code'] : [],
     };
     await provider.Client.validate(metadata);
     store.upsert('Client', client.client_id, metadata);
@@ -191,6 +195,8 @@ function configuration(options: AuthorizationServerOptions, store: GrantStore, b
           token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      registration: { enabled: options.registration === true },
     },
     // Every code grant gets a refresh token: refreshing is what this server is for.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(grant: string): boolean }) =>
@@ -201,6 +207,7 @@ function configuration(options: AuthorizationServerOptions, store: GrantStore, b
     // Every TTL explicit: oidc-provider warns about each default it has to fall back on.
     ttl: {
       AccessToken: options.accessTokenTtl ?? 300,
+      ClientCredentials: options.accessTokenTtl ?? 300,
       AuthorizationCode: 60,
       IdToken: 3600,
       Interaction: 600,

@@ -81,6 +81,7 @@ export const freshIdentity = {
   type: 'object',
   properties: {
     accessToken: str,
+    credential: freeObject,
     expiresAt: isoTime,
     identityId: str,
     serviceId: str,
@@ -158,3 +159,27 @@ export const errorResponses = {
 } as const;
 
 export { serviceId as serviceIdParam, id as idParam };
+
+/** POST /v1/identities: typed-in fields or imported tokens for one user. Values are checked by the broker, never echoed. */
+export const putIdentityBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['serviceId', 'userId'],
+  properties: {
+    serviceId: str,
+    userId: str,
+    tenantId: str,
+    tags: stringMap,
+    fields: { type: 'object', additionalProperties: { type: 'string', maxLength: 8192 }, maxProperties: 32 },
+    tokens: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        accessToken: { type: 'string', maxLength: 16384 },
+        refreshToken: { type: 'string', maxLength: 16384 },
+        expiresAt: isoTime,
+        scope: { type: 'string', maxLength: 4096 },
+      },
+    },
+  },
+} as const;

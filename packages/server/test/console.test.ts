@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
 import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { startApiStandIn } from '../../core/test/support/api-standin.js';
 
 const SCREENSHOTS = fileURLToPath(new URL('../../../artifacts/screenshots/', import.meta.url));
 const CHROMIUM_ARGS = [
@@ -282,6 +283,57 @@ describe('console, desktop', () => {
     await page.click('a[data-route="events"]');
     await page.waitForSelector('#events tr[data-event="identity.deleted"]');
     expect(await page.textContent('#events tr[data-event="identity.deleted"]')).toContain('revoked at the provider');
+  });
+
+  it('adds an API-key service with no client to set up, and connects a user through the hosted form', async () => {
+    const key = 'sk-console0123456789';
+    const api = await startApiStandIn();
+    try {
+      api.route('GET /v1/me', (req) =>
+        req.headers['x-api-key'] === key
+          ? { status: 200, body: { id: 'acct_c' } }
+          : { status: 401, body: { error: { message: 'Invalid API key' } } },
+      );
+      await server.broker.putProvider({
+        id: 'keyed',
+        name: 'Keyed API',
+        docs: 'https://example.test/docs',
+        kind: 'api_key',
+        api: { baseUrls: [api.origin] },
+        fields: [{ name: 'apiKey', label: 'API key', help: 'Settings → API keys' }],
+        apply: { headers: { 'X-Api-Key': '{apiKey}' } },
+        test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
+      });
+      const { page, takeErrors } = await openPage();
+      await signIn(page, server.adminKey);
+      await page.click('a[data-route="services"]');
+      await page.click('#add-service');
+      await page.fill('#catalog-search', 'keyed');
+      await page.click('[data-provider="keyed"]');
+      await page.waitForSelector('#clientless');
+      expect(await page.isVisible('#client-id')).toBe(false);
+      await page.click('#save-service');
+      await page.waitForSelector('[data-service="keyed"]');
+
+      await page.goto(`${server.url}/console/#/connect/keyed`);
+      await page.waitForSelector('#connect-form');
+      await page.fill('#connect-user', 'kim');
+      await page.click('#connect');
+      await page.waitForSelector('#f_apiKey');
+      await page.fill('#f_apiKey', 'sk-not-it');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('[role=alert]');
+      expect(await page.textContent('[role=alert]')).toBe('Invalid API key');
+      expect(takeErrors(/status of 400/)).toHaveLength(1); // the browser logs the refused post itself
+      await page.fill('#f_apiKey', key);
+      await shot(page, 'connect-api-key-form');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#flow-result');
+      expect(await page.textContent('#flow-result')).toContain('Connected kim on keyed');
+      expect((await server.broker.findIdentity('keyed', 'kim'))?.profile.id).toBe('acct_c');
+    } finally {
+      await api.close();
+    }
   });
 
   it('shows a provider error from the callback, and a failed refresh, as readable messages', async () => {

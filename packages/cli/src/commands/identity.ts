@@ -6,6 +6,7 @@ import {
   type IdentityFilter,
   type IdentitySelector,
   type IdentitySummary,
+  type PutIdentity,
 } from '@everyauth/core';
 import { collectPair, pairsOf, positiveInt } from '../args.js';
 import { contextOf, type CliIo, type Context } from '../context.js';
@@ -115,6 +116,69 @@ export function registerIdentity(program: Command, io: CliIo): void {
           `Refreshed ${fresh.identityId} (user ${fresh.userId}); the access token expires ${fresh.expiresAt ? `at ${fresh.expiresAt}` : 'never'}.`,
         );
       });
+    });
+
+  identity
+    .command('add')
+    .description("store a credential the user gave you (API key, Basic, service account), after the provider's test request accepts it")
+    .argument('<service>', 'service id')
+    .requiredOption('--user-id <id>', "your application's user id")
+    .option('--tenant-id <id>', "your application's tenant id")
+    .option('--tag <key=value>', 'tag to store (repeatable)', collectPair)
+    .option('--api-key <value>', 'the provider\'s one secret field; "-" reads it from standard input (keeps it out of shell history)')
+    .option('--field <name=value>', "a field of the provider's form (repeatable); see `provider get`", collectPair)
+    .action(async (service: string, options: SelectOptions & { apiKey?: string; field?: string[] }, command: Command) => {
+      const ctx = contextOf(io, command);
+      const fields = pairsOf(options.field, '--field') ?? {};
+      const summary = await ctx.withBroker(async (b) => {
+        if (options.apiKey !== undefined) {
+          const provider = await b.getProvider((await b.getService(service)).providerId);
+          const secret = provider.fields.filter((f) => f.secret);
+          if (secret.length !== 1) {
+            throw new UsageError(
+              `--api-key fills the provider's one secret field, but "${provider.id}" has ${secret.length} (${provider.fields.map((f) => f.name).join(', ') || 'no form'}): use --field.`,
+              'identity add',
+            );
+          }
+          fields[secret[0]!.name] = options.apiKey === '-' ? (await ctx.readStdin(secret[0]!.label)).trim() : options.apiKey;
+        }
+        const { userId, tenantId } = options;
+        return b.putIdentity({ serviceId: service, userId: userId!, tenantId, tags: pairsOf(options.tag, '--tag'), fields });
+      });
+      showSummary(ctx, summary);
+    });
+
+  identity
+    .command('import')
+    .description(
+      'move in an OAuth 2 grant the app already holds: reads {"accessToken","refreshToken","expiresAt","scope"} JSON from standard input',
+    )
+    .argument('<service>', 'service id')
+    .requiredOption('--user-id <id>', "your application's user id")
+    .option('--tenant-id <id>', "your application's tenant id")
+    .option('--tag <key=value>', 'tag to store (repeatable)', collectPair)
+    .action(async (service: string, options: SelectOptions, command: Command) => {
+      const ctx = contextOf(io, command);
+      const text = await ctx.readStdin('the tokens as JSON');
+      let tokens: unknown;
+      try {
+        tokens = JSON.parse(text);
+      } catch {
+        throw new UsageError(
+          'Standard input must be a JSON object: {"accessToken": …, "refreshToken": …, "expiresAt": …}.',
+          'identity import',
+        );
+      }
+      const summary = await ctx.withBroker((b) =>
+        b.putIdentity({
+          serviceId: service,
+          userId: options.userId!,
+          tenantId: options.tenantId,
+          tags: pairsOf(options.tag, '--tag'),
+          tokens: tokens as PutIdentity['tokens'],
+        }),
+      );
+      showSummary(ctx, summary);
     });
 
   withSelector(identity.command('rm'))
@@ -228,11 +292,25 @@ function showSummary(ctx: Context, i: IdentitySummary): void {
 
 function showFresh(ctx: Context, summary: IdentitySummary, fresh: FreshIdentity, withToken = true): void {
   if (ctx.out.json) {
-    const { accessToken: _hidden, ...rest } = fresh;
+    const { accessToken: _hidden, credential: _secret, ...rest } = fresh;
     return ctx.out.data(withToken ? fresh : rest);
   }
   ctx.out.record(fresh, [
     ...summaryFields(ctx, summary).map(([k, v]): [string, string | undefined] => (k === 'expires' ? [k, fresh.expiresAt] : [k, v])),
-    ['access token', fresh.accessToken],
+    ['kind', fresh.credential.type],
+    ...(withToken ? credentialFields(fresh) : []),
   ]);
+}
+
+/** What `--show-token` prints: the access token, or the headers and query a non-token credential adds. */
+function credentialFields(fresh: FreshIdentity): [string, string | undefined][] {
+  const c = fresh.credential;
+  if (c.type === 'api_key' || c.type === 'basic') {
+    return [
+      ...Object.entries(c.headers).map(([k, v]): [string, string] => [`header ${k}`, v]),
+      ...Object.entries(c.query).map(([k, v]): [string, string] => [`query ${k}`, v]),
+    ];
+  }
+  if (c.type === 'oauth1') return [['oauth token', c.token]];
+  return [['access token', fresh.accessToken]];
 }

@@ -48,10 +48,21 @@ export function registerProvider(program: Command, io: CliIo): void {
     .option('--issuer <url>', 'discover the endpoints from this issuer')
     .option('--file <path>', 'a provider definition in the catalog format')
     .option('--name <name>', 'display name (with --issuer)')
-    .action(async (id: string, options: { issuer?: string; file?: string; name?: string }, command: Command) => {
+    .option(
+      '--register',
+      'also register a client there (RFC 7591) and create service <id> with it; --issuer may be a remote MCP server URL (RFC 9728)',
+    )
+    .action(async (id: string, options: { issuer?: string; file?: string; name?: string; register?: boolean }, command: Command) => {
       const ctx = contextOf(io, command);
       if ((options.issuer === undefined) === (options.file === undefined)) {
         throw new UsageError('Give exactly one of --issuer <url> (discovery) or --file <provider.json>.', 'provider add');
+      }
+      if (options.register) {
+        if (options.issuer === undefined) throw new UsageError('--register needs --issuer <url>.', 'provider add');
+        const registered = await ctx.withBroker((b) => b.registerService({ serviceId: id, url: options.issuer!, name: options.name }));
+        if (ctx.out.json) return ctx.out.data(registered);
+        ctx.out.line(`Registered client ${registered.clientId} at ${options.issuer}; service "${id}" is ready (secret sealed).`);
+        return ctx.out.note(`Next: send users to authorize "${id}"; its redirect URL is ${registered.redirectUrl}.`);
       }
       const added = await ctx.withBroker(async (b) => {
         if (options.issuer !== undefined) return b.discoverProvider(id, options.issuer, { name: options.name });

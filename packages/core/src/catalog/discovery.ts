@@ -175,6 +175,7 @@ function toProviderInput(
     authorizationUrl: endpoint('authorization_endpoint', true)!,
     tokenUrl: endpoint('token_endpoint', true)!,
     revocationUrl: endpoint('revocation_endpoint', false),
+    registrationUrl: endpoint('registration_endpoint', false),
     userinfoUrl,
     authorizationResponseIss: as.authorization_response_iss_parameter_supported === true,
     scopes: {

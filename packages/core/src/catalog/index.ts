@@ -14,7 +14,7 @@ export type { Provider, ProviderInput } from './schema.js';
 export const BUILT_IN_CATALOG_DIR = new URL('../../catalog/', import.meta.url);
 
 /** The URL fields of a provider that may hold `{variable}` placeholders. */
-const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'userinfoUrl'] as const;
+const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'registrationUrl', 'userinfoUrl'] as const;
 
 /** `path: message` for each issue, one per line. */
 export function formatIssues(error: z.ZodError): string {
@@ -99,36 +99,7 @@ function isUnsafeValue(value: string, inHost: boolean): boolean {
  * characters, and not `.` or `..`.
  */
 export function resolveProviderUrls(provider: Provider, variables: Record<string, string>): Provider {
-  const substitute = (url: string): string => {
-    const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
-    const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
-      const value = Object.hasOwn(variables, name) ? variables[name] : undefined;
-      if (value === undefined || value === '') {
-        const description = provider.variables[name]?.description;
-        throw new InvalidInput(
-          `Provider "${provider.id}" needs a value for the variable "${name}"${description ? ` (${description})` : ''}.`,
-          `variables.${name}`,
-        );
-      }
-      const inHost = authorityEnd === -1 || offset < authorityEnd;
-      if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
-        throw new InvalidInput(
-          inHost
-            ? `The value of variable "${name}" of provider "${provider.id}" is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
-            : `The value of variable "${name}" of provider "${provider.id}" is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
-          `variables.${name}`,
-        );
-      }
-      return encodeURIComponent(value);
-    });
-    try {
-      new URL(resolved);
-    } catch {
-      throw new InvalidInput(`Provider "${provider.id}": the URL ${url} is not valid with the variables given.`, 'variables');
-    }
-    return resolved;
-  };
-
+  const substitute = (url: string) => substituteUrl(provider, url, variables);
   const out: Provider = { ...provider };
   for (const field of URL_FIELDS) {
     const value = provider[field];
@@ -136,6 +107,50 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
   }
   if (provider.profile?.url !== undefined) out.profile = { ...provider.profile, url: substitute(provider.profile.url) };
   return out;
+}
+
+/**
+ * The provider's API URLs (`api.baseUrls`, `test.url`, the GitHub App token URL) with their
+ * placeholders filled from the service's variables and the values typed into the form, under the
+ * same rules as resolveProviderUrls. Kept apart because the form's values exist only at connect time.
+ */
+export function resolveApiUrls(provider: Provider, values: Record<string, string>): Provider {
+  const substitute = (url: string) => substituteUrl(provider, url, values);
+  const out: Provider = { ...provider, api: { baseUrls: provider.api.baseUrls.map(substitute) } };
+  if (provider.test) out.test = { ...provider.test, url: substitute(provider.test.url) };
+  if (provider.jwt?.installationTokenUrl)
+    out.jwt = { ...provider.jwt, installationTokenUrl: substitute(provider.jwt.installationTokenUrl) };
+  return out;
+}
+
+function substituteUrl(provider: Provider, url: string, variables: Record<string, string>): string {
+  const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
+  const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
+    const value = Object.hasOwn(variables, name) ? variables[name] : undefined;
+    if (value === undefined || value === '') {
+      const description = provider.variables[name]?.description;
+      throw new InvalidInput(
+        `Provider "${provider.id}" needs a value for the variable "${name}"${description ? ` (${description})` : ''}.`,
+        `variables.${name}`,
+      );
+    }
+    const inHost = authorityEnd === -1 || offset < authorityEnd;
+    if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
+      throw new InvalidInput(
+        inHost
+          ? `The value of variable "${name}" of provider "${provider.id}" is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
+          : `The value of variable "${name}" of provider "${provider.id}" is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
+        `variables.${name}`,
+      );
+    }
+    return encodeURIComponent(value);
+  });
+  try {
+    new URL(resolved);
+  } catch {
+    throw new InvalidInput(`Provider "${provider.id}": the URL ${url} is not valid with the variables given.`, 'variables');
+  }
+  return resolved;
 }
 
 /** The `{name}` placeholders used in a provider's URLs. */

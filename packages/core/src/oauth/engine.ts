@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { AuthorizationFailed, ProviderError, ProviderUnavailable, ReauthorizationRequired } from '../errors.js';
+import { AuthorizationFailed, InvalidInput, ProviderError, ProviderUnavailable, ReauthorizationRequired } from '../errors.js';
 import type { Provider } from '../catalog/schema.js';
 import type { Profile } from '../broker.js';
 import { readPath, withoutRefreshTokens, type TokenSet } from './token-set.js';
@@ -21,7 +21,7 @@ export function clientContext(provider: Provider, clientId: string, clientSecret
   const as: oauth.AuthorizationServer = {
     // oauth4webapi needs an issuer; a provider that is not an OpenID / RFC 8414 issuer gets its
     // authorization URL's origin, which no `iss` it sends can match by accident.
-    issuer: provider.issuer ?? new URL(provider.authorizationUrl).origin,
+    issuer: provider.issuer ?? new URL(provider.authorizationUrl ?? provider.tokenUrl ?? provider.docs).origin,
     authorization_endpoint: provider.authorizationUrl,
     token_endpoint: provider.tokenUrl,
     revocation_endpoint: provider.revocationUrl,
@@ -64,6 +64,9 @@ export interface AuthorizationRequest {
 
 export async function buildAuthorizationUrl(ctx: ClientContext, request: AuthorizationRequest): Promise<URL> {
   const { provider } = ctx;
+  if (provider.kind !== 'oauth2' || !provider.authorizationUrl) {
+    throw new InvalidInput(`Provider "${provider.id}" is of kind "${provider.kind}", which has no authorization redirect.`, 'serviceId');
+  }
   const url = new URL(provider.authorizationUrl);
   // Extra parameters first, so none of them can replace a protocol parameter set below.
   for (const [k, v] of Object.entries({ ...provider.authorizationParams, ...request.params })) url.searchParams.set(k, v);
@@ -123,7 +126,7 @@ function issuerRefused(err: unknown, ctx: ClientContext, params: URLSearchParams
 
 // ---- token requests (RFC 6749 §4.1.3, §6) ----
 
-interface TokenCall {
+export interface TokenCall {
   options: oauth.TokenEndpointRequestOptions;
   /** The provider's response body as it came, before normalisation. */
   raw: () => Record<string, unknown> | undefined;
@@ -135,7 +138,7 @@ interface TokenCall {
  * nested in the body (Slack's authed_user), errors sent with status 200 (`ok: false`), token types
  * other than bearer.
  */
-function tokenCall(ctx: ClientContext): TokenCall {
+export function tokenCall(ctx: ClientContext): TokenCall {
   let raw: Record<string, unknown> | undefined;
   const { provider } = ctx;
   const additionalParameters = Object.keys(provider.tokenParams).length ? provider.tokenParams : undefined;
@@ -215,7 +218,7 @@ function normaliseTokenBody(provider: Provider, status: number, body: Record<str
   return { status, normalised: tokens };
 }
 
-function toTokenSet(
+export function toTokenSet(
   ctx: ClientContext,
   result: oauth.TokenEndpointResponse,
   raw: Record<string, unknown> | undefined,
@@ -300,6 +303,13 @@ export function classifyProviderFailure(err: unknown): ProviderFailure {
       return { kind: 'retryable', error: err.error, detail, retryAfterMs: retryAfter(err.response) };
     }
     return { kind: 'rejected', error: err.error, detail };
+  }
+  if (err instanceof oauth.WWWAuthenticateChallengeError) {
+    // A 401 with a challenge: the client's own credentials were refused (RFC 6749 §5.2 invalid_client).
+    const error = err.cause[0]?.parameters.error ?? 'invalid_client';
+    const detail = `HTTP ${err.status}, ${error}`;
+    if (err.status >= 500 || err.status === 429) return { kind: 'retryable', error, detail, retryAfterMs: retryAfter(err.response) };
+    return { kind: 'rejected', error, detail };
   }
   if (err instanceof oauth.OperationProcessingError && err.cause instanceof Response) {
     const status = err.cause.status;

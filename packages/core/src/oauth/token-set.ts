@@ -1,3 +1,6 @@
+import type { Kind } from '../catalog/kinds.js';
+import type { OAuth1Credential, PlacedCredential } from '../kinds/credential.js';
+
 /** What the vault seals for an identity: the tokens and the provider's own response. */
 export interface TokenSet {
   accessToken: string;
@@ -9,6 +12,12 @@ export interface TokenSet {
   scope?: string;
   /** The provider's token response without refresh tokens. */
   native: Record<string, unknown>;
+  /** The credential kind; absent means `oauth2` (rows stored before kinds existed). */
+  kind?: Kind;
+  /** The credential of the kinds that are not a bearer token (API keys, Basic, OAuth 1). */
+  credential?: PlacedCredential | OAuth1Credential;
+  /** What renewing needs besides a refresh token (the requested scope; a service account's key). */
+  material?: Record<string, string>;
 }
 
 const REFRESH_TOKEN_KEYS = new Set(['refresh_token']);

@@ -36,6 +36,8 @@ export interface AuthServerOptions {
   tokenDelayMs?: number;
   /** API scopes accepted besides openid, email, profile, offline_access. */
   apiScopes?: string[];
+  /** Open dynamic client registration (RFC 7591) at /reg. */
+  registration?: boolean;
 }
 
 /**
@@ -111,6 +113,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     accessTokenTtl: options.accessTokenTtl ?? 5,
     rotateRefreshTokens: options.rotateRefreshTokens,
     apiScopes: options.apiScopes ?? ['tasks:read', 'tasks:write'],
+    registration: options.registration,
     accountClaims,
   }).catch(async (err: unknown) => {
     await listener.close();

@@ -5,6 +5,8 @@ import {
   type IdentitySelector,
   type IdentityStatus,
   type ProviderInput,
+  type PutIdentity,
+  type RegisterService,
   type ServiceInput,
   type Tags,
 } from '@everyauth/core';
@@ -18,6 +20,7 @@ import {
   identitySummary,
   pageQuery,
   providerSummary,
+  putIdentityBody,
   service,
   serviceIdParam,
   serviceInput,
@@ -184,6 +187,30 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request) => broker.putService({ ...request.body, id: request.params.serviceId }),
   );
 
+  app.post<{ Body: RegisterService }>(
+    '/v1/services/register',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['services'],
+        summary: 'Create a service by discovery (OIDC, RFC 8414, RFC 9728) and dynamic client registration (RFC 7591)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['serviceId', 'url'],
+          properties: {
+            serviceId: serviceIdParam,
+            url: { type: 'string', maxLength: 2048 },
+            name: { type: 'string', maxLength: 200 },
+            scopes: { type: 'array', items: { type: 'string', maxLength: 200 }, maxItems: 100 },
+          },
+        },
+        response: { 201: service, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await broker.registerService(request.body)),
+  );
+
   app.delete<{ Params: { serviceId: string } }>(
     '/v1/services/:serviceId',
     {
@@ -222,6 +249,20 @@ export function apiRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const { serviceId, next, count, ...filter } = request.query;
       return broker.listIdentities(serviceId, filterOf(filter), { next, count });
     },
+  );
+
+  app.post<{ Body: PutIdentity }>(
+    '/v1/identities',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['identities'],
+        summary: 'Store a credential the user typed in (fields) or the app already holds (tokens), after the provider accepted it',
+        body: putIdentityBody,
+        response: { 201: identitySummary, ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await broker.putIdentity(request.body)),
   );
 
   app.get<{ Params: { identityId: string } }>(

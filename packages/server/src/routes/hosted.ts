@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AuthorizationFailed, EveryAuthError, InvalidInput, randomToken, sha256, type Tags } from '@everyauth/core';
 import type { ServerContext } from '../context.js';
+import { formSession, hostedFormRoutes, readCookie } from './hosted-form.js';
 import { beginInput, errorResponses, serviceIdParam } from '../schemas.js';
 
 interface BeginBody {
@@ -28,14 +29,6 @@ const TICKET_AAD = 'hosted-session';
 
 const cookieName = (state: string) => `everyauth_flow_${sha256(state).slice(0, 16)}`;
 
-function readCookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}
-
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
@@ -57,6 +50,7 @@ function page(reply: FastifyReply, status: number, title: string, detail: string
  */
 export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const secure = ctx.publicUrl.startsWith('https:');
+  hostedFormRoutes(app, ctx);
 
   app.post<{ Body: BeginBody }>(
     '/v1/sessions',
@@ -70,6 +64,8 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
+      const form = await formSession(ctx, request.body);
+      if (form) return reply.code(201).send(form);
       const binding = randomToken();
       const started = await ctx.broker.beginAuthorization({ ...request.body, browserBinding: binding });
       const ticket: StartTicket = {

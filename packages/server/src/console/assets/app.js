@@ -482,7 +482,9 @@ function serviceForm(generation, { provider, service }) {
     value: service?.id ?? provider.id,
     readonly: Boolean(service),
   });
-  const clientId = h('input', { id: 'client-id', required: true, autocomplete: 'off', value: service?.clientId ?? '' });
+  // API keys, Basic and service accounts are each user's own, typed in on Connect: no client of the app's.
+  const clientless = ['api_key', 'basic', 'jwt'].includes(provider.kind);
+  const clientId = h('input', { id: 'client-id', required: !clientless, autocomplete: 'off', value: service?.clientId ?? '' });
   const secret = h('input', {
     id: 'client-secret',
     type: 'password',
@@ -512,7 +514,7 @@ function serviceForm(generation, { provider, service }) {
         void act(save, async () => {
           const body = {
             providerId: provider.id,
-            clientId: clientId.value.trim(),
+            ...(clientless ? {} : { clientId: clientId.value.trim() }),
             scopes: scopes.value.split(/[\s,]+/).filter(Boolean),
             ...(secret.value ? { clientSecret: secret.value } : {}),
             ...(variables.length ? { variables: Object.fromEntries(variables.map((v) => [v.name, v.input.value.trim()])) } : {}),
@@ -531,10 +533,13 @@ function serviceForm(generation, { provider, service }) {
     provider.notes && h('p', { class: 'muted' }, provider.notes),
     h('label', { for: 'service-id' }, 'Service id ', h('span', { class: 'hint' }, '— how your app names it; also in the redirect URL')),
     idInput,
-    h('label', { for: 'client-id' }, 'Client id'),
-    clientId,
-    h('label', { for: 'client-secret' }, 'Client secret'),
-    secret,
+    clientless
+      ? h(
+          'p',
+          { class: 'muted', id: 'clientless' },
+          `Kind ${provider.kind}: each user types their own credential on the Connect page; there is no client to set up.`,
+        )
+      : [h('label', { for: 'client-id' }, 'Client id'), clientId, h('label', { for: 'client-secret' }, 'Client secret'), secret],
     h('label', { for: 'scopes' }, 'Scopes ', h('span', { class: 'hint' }, '— space-separated; empty for the defaults')),
     scopes,
     variables.map((v) => [
