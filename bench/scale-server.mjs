@@ -4,7 +4,7 @@
  * starts it, plus a bare Fastify app on another port with the baseline routes and the process's
  * own figures (resident memory, and the SQL the server ran, recorded once per text).
  *
- * Env: STORE_URL, EVERYAUTH_MASTER_KEY, BENCH_BASELINE_SQL (JSON list of { sql, decrypt }), BENCH_POOL.
+ * Env: STORE_URL, EVERYAUTH_MASTER_KEY, BENCH_BASELINE_SQL (JSON list of { sql, decrypt, unnamed }), BENCH_POOL.
  */
 import Fastify from 'fastify';
 import pg from 'pg';
@@ -12,11 +12,13 @@ import { loadVault } from '@everyauth/core';
 import { startServer } from '@everyauth/server';
 
 const seen = new Map();
+/** Marks the baseline route's queries, so that only the server's are recorded. */
+const BASELINE = '/* baseline */ ';
 let recording = false;
 const query = pg.Client.prototype.query;
 pg.Client.prototype.query = function (first, second, ...rest) {
   const text = typeof first === 'string' ? first : first?.text;
-  const baseline = typeof first === 'object' && first?.name?.startsWith('raw_');
+  const baseline = text?.startsWith(BASELINE);
   if (recording && !baseline && text && !seen.has(text)) seen.set(text, (typeof first === 'string' ? second : first.values) ?? []);
   return query.call(this, first, second, ...rest);
 };
@@ -33,10 +35,11 @@ const lookups = JSON.parse(process.env.BENCH_BASELINE_SQL);
 const vault = await loadVault({ env: process.env });
 const pool = new pg.Pool({ connectionString: process.env.STORE_URL, max: Number(process.env.BENCH_POOL ?? 8) });
 const bare = Fastify();
-// The same SQL as the server's route, prepared, with the parameters the bench drew.
+// The same SQL as the server's route, named or unnamed as the server sends it, with the parameters the bench drew.
 bare.get('/raw/:n', async (request) => {
   const lookup = lookups[Number(request.params.n)];
-  const { rows } = await pool.query({ name: `raw_${request.params.n}`, text: lookup.sql, values: JSON.parse(request.query.p) });
+  const name = lookup.unnamed ? undefined : `raw_${request.params.n}`;
+  const { rows } = await pool.query({ name, text: BASELINE + lookup.sql, values: JSON.parse(request.query.p) });
   if (!lookup.decrypt) return rows;
   return { accessToken: JSON.parse(vault.open(rows[0].tokens, `identity:${rows[0].id}`)).a, identityId: rows[0].id };
 });

@@ -3,8 +3,9 @@
  * EveryAuth server in a second process (bench/scale-server.mjs, plain JavaScript on the built
  * packages, so its memory is the server's and not a TypeScript loader's). Each lookup runs, in the same run and at the same
  * concurrency, three ways:
- *   - sql:    the same SQL straight to PostgreSQL through `pg` with a named prepared statement
- *             (and the same decryption, for tokens): the database's floor;
+ *   - sql:    the same SQL straight to PostgreSQL through `pg`, a named prepared statement where
+ *             the server names it (unnamed for the tag queries, as the server sends them), with
+ *             the same decryption for tokens: the database's floor;
  *   - route:  a bare Fastify route in the server's process running that prepared statement: the
  *             floor for HTTP plus the query, without EveryAuth;
  *   - server: the EveryAuth route.
@@ -45,6 +46,11 @@ interface Lookup {
   params: (a: string[]) => unknown[];
   /** Decrypt the token set, as the token route does. */
   decrypt?: boolean;
+  /**
+   * Sent unnamed, planned with its values each time, as the server sends it: a named statement
+   * gets a generic plan after five runs, which for tag queries is far slower (docs/performance.md).
+   */
+  unnamed?: boolean;
 }
 
 const LOOKUP_LIST: Lookup[] = [
@@ -81,6 +87,7 @@ const LOOKUP_LIST: Lookup[] = [
       'SELECT * FROM identities WHERE service_id = $1 AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id' +
       ' AND key = $2 AND value = $3) ORDER BY id LIMIT 101',
     params: ([t]) => ['crm', 'team', t],
+    unnamed: true,
   },
   {
     name: 'identities by two tags (team and plan)',
@@ -91,6 +98,7 @@ const LOOKUP_LIST: Lookup[] = [
       ' AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id AND key = $2 AND value = $3)' +
       ' AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id AND key = $4 AND value = $5) ORDER BY id LIMIT 101',
     params: ([t]) => ['crm', 'team', t, 'plan', 'pro'],
+    unnamed: true,
   },
   {
     name: 'a page at a random offset (keyset cursor)',
@@ -277,7 +285,11 @@ function http(base: string, path: () => string, headers: Record<string, string>,
 
 function direct_(pool: pg.Pool, n: number, lookup: Lookup, vault: Vault): Promise<Result> {
   return timed(LOOKUPS, async () => {
-    const { rows } = await pool.query({ name: `direct_${n}`, text: lookup.sql, values: lookup.params(lookup.args()) });
+    const { rows } = await pool.query({
+      name: lookup.unnamed ? undefined : `direct_${n}`,
+      text: lookup.sql,
+      values: lookup.params(lookup.args()),
+    });
     if (lookup.decrypt) JSON.parse(vault.open(rows[0].tokens, `identity:${rows[0].id}`));
     return rows.length > 0;
   });
@@ -314,7 +326,7 @@ function spawnServer(url: string, ring: unknown): Promise<{ url: string; bare: s
           STORE_URL: url,
           EVERYAUTH_MASTER_KEY: JSON.stringify(ring),
           EVERYAUTH_LOG_LEVEL: 'info',
-          BENCH_BASELINE_SQL: JSON.stringify(LOOKUP_LIST.map((l) => ({ sql: l.sql, decrypt: l.decrypt }))),
+          BENCH_BASELINE_SQL: JSON.stringify(LOOKUP_LIST.map((l) => ({ sql: l.sql, decrypt: l.decrypt, unnamed: l.unnamed }))),
           BENCH_POOL: String(CONCURRENCY),
         },
         stdio: ['ignore', 'pipe', 'inherit'],
