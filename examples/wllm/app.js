@@ -23,11 +23,19 @@ export const SERVICES = ['asana', 'google'];
  * @param {string} [options.asanaApiUrl] Asana's API base (the stand-in's in demo mode).
  * @param {string} [options.googleRootUrl] Google APIs' root URL (the stand-in's in demo mode).
  * @param {string} [options.sessionSecret] Signs the session cookie.
+ * @param {string} [options.proxyApiKey] Proxy mode: the API URLs above are an EveryAuth server's
+ *   /v1/proxy/{service}; the SDKs send this key instead of a token and name the user in a header.
  */
 export function createApp(options = {}) {
   const asanaApiUrl = options.asanaApiUrl ?? process.env.ASANA_API_URL ?? 'https://app.asana.com/api/1.0';
   const googleRootUrl = options.googleRootUrl ?? process.env.GOOGLE_ROOT_URL ?? 'https://www.googleapis.com/';
   const sessionSecret = options.sessionSecret ?? process.env.SESSION_SECRET ?? randomUUID();
+  const proxyApiKey = options.proxyApiKey ?? process.env.EVERYAUTH_PROXY_API_KEY;
+  /** How the SDKs authenticate for one identity: its token, or (proxy mode) the API key and the user's id. */
+  const credentialsOf = (identity) =>
+    proxyApiKey
+      ? { token: proxyApiKey, headers: { 'EveryAuth-User-Id': encodeURIComponent(identity.userId) } }
+      : { token: identity.accessToken, headers: {} };
 
   const app = express();
   app.engine('mustache', renderMustache);
@@ -125,13 +133,13 @@ export function createApp(options = {}) {
     // ensureSession may already have sent the user to authorize a service.
     if (res.headersSent) return;
     try {
-      const asanaCredentials = await identityOrAuthorize('asana', req, res);
-      const googleCredentials = asanaCredentials && (await identityOrAuthorize('google', req, res));
-      if (!asanaCredentials || !googleCredentials) return;
+      const asanaIdentity = await identityOrAuthorize('asana', req, res, proxyApiKey);
+      const googleIdentity = asanaIdentity && (await identityOrAuthorize('google', req, res, proxyApiKey));
+      if (!asanaIdentity || !googleIdentity) return;
 
       const [taskDetails, calendarEventsList] = await Promise.all([
-        listTasks(asanaApiUrl, asanaCredentials.accessToken),
-        listEvents(googleRootUrl, googleCredentials.accessToken),
+        listTasks(asanaApiUrl, credentialsOf(asanaIdentity)),
+        listEvents(googleRootUrl, credentialsOf(googleIdentity)),
       ]);
       res.render('tasklist', { TaskListData: { taskDetails, calendarEventsList }, added: req.query.added });
     } catch (err) {
@@ -143,10 +151,10 @@ export function createApp(options = {}) {
   app.post('/tasks/calendar', ...guarded, async (req, res, next) => {
     if (res.headersSent) return;
     try {
-      const googleCredentials = await identityOrAuthorize('google', req, res);
-      if (!googleCredentials) return;
+      const googleIdentity = await identityOrAuthorize('google', req, res, proxyApiKey);
+      if (!googleIdentity) return;
       const quickAddText = req.body.quickadd || 'New Event Added by WLLM for Tomorrow at Noon';
-      const calendar = google.calendar({ version: 'v3', rootUrl: googleRootUrl, auth: oauthClient(googleCredentials.accessToken) });
+      const calendar = calendarClient(googleRootUrl, credentialsOf(googleIdentity));
       const { data: event } = await calendar.events.quickAdd({ calendarId: 'primary', text: quickAddText });
       res.redirect(303, `/tasks?added=${encodeURIComponent(event.summary ?? quickAddText)}`);
     } catch (err) {
@@ -176,13 +184,20 @@ function sessionUserId(req) {
 }
 
 /**
- * An always-fresh token for the session's user; when there is none (never authorized, or the grant
- * was revoked) the user is sent to authorize the service again and undefined is returned.
+ * An always-fresh token for the session's user (in proxy mode: the identity, no token); when there
+ * is none (never authorized, or the grant was revoked) the user is sent to authorize the service
+ * again and undefined is returned.
  */
-async function identityOrAuthorize(service, req, res) {
+async function identityOrAuthorize(service, req, res, proxied) {
+  const userId = req.session[`${service}UserId`];
   try {
-    const identity = await everyauth.getIdentity(service, req.session[`${service}UserId`]);
-    if (identity) return identity;
+    if (proxied) {
+      const { items } = await everyauth.getIdentities(service, { userId, status: 'active' });
+      if (items[0]) return items[0];
+    } else {
+      const identity = await everyauth.getIdentity(service, userId);
+      if (identity) return identity;
+    }
   } catch (err) {
     if (!(err instanceof everyauth.ReauthorizationRequired)) throw err;
   }
@@ -192,10 +207,11 @@ async function identityOrAuthorize(service, req, res) {
 }
 
 /** The user's tasks in their first workspace: name, notes and due date, through the official SDK. */
-async function listTasks(basePath, accessToken) {
+async function listTasks(basePath, credentials) {
   const client = new asana.ApiClient();
   client.basePath = basePath;
-  client.authentications.token.accessToken = accessToken;
+  client.authentications.token.accessToken = credentials.token;
+  client.defaultHeaders = { ...client.defaultHeaders, ...credentials.headers };
   const me = await new asana.UsersApi(client).getUser('me', { opt_fields: 'workspaces' });
   const workspace = me.data.workspaces[0]?.gid;
   if (!workspace) return [];
@@ -203,8 +219,8 @@ async function listTasks(basePath, accessToken) {
   return tasks.data.map((task) => ({ taskGID: task.gid, taskName: task.name, taskNotes: task.notes, taskDueDate: task.due_on }));
 }
 
-async function listEvents(rootUrl, accessToken) {
-  const calendar = google.calendar({ version: 'v3', rootUrl, auth: oauthClient(accessToken) });
+async function listEvents(rootUrl, credentials) {
+  const calendar = calendarClient(rootUrl, credentials);
   const { data } = await calendar.events.list({ calendarId: 'primary', timeMin: new Date(Date.now() - 86_400_000).toISOString() });
   return (data.items ?? []).map((item) => ({
     summary: item.summary,
@@ -213,10 +229,14 @@ async function listEvents(rootUrl, accessToken) {
   }));
 }
 
-function oauthClient(accessToken) {
+function calendarClient(rootUrl, credentials) {
   const auth = new google.auth.OAuth2();
-  auth.setCredentials({ access_token: accessToken });
-  return auth;
+  auth.setCredentials({ access_token: credentials.token });
+  const root = new URL(rootUrl);
+  // googleapis keeps only the origin of rootUrl; a path (the proxy's /v1/proxy/google/) is put back here.
+  const fetchImplementation =
+    root.pathname === '/' ? undefined : (url, init) => fetch(String(url).replace(root.origin, rootUrl.replace(/\/$/, '')), init);
+  return google.calendar({ version: 'v3', rootUrl, auth, headers: credentials.headers, fetchImplementation });
 }
 
 const templates = new Map();

@@ -1,12 +1,10 @@
 // `npm run demo`: WLLM against local stand-ins for Asana and Google, with a fresh embedded EveryAuth.
 import { runDemo } from '../stand-ins/demo.ts';
 import { createApp } from './app.js';
+import { SERVICES } from './demo-services.js';
 
 await runDemo({
   name: 'Work Less Live More',
-  services: [
-    { id: 'asana', provider: 'asana', scopes: ['default'] },
-    { id: 'google', provider: 'google', scopes: ['openid', 'email', 'profile', 'https://www.googleapis.com/auth/calendar.events'] },
-  ],
+  services: SERVICES,
   createApp: ({ asanaApiUrl, googleRootUrl }) => createApp({ asanaApiUrl, googleRootUrl }),
 });

@@ -8,43 +8,45 @@ import { DEMO_TASKS } from '../../stand-ins/index.js';
 // @ts-expect-error: the example is plain JavaScript, as users would copy it.
 import { createApp } from '../app.js';
 
-const SERVICES = [
-  { id: 'asana', provider: 'asana' as const, scopes: ['default'] },
-  { id: 'google', provider: 'google' as const, scopes: ['openid', 'email', 'profile', 'https://www.googleapis.com/auth/calendar.events'] },
-];
+// @ts-expect-error: plain JavaScript, shared with the demo scripts.
+import { SERVICES } from '../demo-services.js';
 
-let demo: Demo;
 let browser: Browser;
 beforeAll(async () => {
-  [demo, browser] = await Promise.all([
-    startDemo({
+  browser = await launchChromium();
+});
+afterAll(() => browser?.close());
+
+/**
+ * Both modes: `embedded` (the app reads tokens and gives them to the SDKs) and `proxy` (an EveryAuth
+ * server; the SDKs call the stand-ins through its /v1/proxy with an API key, never seeing a token).
+ */
+describe.each(['embedded', 'proxy'] as const)('Work Less Live More in Chromium, against the stand-ins (%s)', (mode) => {
+  let demo: Demo;
+  beforeAll(async () => {
+    demo = await startDemo({
+      mode,
       services: SERVICES,
       host: '127.0.0.1',
       port: 0,
       createApp: (urls) => createApp({ ...urls, sessionSecret: 'test-secret' }),
-    }),
-    launchChromium(),
-  ]);
-});
-afterAll(async () => {
-  await browser?.close();
-  await demo?.close();
-});
+    });
+  });
+  afterAll(() => demo?.close());
 
-describe('Work Less Live More in Chromium, against the stand-ins', () => {
   it('a new user signs in, consents at Asana and Google, sees their tasks, and puts one on the calendar; returning needs no sign-in', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${demo.url}/`);
     expect(await page.locator('.card-title').innerText()).toContain('Asana Tasks + Google Calendar');
-    await screenshot(page, 'wllm', '01-home');
+    await screenshot(page, `wllm-${mode}`, '01-home');
 
     await page.click('#sign-in');
     await page.waitForURL(`${demo.standIns.asana.url}/**`);
     expect(await page.locator('h1').innerText()).toBe('Sign in to Asana');
     await page.fill('input[name=login_email]', 'pat@example.com');
     await page.fill('input[name=login_name]', 'Pat Example');
-    await screenshot(page, 'wllm', '02-asana-consent');
+    await screenshot(page, `wllm-${mode}`, '02-asana-consent');
     // The stand-in answers the authorization request with a redirect to its sign-in page.
     const googleAuthorization = page.waitForRequest((request) => request.url().startsWith(`${demo.standIns.google.url}/o/oauth2/v2/auth?`));
     await page.click('#allow');
@@ -56,7 +58,7 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     expect(consent.searchParams.get('access_type')).toBe('offline');
     expect(consent.searchParams.get('prompt')).toBe('consent');
     await page.fill('input[name=login_email]', 'pat@example.com');
-    await screenshot(page, 'wllm', '03-google-consent');
+    await screenshot(page, `wllm-${mode}`, '03-google-consent');
     await page.click('#allow');
 
     await page.waitForURL(`${demo.url}/tasks**`);
@@ -64,19 +66,27 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     expect(names).toEqual(DEMO_TASKS.map((t) => t.name));
     expect(await page.locator('#tasks').innerText()).toContain(DEMO_TASKS[0]!.notes);
     expect(await page.locator('#tasks').innerText()).toContain(DEMO_TASKS[0]!.due_on!);
-    await screenshot(page, 'wllm', '04-tasks');
+    await screenshot(page, `wllm-${mode}`, '04-tasks');
 
     await page.locator('button.task').first().click();
     await page.waitForURL(`${demo.url}/tasks?added=**`);
     expect(await page.locator('#added').innerText()).toContain(DEMO_TASKS[0]!.name);
     expect(await page.locator('#events').innerText()).toContain(DEMO_TASKS[0]!.name);
-    await screenshot(page, 'wllm', '05-added-to-calendar');
+    await screenshot(page, `wllm-${mode}`, '05-added-to-calendar');
 
     const calendar = demo.standIns.google.calendars.get('pat@example.com') ?? [];
     expect(calendar).toHaveLength(1);
     expect(calendar[0]).toMatchObject({ summary: DEMO_TASKS[0]!.name, start: { date: DEMO_TASKS[0]!.due_on } });
     // EveryAuth kept a refresh token for Google, which it only gets with access_type=offline and prompt=consent.
     expect(demo.standIns.google.oauth.countRefreshTokens()).toBe(1);
+    if (mode === 'proxy') {
+      // The SDKs' calls went through the proxy, which put the stand-ins' own tokens on them (they refuse anything else).
+      const metrics = await (await fetch(`${demo.everyauthUrl}/metrics`)).text();
+      for (const service of ['asana', 'google']) {
+        expect(metrics).toMatch(new RegExp(`everyauth_proxy_requests_total\\{service="${service}",class="2xx"\\} [1-9]`));
+      }
+      expect(metrics).not.toMatch(/everyauth_proxy_requests_total\{[^}]*class="[45]xx"/);
+    }
     await page.close();
 
     // Later, in the same browser: straight to the tasks, no provider page on the way.
@@ -87,7 +97,7 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     await later.waitForURL(`${demo.url}/tasks`);
     expect(await later.locator('.task-name').count()).toBe(DEMO_TASKS.length);
     expect(visited.filter((u) => u.startsWith(demo.standIns.asana.url) || u.startsWith(demo.standIns.google.url))).toEqual([]);
-    await screenshot(later, 'wllm', '06-returning-user');
+    await screenshot(later, `wllm-${mode}`, '06-returning-user');
     await context.close();
   });
 
@@ -103,7 +113,7 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
     expect(await page.locator('#error .card-title').innerText()).toBe('Authorization failed');
     expect(await page.locator('#error-code').innerText()).toBe('access_denied');
     expect(await page.locator('#error-description').innerText()).toMatch(/denied/);
-    await screenshot(page, 'wllm', '07-refused-consent');
+    await screenshot(page, `wllm-${mode}`, '07-refused-consent');
     const broker = await everyauth.broker();
     expect((await broker.listIdentities('asana', {})).items.map((i) => i.profile.email)).not.toContain('sam@example.com');
     await context.close();
@@ -126,7 +136,7 @@ describe('Work Less Live More in Chromium, against the stand-ins', () => {
       expect(response?.status()).toBe(400);
       expect(new URL(page.url()).origin).toBe(origin);
       expect(await page.locator('body').innerText()).toMatch(/finishedUrl origin https:\/\/evil\.example is not allowed/);
-      await screenshot(page, 'wllm', '08-foreign-finished-url-refused');
+      await screenshot(page, `wllm-${mode}`, '08-foreign-finished-url-refused');
     } finally {
       await context.close();
       server.closeAllConnections();

@@ -213,6 +213,12 @@ describe('services', () => {
     expect(r.stderr).toContain('shell history');
     const got = await p.json(['service', 'get', 'local']);
     expect(got).toMatchObject({ clientId: 'everyauth-test', scopes: ['openid', 'email'], params: { prompt: 'consent' } });
+    const api = await p.run(['service', 'set', 'local', '--api-base-url', 'https://api.example.com/v1/', 'https://uploads.example.com']);
+    expect(api.code).toBe(0);
+    expect((await p.json(['service', 'get', 'local'])).apiBaseUrls).toEqual(['https://api.example.com/v1', 'https://uploads.example.com']);
+    const refused = await p.run(['service', 'set', 'local', '--api-base-url', 'http://10.0.0.1/']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/must use https|IP address/);
   });
 
   it('fails clearly on an unknown service or provider', async () => {

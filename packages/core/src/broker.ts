@@ -20,6 +20,8 @@ export interface Service {
   variables: Record<string, string>;
   /** The redirect URL to register at the provider. */
   redirectUrl: string;
+  /** The service's own API base URLs for the proxy, used instead of the provider's `api.baseUrls`; absent when it has none. */
+  apiBaseUrls?: string[];
   createdAt: string;
   updatedAt: string;
 }
@@ -33,6 +35,8 @@ export interface ServiceInput {
   scopes?: string[];
   params?: Record<string, string>;
   variables?: Record<string, string>;
+  /** The only URLs `fetch` sends this service's credentials under (https, host names); `null` removes them, `undefined` keeps them. */
+  apiBaseUrls?: string[] | null;
 }
 
 /** A service whose client is registered on the fly (RFC 7591) at a discovered authorization server. */
@@ -168,6 +172,9 @@ export interface BrokerEvent {
   data: Record<string, unknown>;
 }
 
+/** fetch's RequestInit, except that the body may also be a Node stream or any async iterable of bytes (streamed, never buffered). */
+export type FetchInit = Omit<RequestInit, 'body'> & { body?: BodyInit | AsyncIterable<Uint8Array> | null };
+
 /** A link that starts an authorization on a broker that hosts the flow (the server's `/v1/sessions`). */
 export interface HostedSession {
   /** Send the user's browser here. */
@@ -236,6 +243,14 @@ export interface Broker {
   getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;
 
   listEvents(options?: { after?: string; count?: number; identityId?: string }): Promise<BrokerEvent[]>;
+
+  /**
+   * Calls the service's API as the identity, without the caller ever holding its credential: the
+   * request goes to `pathOrUrl` resolved under the service's API base URLs (anything else is
+   * refused with ProxyRefused), carrying the credential; a 401 renews it once and resends; a
+   * redirect comes back unfollowed; credential-bearing response fields are removed. Bodies stream.
+   */
+  fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response>;
 
   close(): Promise<void>;
 }

@@ -348,6 +348,55 @@ export class ServerUnavailable extends EveryAuthError {
 }
 
 /**
+ * The proxy refused a request before sending it, because the credential would have gone where it
+ * must not (`reason`: `target`, `header`, `body`, `config`). Nothing was sent to the provider.
+ */
+export class ProxyRefused extends EveryAuthError {
+  constructor(
+    readonly reason: 'target' | 'header' | 'body' | 'config',
+    message: string,
+  ) {
+    super('proxy_refused', message, { status: reason === 'config' ? 409 : 400 });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { reason: this.reason };
+  }
+
+  static override fromJSON(body: ErrorJSON): ProxyRefused {
+    const reason = ['target', 'header', 'body', 'config'].includes(String(body.reason)) ? body.reason : 'target';
+    return new ProxyRefused(reason as ProxyRefused['reason'], body.message);
+  }
+}
+
+/** The API behind the proxy did not answer within a timeout (`upstream_timeout`), or broke the connection (`upstream_unreachable`). */
+export class UpstreamFailed extends EveryAuthError {
+  constructor(
+    readonly serviceId: string,
+    readonly phase: 'connect' | 'first_byte' | 'idle' | 'network',
+    options: { cause?: unknown } = {},
+  ) {
+    const network = phase === 'network';
+    super(
+      network ? 'upstream_unreachable' : 'upstream_timeout',
+      network
+        ? `The API of service "${serviceId}" broke the connection or could not be reached; try again later.`
+        : `The API of service "${serviceId}" did not answer in time (${phase.replace('_', ' ')} timeout); try again later.`,
+      { status: network ? 502 : 504, retryable: true, ...options },
+    );
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { serviceId: this.serviceId, phase: this.phase };
+  }
+
+  static override fromJSON(body: ErrorJSON): UpstreamFailed {
+    const phase = ['connect', 'first_byte', 'idle'].includes(String(body.phase)) ? body.phase : 'network';
+    return new UpstreamFailed(String(body.serviceId), phase as UpstreamFailed['phase']);
+  }
+}
+
+/**
  * Core's errors, by name: the registry's first entries, and what front ends re-export
  * (`export * from` a module that re-exports this object's members keeps one list).
  */
@@ -365,6 +414,8 @@ export const coreErrors = {
   ProviderError,
   CredentialRefused,
   ServerUnavailable,
+  ProxyRefused,
+  UpstreamFailed,
 } as const;
 
 registerError(...Object.values(coreErrors));

@@ -78,7 +78,8 @@ export class Identities {
     }
   }
 
-  private async findRow(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
+  /** The one row the selector names, unopened; undefined when none matches, AmbiguousIdentity when several do. */
+  async findRow(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
     validate.serviceId(serviceId);
     // The token-read path: a plain id is only ever a bound parameter, so it needs no more than the
     // text check (NUL breaks PostgreSQL; a lone surrogate would match another user's U+FFFD).

@@ -47,3 +47,5 @@ export {
   type SignedRequest,
 } from './kinds/index.js';
 export type { Kind } from './catalog/kinds.js';
+export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
+export type { RetryBudget } from './proxy/retry.js';

@@ -5,6 +5,7 @@ import type {
   BeginAuthorization,
   Broker,
   BrokerEvent,
+  FetchInit,
   FreshIdentity,
   HostedSession,
   IdentityFilter,
@@ -25,6 +26,8 @@ import { ConfigurationError } from './errors.js';
 import { Events, type EventListener } from './events.js';
 import { Flow } from './flow.js';
 import { Identities } from './identities.js';
+import { CredentialProxy, type ProxyOptions } from './proxy/fetch.js';
+import { ProxySubjects } from './proxy/subject.js';
 import { DEFAULT_REFRESH_POLICY, Refresher, type RefreshExpiringOptions, type RefreshPolicy } from './refresher.js';
 import { Services } from './services.js';
 import type { Store } from './store/store.js';
@@ -43,6 +46,8 @@ export interface LocalBrokerOptions {
   /** How long a started authorization may take. */
   sessionTtlMs?: number;
   logger?: Logger;
+  /** Timeouts, retry budget and body limits of `fetch`, the credential-injecting proxy. */
+  proxy?: Partial<ProxyOptions>;
   /** Called after each event is stored (webhooks, metrics). Errors thrown here are logged, not raised. */
   onEvent?: EventListener;
   now?: () => number;
@@ -63,6 +68,8 @@ export class LocalBroker implements Broker {
   private readonly refresher: Refresher;
   private readonly events: Events;
   private readonly connect: Connect;
+  private readonly proxy: CredentialProxy;
+  private readonly proxySubjects: ProxySubjects;
 
   constructor(options: LocalBrokerOptions) {
     this.store = options.store;
@@ -91,6 +98,16 @@ export class LocalBroker implements Broker {
     });
     this.identities = new Identities(store, credentials, this.services, this.refresher, this.events);
     this.connect = new Connect(store, credentials, this.services, this.events, now);
+    this.proxy = new CredentialProxy(options.proxy);
+    this.proxySubjects = new ProxySubjects({
+      store,
+      services: this.services,
+      identities: this.identities,
+      refresher: this.refresher,
+      credentials,
+      events: this.events,
+      now,
+    });
   }
 
   // ---- providers and services ----
@@ -215,7 +232,12 @@ export class LocalBroker implements Broker {
     return this.events.list(options);
   }
 
+  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response> {
+    return this.proxy.fetch(await this.proxySubjects.for(serviceId, who), pathOrUrl, init);
+  }
+
   async close(): Promise<void> {
+    await this.proxy.close();
     await this.store.close();
   }
 }

@@ -4,6 +4,7 @@ import type {
   BeginAuthorization,
   Broker,
   BrokerEvent,
+  FetchInit,
   FreshIdentity,
   IdentityFilter,
   IdentitySelector,
@@ -21,6 +22,9 @@ import { withHelpers, type Credential } from './kinds/credential.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { ConfigurationError, InvalidInput, NotFound, ServerUnavailable, errorFromJSON } from './errors.js';
 import { isIdentityId } from './ids.js';
+import { unbuffered } from './proxy/body.js';
+import { requestHeaders } from './proxy/headers.js';
+import { resolveTarget } from './proxy/target.js';
 
 export interface RemoteBrokerOptions {
   /** The server's base URL, e.g. `https://everyauth.internal:4000`. */
@@ -191,6 +195,47 @@ export class RemoteBroker implements Broker {
     return this.call('GET', '/v1/events', { query: options });
   }
 
+  /**
+   * Through the server's `/v1/proxy/{serviceId}/…`: the identity goes in EveryAuth-* header fields,
+   * an absolute URL in `EveryAuth-Url`. The server's own errors come back as the typed errors;
+   * anything the API answered (marked `EveryAuth-Proxy: upstream`) comes back as the Response.
+   */
+  async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
+    const headers = requestHeaders(init.headers);
+    headers.set('authorization', this.auth);
+    for (const [name, value] of Object.entries(identityHeaders(who))) headers.set(name, value);
+    let path = '';
+    if (/^(?:[a-z][a-z0-9+.-]*:|\/\/)/i.test(pathOrUrl)) headers.set('everyauth-url', pathOrUrl);
+    else {
+      // Checked here as the server will, so that the URL parser does not fold a ".." away first.
+      const checked = resolveTarget(['https://proxy.invalid'], pathOrUrl);
+      path = checked.pathname === '/' && !pathOrUrl.startsWith('/') ? checked.search : checked.pathname + checked.search;
+    }
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}/v1/proxy/${seg(serviceId)}${path}`, {
+        method: init.method ?? 'GET',
+        headers,
+        body: unbuffered(init.body) as BodyInit | null | undefined,
+        signal: init.signal,
+        redirect: 'manual',
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      throw new ServerUnavailable(this.base, 'unreachable', { cause: err });
+    }
+    if (response.headers.get('everyauth-proxy') === 'upstream') return response;
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    throw errorFromJSON(response.status, body, this.base);
+  }
+
   async close(): Promise<void> {}
 
   // ---- HTTP ----
@@ -249,6 +294,21 @@ function filterQuery(selector: IdentitySelector): Query {
     status: filter.status,
     tag: Object.entries(filter.tags ?? {}).map(([k, v]) => `${k}=${v}`),
   };
+}
+
+/**
+ * How the proxy route names the identity: an id, or user and tenant ids (percent-encoded, as header
+ * values are bytes) and tags (form-encoded `k=v&k2=v2`).
+ */
+export function identityHeaders(who: IdentitySelector): Record<string, string> {
+  if (typeof who === 'string') {
+    return isIdentityId(who) ? { 'everyauth-identity-id': who } : { 'everyauth-user-id': encodeURIComponent(who) };
+  }
+  const out: Record<string, string> = {};
+  if (who.userId !== undefined) out['everyauth-user-id'] = encodeURIComponent(who.userId);
+  if (who.tenantId !== undefined) out['everyauth-tenant-id'] = encodeURIComponent(who.tenantId);
+  if (who.tags && Object.keys(who.tags).length > 0) out['everyauth-tags'] = new URLSearchParams(who.tags).toString();
+  return out;
 }
 
 function toSearchParams(query: Record<string, unknown>): URLSearchParams {

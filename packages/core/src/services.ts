@@ -8,8 +8,9 @@ import { discoverProvider as discover } from './catalog/discovery.js';
 import { loadBuiltInCatalog, parseProvider, resolveProviderUrls } from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
-import { Conflict, InvalidInput, NotFound } from './errors.js';
+import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
 import { clientContext, type ClientContext } from './oauth/engine.js';
+import { apiBase } from './proxy/target.js';
 import type { ServiceRow, Store } from './store/store.js';
 import type { Consumer } from './kinds/oauth1.js';
 import { issuerFor, registerClient } from './kinds/registration.js';
@@ -103,6 +104,14 @@ export class Services {
     if (clientId === undefined || (!clientId && !clientless))
       throw new InvalidInput(`Service "${id}" needs a clientId: the client id the provider issued for this app.`, 'clientId');
     const variables = input.variables ?? (existing ? (JSON.parse(existing.variables) as Record<string, string>) : {});
+    const apiBaseUrls: unknown =
+      input.apiBaseUrls !== undefined ? input.apiBaseUrls : existing?.api_base_urls ? JSON.parse(existing.api_base_urls) : null;
+    if (
+      apiBaseUrls !== null &&
+      (!Array.isArray(apiBaseUrls) || apiBaseUrls.length === 0 || apiBaseUrls.some((u) => typeof u !== 'string'))
+    ) {
+      throw new InvalidInput("apiBaseUrls must be a non-empty list of https URLs, or null to use the provider's.", 'apiBaseUrls');
+    }
     resolveProviderUrls(provider, variables); // fails now, not at the first authorization, when a variable is missing
     let clientSecret = existing?.client_secret ?? null;
     if (input.clientSecret === null) clientSecret = null;
@@ -121,6 +130,7 @@ export class Services {
       scopes: JSON.stringify(input.scopes ?? (existing ? JSON.parse(existing.scopes) : [])),
       params: JSON.stringify(input.params ?? (existing ? JSON.parse(existing.params) : {})),
       variables: JSON.stringify(variables),
+      api_base_urls: apiBaseUrls === null ? null : JSON.stringify((apiBaseUrls as string[]).map((u) => apiBase(u, id))),
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
@@ -193,6 +203,19 @@ export class Services {
     });
   }
 
+  /** Where the proxy may send the service's credentials: its own API base URLs, else its provider's; canonical, never empty. */
+  async apiBaseUrls(service: ServiceRow): Promise<string[]> {
+    if (service.api_base_urls) return JSON.parse(service.api_base_urls);
+    const provider = resolveProviderUrls(await this.getProvider(service.provider_id), JSON.parse(service.variables));
+    if (provider.api.baseUrls.length === 0) {
+      throw new ProxyRefused(
+        'config',
+        `Service "${service.id}" has no API base URLs: its provider "${provider.id}" declares none, so set the service's apiBaseUrls.`,
+      );
+    }
+    return provider.api.baseUrls.map((u) => apiBase(u, service.id));
+  }
+
   /** The scopes the service asks for: its own, else the provider's defaults. */
   scopes(service: ServiceRow, provider: Provider): string[] {
     const scopes = JSON.parse(service.scopes) as string[];
@@ -209,6 +232,7 @@ export class Services {
       params: JSON.parse(row.params),
       variables: JSON.parse(row.variables),
       redirectUrl: this.redirectUrl(row.id),
+      ...(row.api_base_urls ? { apiBaseUrls: JSON.parse(row.api_base_urls) } : {}),
       createdAt: new Date(row.created_at).toISOString(),
       updatedAt: new Date(row.updated_at).toISOString(),
     };

@@ -5,6 +5,7 @@ import {
   openBroker,
   resolveConfig,
   type Broker,
+  type FetchInit,
   type FreshIdentity,
   type IdentityFilter,
   type IdentitySelector,
@@ -169,8 +170,24 @@ export class EveryAuth implements AuthorizeHost {
    */
   async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
     const broker = await this.broker();
+    return this.namingReauthorizeUrl(() => broker.getIdentity(serviceId, selector, options));
+  }
+
+  /**
+   * Calls the service's API as one identity, the token never passing through the app: `pathOrUrl`
+   * is resolved under the service's API base URLs, a 401 renews the token once. The standard
+   * fetch Response comes back; a grant that is gone throws ReauthorizationRequired with the URL
+   * to send the user to.
+   */
+  async fetch(serviceId: string, selector: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response> {
+    const broker = await this.broker();
+    return this.namingReauthorizeUrl(() => broker.fetch(serviceId, selector, pathOrUrl, init));
+  }
+
+  /** ReauthorizationRequired errors leave here with this app's re-authorize URL in them. */
+  private async namingReauthorizeUrl<T>(call: () => Promise<T>): Promise<T> {
     try {
-      return await broker.getIdentity(serviceId, selector, options);
+      return await call();
     } catch (err) {
       if (err instanceof ReauthorizationRequired && !err.authorizeUrl)
         err.authorizeUrl = this.reauthorizeUrl(err.serviceId, err.userId, err.tenantId);

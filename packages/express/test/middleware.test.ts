@@ -141,6 +141,15 @@ describe.each(KINDS)('$name', ({ express, store, broker: kind }) => {
     expect(await everyauth.getIdentity('local', 'nobody')).toBeUndefined();
   });
 
+  it('calls the API through everyauth.fetch, the app never holding the token', async () => {
+    await signIn('/local/authorize/fiona', 'fiona');
+    // The provider's userinfo endpoint stands for its API, reached by host name (the proxy refuses IP literals).
+    await (t?.broker ?? remote!.broker).putService({ id: 'local', apiBaseUrls: [server.issuer.replace('127.0.0.1', 'localhost')] });
+    const response = await everyauth.fetch('local', 'fiona', '/me');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ sub: 'fiona' });
+  });
+
   // Embedded only: through a server, the server sets the cookie and serves the callback (its own tests cover that).
   if (kind === 'local')
     it('sets the browser binding as an HttpOnly, SameSite=Lax cookie scoped to the callback path', async () => {

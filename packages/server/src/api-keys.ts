@@ -3,8 +3,11 @@ import { InvalidInput, NotFound, type Store } from '@everyauth/core';
 import { migrateServerTables } from './migrations/index.js';
 import { serverDb } from './tables.js';
 
-/** `admin` may do everything; `tokens:read` may read tokens and look identities, services and providers up. */
-export const SCOPES = ['admin', 'tokens:read'] as const;
+/**
+ * `admin` may do everything; `tokens:read` may read tokens and look identities, services and
+ * providers up; `proxy` may only call provider APIs through /v1/proxy, never seeing a token.
+ */
+export const SCOPES = ['admin', 'tokens:read', 'proxy'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeySummary {
@@ -13,6 +16,13 @@ export interface ApiKeySummary {
   scopes: Scope[];
   createdAt: string;
 }
+
+/** A key holding the first scope may call routes that need the second: one that can read tokens may as well have the proxy use them. */
+const IMPLIED: Partial<Record<Scope, Scope[]>> = { 'tokens:read': ['proxy'] };
+
+/** Whether a key with these scopes may call a route that needs `needed`. */
+export const allows = (scopes: readonly Scope[], needed: Scope) =>
+  scopes.some((s) => s === 'admin' || s === needed || IMPLIED[s]?.includes(needed));
 
 export interface VerifiedKey {
   id: string;

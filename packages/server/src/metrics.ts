@@ -42,6 +42,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly proxyRequests = new Counter({
+    name: 'everyauth_proxy_requests_total',
+    help: "Requests through /v1/proxy by service and the status class answered (2xx, 4xx, …), the API's or EveryAuth's own",
+    labelNames: ['service', 'class'],
+    registers: [this.registry],
+  });
+  readonly proxyLatency = new Histogram({
+    name: 'everyauth_proxy_duration_seconds',
+    help: 'Time from receiving a /v1/proxy request to the API response header, by service',
+    labelNames: ['service'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   /** Label children by route, so the hot path skips prom-client's label hashing. */
   private readonly routes = new Map<
     string,
@@ -66,6 +80,12 @@ export class Metrics {
     }
     counter.inc();
     children.latency.observe(seconds);
+  }
+
+  /** One proxied request: the status answered (the API's, or EveryAuth's own when it refused or the API failed) and the time to it. */
+  observeProxy(service: string, status: number, seconds: number): void {
+    this.proxyRequests.inc({ service, class: `${Math.floor(status / 100)}xx` });
+    this.proxyLatency.observe({ service }, seconds);
   }
 
   /** Refresh outcomes and provider errors, read off the broker's events. */

@@ -41,6 +41,7 @@ export const service = {
     params: stringMap,
     variables: stringMap,
     redirectUrl: str,
+    apiBaseUrls: { type: 'array', items: str },
     createdAt: isoTime,
     updatedAt: isoTime,
   },
@@ -56,6 +57,9 @@ export const serviceInput = {
     scopes: { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 512 } },
     params: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 2048 } },
     variables: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 512 } },
+    apiBaseUrls: {
+      anyOf: [{ type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 2048 } }, { type: 'null' }],
+    },
   },
 } as const;
 

@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
-import { ApiKeyVerifier, type Scope, type VerifiedKey } from './api-keys.js';
+import { ApiKeyVerifier, allows, type Scope, type VerifiedKey } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
@@ -13,6 +13,7 @@ import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
 import { consoleRoutes } from './console/index.js';
@@ -137,6 +138,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  await app.register(proxyRoutes);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
 
@@ -196,7 +198,7 @@ function admit(request: FastifyRequest, reply: FastifyReply, access: Scope, veri
     return new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
-  if (!verified.scopes.includes('admin') && !verified.scopes.includes(access)) {
+  if (!allows(verified.scopes, access)) {
     return new Forbidden(access);
   }
   return undefined;

@@ -15,6 +15,8 @@ import {
   ReauthorizationRequired,
   RemoteBroker,
   ServerUnavailable,
+  ProxyRefused,
+  UpstreamFailed,
   registeredErrors,
 } from '@everyauth/core';
 import { errorResponses, errorSchema } from '../src/schemas.js';
@@ -40,6 +42,8 @@ const samples: Record<string, EveryAuthError> = {
   ProviderError: new ProviderError('github', 'invalid_client', 'HTTP 401'),
   CredentialRefused: new CredentialRefused('anthropic', 'invalid x-api-key [redacted]', 401),
   ServerUnavailable: new ServerUnavailable('http://upstream.internal:4000', 'timeout'),
+  ProxyRefused: new ProxyRefused('target', 'The proxy sends credentials only under the base URLs: an absolute URL outside them.'),
+  UpstreamFailed: new UpstreamFailed('asana', 'first_byte'),
   Unauthorized: new Unauthorized('The API key is not valid.'),
   Forbidden: new Forbidden('tokens:read'),
   RateLimited: new RateLimited(100, '1 minute'),

@@ -17,8 +17,11 @@ export function registerApiKey(program: Command, io: CliIo): void {
     .description('create an API key; it is shown once')
     .requiredOption('--name <name>', 'what the key is for, e.g. "billing app"')
     .addOption(
-      new Option('--scope <scope...>', 'admin (everything) or tokens:read (read tokens and look things up)')
-        .choices(['admin', 'tokens:read'])
+      new Option(
+        '--scope <scope...>',
+        'admin (everything), tokens:read (read tokens and look things up) or proxy (call provider APIs through /v1/proxy only)',
+      )
+        .choices(['admin', 'tokens:read', 'proxy'])
         .default(['tokens:read']),
     )
     .action(async (options: { name: string; scope: Scope[] }, command: Command) => {

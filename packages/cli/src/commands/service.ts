@@ -14,6 +14,7 @@ interface SetOptions {
   scope?: string[];
   param?: string[];
   var?: string[];
+  apiBaseUrl?: string[];
 }
 
 export function registerService(program: Command, io: CliIo): void {
@@ -62,6 +63,10 @@ export function registerService(program: Command, io: CliIo): void {
     .option('--scope <scopes...>', "scopes to request (replaces the list; default: the provider's)")
     .option('--param <key=value>', 'extra authorization parameter (repeatable; replaces the set)', collectPair)
     .option('--var <key=value>', 'value of a provider template variable such as subdomain (repeatable; replaces the set)', collectPair)
+    .option(
+      '--api-base-url <urls...>',
+      "the only URLs broker.fetch and /v1/proxy send this service's credentials under (replaces the list)",
+    )
     .action(async (id: string, options: SetOptions, command: Command) => {
       const ctx = contextOf(io, command);
       const input: ServiceInput = {
@@ -72,6 +77,7 @@ export function registerService(program: Command, io: CliIo): void {
         scopes: splitScopes(options.scope),
         params: pairsOf(options.param, '--param'),
         variables: pairsOf(options.var, '--var'),
+        apiBaseUrls: options.apiBaseUrl,
       };
       const { saved, created } = await ctx.withBroker(async (b) => {
         const existed = (await b.listServices()).some((s) => s.id === id);
@@ -134,6 +140,7 @@ function showService(ctx: Context, s: Service): void {
     ['params', pairs(s.params)],
     ['variables', pairs(s.variables)],
     ['redirect URL', ctx.out.color.bold(s.redirectUrl)],
+    ['API base URLs', s.apiBaseUrls?.join(' ') ?? "(the provider's)"],
     ['created', s.createdAt],
     ['updated', s.updatedAt],
   ]);

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { InvalidInput } from '../errors.js';
 import { ProviderSchema, type Provider } from './schema.js';
+import { placeholders } from './kinds.js';
 
 export { ProviderSchema };
 export type { Provider, ProviderInput } from './schema.js';
@@ -106,6 +107,9 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
     if (value !== undefined) out[field] = substitute(value);
   }
   if (provider.profile?.url !== undefined) out.profile = { ...provider.profile, url: substitute(provider.profile.url) };
+  // API URLs may also hold values typed into a form, which only resolveApiUrls has: those stay templated here.
+  const fromVariables = (url: string) => placeholders(url).every((name) => name in provider.variables);
+  out.api = { baseUrls: provider.api.baseUrls.map((url) => (fromVariables(url) ? substitute(url) : url)) };
   return out;
 }
 
@@ -157,7 +161,12 @@ function substituteUrl(provider: Provider, url: string, variables: Record<string
 export function providerPlaceholders(provider: Provider): string[] {
   const names = new Set<string>();
   for (const url of [...URL_FIELDS.map((f) => provider[f]), provider.profile?.url]) {
-    for (const m of url?.matchAll(/\{([^}]*)\}/g) ?? []) names.add(m[1] ?? '');
+    for (const name of placeholders(url)) names.add(name);
+  }
+  // An API URL's placeholder may instead be a field the user types into the form.
+  const fields = new Set(provider.fields.map((f) => f.name));
+  for (const url of provider.api.baseUrls) {
+    for (const name of placeholders(url)) if (!fields.has(name)) names.add(name);
   }
   return [...names];
 }

@@ -76,8 +76,13 @@ const ProviderObject = z.object({
       email: jsonPath.optional(),
     })
     .optional(),
-  /** The API's base URLs: the only hosts a credential (or a test request) may be sent to. */
-  api: z.object({ baseUrls: z.array(templateUrl).default([]) }).prefault({}),
+  /**
+   * The API's base URLs: the only URLs a credential (a test request, the proxy's `broker.fetch` and
+   * `/v1/proxy`) is sent to. A proxied request path is resolved against the first one.
+   */
+  api: z
+    .object({ baseUrls: z.array(templateUrl.refine((u) => !/[?#]/.test(u), 'a base URL without query or fragment')).default([]) })
+    .prefault({}),
   /** The form's inputs (`api_key`, `basic`, `jwt`). */
   fields: z.array(FieldSchema).default([]),
   /** Where the credential goes on a request (`api_key`, `basic`). */

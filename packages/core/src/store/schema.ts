@@ -12,6 +12,8 @@ export interface ServiceTable {
   scopes: string; // JSON array
   params: string; // JSON object
   variables: string; // JSON object
+  /** JSON array: the service's own API base URLs for the proxy; NULL uses the provider's. */
+  api_base_urls?: string | null;
   created_at: Millis;
   updated_at: Millis;
 }
