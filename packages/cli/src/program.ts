@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { registerApiKey } from './commands/apikey.js';
 import { registerBundle } from './commands/bundle.js';
 import { registerIdentity } from './commands/identity.js';
+import { registerIdentityLifecycle } from './commands/identity-lifecycle.js';
 import { registerInit } from './commands/init.js';
 import { registerKeys } from './commands/keys.js';
 import { registerProvider } from './commands/provider.js';
@@ -36,7 +37,7 @@ export function buildProgram(io: CliIo): Command {
   registerInit(program, io);
   registerProvider(program, io);
   registerService(program, io);
-  registerIdentity(program, io);
+  registerIdentityLifecycle(registerIdentity(program, io), io);
   registerBundle(program, io);
   registerKeys(program, io);
   registerApiKey(program, io);

@@ -4,7 +4,18 @@ import type { Credential, CredentialHelpers } from './kinds/credential.js';
 export type { Credential, CredentialHelpers } from './kinds/credential.js';
 
 export type Tags = Record<string, string>;
-export type IdentityStatus = 'active' | 'needs_reauth' | 'revoked';
+/**
+ * `needs_reauth`: the grant is gone (invalid_grant); `dead`: refreshes failed for the configured
+ * days (default 7). Either comes back to `active` through a reconnect; neither is ever deleted
+ * unless the app asks.
+ */
+export type IdentityStatus = 'active' | 'needs_reauth' | 'dead' | 'revoked';
+
+/** The app's own small JSON object on an identity (at most {@link METADATA_MAX_BYTES} serialized). */
+export type Metadata = Record<string, unknown>;
+
+/** The largest serialized metadata an identity may carry. */
+export const METADATA_MAX_BYTES = 4096;
 
 /** A configured use of a provider. The client secret never leaves the broker; `hasClientSecret` says whether one is set. */
 export interface Service {
@@ -68,9 +79,35 @@ export interface IdentitySummary {
   scope?: string;
   /** ISO time the access token expires, if it does. */
   expiresAt?: string;
+  /** When the tokens were last renewed: a refresh, or a new grant on the same identity (a reconnect). */
   lastRefreshAt?: string;
+  metadata: Metadata;
+  /** When refreshes started failing; absent while they succeed. */
+  failingSince?: string;
+  /** The last health check's time and outcome; absent until checked. */
+  lastCheckedAt?: string;
+  healthy?: boolean;
   createdAt: string;
   updatedAt: string;
+}
+
+/** What `updateIdentity` changes; an absent field is left as it is. */
+export interface IdentityUpdate {
+  /** Replaces every tag. */
+  tags?: Tags;
+  /** Replaces the metadata; `{}` clears it. */
+  metadata?: Metadata;
+}
+
+/** A health check's outcome: the provider's test request with the identity's token. */
+export interface IdentityCheck {
+  identityId: string;
+  healthy: boolean;
+  checkedAt: string;
+  /** The test request's HTTP status, when one was sent. */
+  status?: number;
+  /** Why it is unhealthy (error code or HTTP status), when it is. */
+  reason?: string;
 }
 
 /**
@@ -127,6 +164,11 @@ export interface BeginAuthorization {
    * it again, which binds the flow to the browser that started it (RFC 9700 §4.7).
    */
   browserBinding?: string;
+  /**
+   * A reconnect: re-authorizes this identity (same id, tags and metadata; new tokens; back to
+   * `active`). Its service, user and tenant are the identity's; the input's must match or be absent.
+   */
+  reconnect?: { identityId: string; allowAccountChange?: boolean };
 }
 
 /**
@@ -159,7 +201,32 @@ export interface AuthorizationCompleted {
 }
 
 export type EventType =
-  'identity.created' | 'identity.updated' | 'identity.refreshed' | 'identity.refresh_failed' | 'identity.needs_reauth' | 'identity.deleted';
+  | 'identity.created'
+  /** Tags or metadata changed, or the same user authorized again outside a reconnect. */
+  | 'identity.updated'
+  | 'identity.reconnected'
+  | 'identity.refreshed'
+  | 'identity.refresh_failed'
+  | 'identity.needs_reauth'
+  /** A refresh or health check succeeded after failures. */
+  | 'identity.recovered'
+  | 'identity.dead'
+  | 'identity.deleted'
+  | 'identity.check_failed';
+
+/** Every event type, in the order above. */
+export const EVENT_TYPES: readonly EventType[] = [
+  'identity.created',
+  'identity.updated',
+  'identity.reconnected',
+  'identity.refreshed',
+  'identity.refresh_failed',
+  'identity.needs_reauth',
+  'identity.recovered',
+  'identity.dead',
+  'identity.deleted',
+  'identity.check_failed',
+];
 
 export interface BrokerEvent {
   id: string;
@@ -168,6 +235,8 @@ export interface BrokerEvent {
   identityId: string;
   userId: string;
   tenantId?: string;
+  /** The identity's tags when the event happened. */
+  tags: Tags;
   at: string;
   data: Record<string, unknown>;
 }
@@ -180,6 +249,15 @@ export interface HostedSession {
   /** Send the user's browser here. */
   url: string;
   expiresAt: string;
+}
+
+export interface ReconnectLinkOptions {
+  /** Where the user lands after the callback; a relative path or an allow-listed origin. */
+  finishedUrl?: string;
+  /** Accept a grant for another account at the provider than the one the identity holds. */
+  allowAccountChange?: boolean;
+  /** How long the link works (server default: 7 days). */
+  lifetimeMinutes?: number;
 }
 
 export interface ProviderSummary {
@@ -238,6 +316,19 @@ export interface Broker {
   deleteIdentity(identityId: string, options?: { revoke?: boolean }): Promise<boolean>;
   /** Deletes every identity of the service matching the filter; `null` means all of them (an empty filter is refused). */
   deleteIdentities(serviceId: string, filter: IdentityFilter | null, options?: { revoke?: boolean }): Promise<number>;
+
+  /** Replaces an identity's tags and/or metadata; emits `identity.updated`. Undefined when there is no such identity. */
+  updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined>;
+  /** Runs the provider's test request with the identity's token and records `lastCheckedAt` and `healthy`. */
+  checkIdentity(identityId: string): Promise<IdentityCheck>;
+
+  /**
+   * A link that re-authorizes this same identity (same id, tags and metadata; new tokens; back to
+   * `active`), for an identity in needs_reauth or dead. A grant for another account at the provider
+   * than the stored one is refused unless `allowAccountChange`. Needs a broker that hosts the flow
+   * (a server) or a LocalBroker given `reconnectUrl`; otherwise ConfigurationError.
+   */
+  createReconnectLink(identityId: string, options?: ReconnectLinkOptions): Promise<HostedSession>;
 
   /** A fresh access token: refreshed first when it expires within the margin, or when `force` is set. */
   getIdentity(serviceId: string, selector: IdentitySelector, options?: { force?: boolean }): Promise<FreshIdentity | undefined>;

@@ -73,13 +73,15 @@ const BundleIdentity = z.object({
   userId: z.string(),
   /** '' for none, as stored. */
   tenantId: z.string(),
-  status: z.enum(['active', 'needs_reauth', 'revoked']),
+  status: z.enum(['active', 'needs_reauth', 'dead', 'revoked']),
   /** The token set as the broker sealed it (opaque here). */
   tokens: z.unknown(),
   expiresAt: z.number().nullable(),
   scope: z.string().nullable(),
   profile: z.record(z.string(), z.unknown()),
   tags: StringMap,
+  /** The app's metadata; bundles from before it existed have none. */
+  metadata: z.record(z.string(), z.unknown()).default({}),
   lastRefreshAt: z.number().nullable(),
   createdAt: z.number(),
   updatedAt: z.number(),
@@ -159,6 +161,7 @@ export async function readBundleContents(
         scope: r.scope,
         profile: JSON.parse(r.profile) as Record<string, unknown>,
         tags: JSON.parse(r.tags) as Record<string, string>,
+        metadata: JSON.parse(r.metadata) as Record<string, unknown>,
         lastRefreshAt: r.last_refresh_at === null ? null : Number(r.last_refresh_at),
         createdAt: Number(r.created_at),
         updatedAt: Number(r.updated_at),
@@ -237,6 +240,7 @@ export async function writeBundleContents(
         scope: i.scope,
         profile: JSON.stringify(i.profile),
         tags: JSON.stringify(i.tags),
+        metadata: JSON.stringify(i.metadata),
         lease_owner: null,
         lease_until: null,
         last_refresh_at: i.lastRefreshAt,

@@ -215,6 +215,11 @@ export class AuthorizationFailed extends EveryAuthError {
  * again. The identity is marked `needs_reauth`; its old tokens are kept for inspection.
  */
 export class ReauthorizationRequired extends EveryAuthError {
+  /** `needs_reauth` (the grant is gone) or `dead` (refreshes failed for days); either comes back through a reconnect. */
+  readonly identityStatus: 'needs_reauth' | 'dead';
+  /** A link that re-authorizes this same identity (same id, tags, metadata), when the broker can make one. */
+  public reconnectUrl?: string;
+
   constructor(
     readonly serviceId: string,
     readonly identityId: string,
@@ -222,13 +227,16 @@ export class ReauthorizationRequired extends EveryAuthError {
     readonly tenantId: string | undefined,
     /** Where to send the user to authorize again, when the front end knows it. */
     public authorizeUrl?: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; identityStatus?: 'needs_reauth' | 'dead'; reconnectUrl?: string } = {},
   ) {
+    const dead = options.identityStatus === 'dead';
     super(
       'reauthorization_required',
-      `The grant of user "${userId}" on service "${serviceId}" is no longer valid; send the user to authorize again${authorizeUrl ? ` at ${authorizeUrl}` : ''}.`,
-      { status: 409, ...options },
+      `${dead ? `The identity of user "${userId}" on service "${serviceId}" is dead: its refreshes failed for days` : `The grant of user "${userId}" on service "${serviceId}" is no longer valid`}; send the user to authorize again${authorizeUrl ? ` at ${authorizeUrl}` : ''}${options.reconnectUrl ? ` or reconnect at ${options.reconnectUrl}` : ''}.`,
+      { status: 409, cause: options.cause },
     );
+    this.identityStatus = options.identityStatus ?? 'needs_reauth';
+    this.reconnectUrl = options.reconnectUrl;
   }
 
   protected override details(): Record<string, unknown> {
@@ -237,7 +245,9 @@ export class ReauthorizationRequired extends EveryAuthError {
       identityId: this.identityId,
       userId: this.userId,
       tenantId: this.tenantId,
+      identityStatus: this.identityStatus,
       authorizeUrl: this.authorizeUrl,
+      reconnectUrl: this.reconnectUrl,
     };
   }
 
@@ -248,6 +258,7 @@ export class ReauthorizationRequired extends EveryAuthError {
       String(body.userId),
       str(body.tenantId),
       str(body.authorizeUrl),
+      { identityStatus: body.identityStatus === 'dead' ? 'dead' : 'needs_reauth', reconnectUrl: str(body.reconnectUrl) },
     );
   }
 }

@@ -20,7 +20,11 @@ export class Events {
   ) {}
 
   /** Stores an event about `row`'s identity, then tells the listener. */
-  async emit(type: EventType, row: IdentityRow, data: Record<string, unknown>): Promise<void> {
+  async emit(
+    type: EventType,
+    row: Pick<IdentityRow, 'id' | 'service_id' | 'user_id' | 'tenant_id' | 'tags'>,
+    data: Record<string, unknown>,
+  ): Promise<void> {
     const at = this.now();
     const event: EventRow = {
       id: newEventId(at),
@@ -29,6 +33,7 @@ export class Events {
       identity_id: row.id,
       user_id: row.user_id,
       tenant_id: row.tenant_id,
+      tags: row.tags,
       data: JSON.stringify(data),
       at,
     };
@@ -60,6 +65,7 @@ function toEvent(row: EventRow): BrokerEvent {
     identityId: row.identity_id,
     userId: row.user_id,
     tenantId: row.tenant_id || undefined,
+    tags: row.tags === '{}' ? {} : JSON.parse(row.tags),
     at: new Date(row.at).toISOString(),
     data: JSON.parse(row.data),
   };

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { AuthorizationCompleted, AuthorizationStarted, BeginAuthorization } from './broker.js';
 import type { Credentials, SessionSecrets } from './credentials.js';
-import { AuthorizationFailed, EveryAuthError } from './errors.js';
+import { AuthorizationFailed, EveryAuthError, InvalidInput, NotFound } from './errors.js';
 import type { Events } from './events.js';
 import { toSummary } from './identity-rows.js';
 import { newIdentityId, randomToken, sha256 } from './ids.js';
@@ -48,10 +48,11 @@ export class Flow {
   ) {}
 
   async begin(input: BeginAuthorization): Promise<AuthorizationStarted> {
-    const service = await this.services.row(validate.serviceId(input.serviceId));
-    const userId = validate.userId(input.userId);
-    const tenantId = input.tenantId === undefined ? '' : validate.tenantId(input.tenantId);
-    const tags = validate.tags(input.tags);
+    const target = input.reconnect ? await this.reconnectTarget(input) : undefined;
+    const service = await this.services.row(validate.serviceId(target?.service_id ?? input.serviceId));
+    const userId = target?.user_id ?? validate.userId(input.userId);
+    const tenantId = target?.tenant_id ?? (input.tenantId === undefined ? '' : validate.tenantId(input.tenantId));
+    const tags = target ? (JSON.parse(target.tags) as Record<string, string>) : validate.tags(input.tags);
     const finishedUrl = input.finishedUrl === undefined ? null : validate.finishedUrl(input.finishedUrl, this.options.allowedOrigins);
     const ctx = await this.services.context(service);
     const scopes = this.services.scopes(service, ctx.provider);
@@ -72,6 +73,8 @@ export class Flow {
       redirect_uri: redirectUri,
       secrets: this.credentials.sealSession(stateHash, secrets),
       browser_binding: input.browserBinding ? sha256(input.browserBinding) : null,
+      identity_id: target?.id ?? null,
+      allow_account_change: input.reconnect?.allowAccountChange ? 1 : 0,
       expires_at: now + this.options.sessionTtlMs,
       used_at: null,
       created_at: now,
@@ -98,8 +101,13 @@ export class Flow {
       const service = await this.services.row(session.service_id);
       const ctx = await this.services.context(service);
       const { tokens, profile } = await this.exchange(ctx, service, session, stateHash, params);
+      const before = await this.priorIdentity(session, profile);
       const { row, created } = await this.storeIdentity(service, ctx, session, tokens, profile);
-      await this.events.emit(created ? 'identity.created' : 'identity.updated', row, {});
+      // Back from needs_reauth or dead, or asked for as a reconnect: the same identity, reconnected.
+      const reconnected = before !== undefined && (session.identity_id !== null || before.status !== 'active');
+      await this.events.emit(created ? 'identity.created' : reconnected ? 'identity.reconnected' : 'identity.updated', row, {
+        ...(reconnected ? { previousStatus: before.status } : {}),
+      });
       return {
         identity: toSummary(row),
         finishedUrl: session.finished_url
@@ -109,6 +117,46 @@ export class Flow {
     } catch (err) {
       throw this.failure(err, session, context);
     }
+  }
+
+  /** The identity a reconnect re-authorizes; the input may repeat its service, user and tenant but not name others. */
+  private async reconnectTarget(input: BeginAuthorization): Promise<IdentityRow> {
+    const id = validate.lookupId(input.reconnect!.identityId);
+    const row = await this.store.getIdentity(id);
+    if (!row) throw new NotFound('identity', id);
+    const clash =
+      (input.serviceId !== undefined && input.serviceId !== row.service_id && 'serviceId') ||
+      (input.userId !== undefined && input.userId !== row.user_id && 'userId') ||
+      (input.tenantId !== undefined && input.tenantId !== row.tenant_id && 'tenantId');
+    if (clash) throw new InvalidInput(`A reconnect keeps the identity's ${clash}; leave it out or give the identity's own.`, clash);
+    if (input.tags !== undefined)
+      throw new InvalidInput("A reconnect keeps the identity's tags; change them with updateIdentity instead.", 'tags');
+    return row;
+  }
+
+  /**
+   * The identity this grant will land on, as it was. On a reconnect it must still exist and, unless
+   * the caller allowed it, the grant must be for the same account at the provider: otherwise a user
+   * signed in to another account would silently swap the data the app reads.
+   */
+  private async priorIdentity(session: AuthSessionRow, profile: { id?: string }): Promise<IdentityRow | undefined> {
+    if (session.identity_id === null) {
+      const rows = await this.store.findIdentities(
+        { serviceId: session.service_id, userId: session.user_id, tenantId: session.tenant_id },
+        1,
+      );
+      return rows[0];
+    }
+    const row = await this.store.getIdentity(session.identity_id);
+    if (!row) throw new AuthorizationFailed('invalid_request', 'The identity being reconnected was deleted meanwhile; connect anew.');
+    const stored = (JSON.parse(row.profile) as { id?: string }).id;
+    if (!session.allow_account_change && stored !== undefined && profile.id !== undefined && String(stored) !== String(profile.id)) {
+      throw new AuthorizationFailed(
+        'account_mismatch',
+        `The provider returned a different account (${profile.id}) than the one this identity holds (${stored}); sign in to the same account, or reconnect with allowAccountChange.`,
+      );
+    }
+    return row;
   }
 
   /** Marks the session used, once; a state that is unknown, used or expired ends the callback here. */

@@ -3,7 +3,7 @@
  * revocation at the provider), and the token read itself, which goes one way:
  * store → refresher when due → credentials → the fresh identity.
  */
-import type { FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, Page, PageRequest } from './broker.js';
+import type { FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, IdentityUpdate, Page, PageRequest } from './broker.js';
 import type { Credentials } from './credentials.js';
 import { AmbiguousIdentity, InvalidInput } from './errors.js';
 import type { Events } from './events.js';
@@ -22,6 +22,7 @@ export class Identities {
     private readonly services: Services,
     private readonly refresher: Refresher,
     private readonly events: Events,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The token read: the row, refreshed first when its token is due, with its tokens opened. */
@@ -63,6 +64,21 @@ export class Identities {
     const deleted = await this.store.deleteIdentity(row.id);
     if (deleted) await this.events.emit('identity.deleted', row, { revoked: options.revoke === true });
     return deleted;
+  }
+
+  /** Replaces tags and/or metadata; the tokens, status and id stay. */
+  async update(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {
+    const id = validate.lookupId(identityId);
+    if (!update || typeof update !== 'object' || (update.tags === undefined && update.metadata === undefined))
+      throw new InvalidInput('Give tags, metadata or both to change.', 'update');
+    const fields = {
+      ...(update.tags !== undefined ? { tags: validate.tags(update.tags) } : {}),
+      ...(update.metadata !== undefined ? { metadata: validate.metadata(update.metadata) } : {}),
+    };
+    const row = await this.store.updateIdentityFields(id, fields, this.now());
+    if (!row) return undefined;
+    await this.events.emit('identity.updated', row, { changed: Object.keys(fields) });
+    return toSummary(row);
   }
 
   async deleteMany(serviceId: string, filter: IdentityFilter | null, options: { revoke?: boolean } = {}): Promise<number> {

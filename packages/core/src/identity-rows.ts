@@ -18,7 +18,9 @@ export const tenantOf = (row: Pick<IdentityRow, 'tenant_id'>) => (row.tenant_id 
 
 /** The error for an identity whose grant is gone: the user must authorize again. */
 export function reauthError(row: IdentityRow): ReauthorizationRequired {
-  return new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row));
+  return new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row), undefined, {
+    identityStatus: row.status === 'dead' ? 'dead' : 'needs_reauth',
+  });
 }
 
 export function toSummary(row: IdentityRow): IdentitySummary {
@@ -33,6 +35,10 @@ export function toSummary(row: IdentityRow): IdentitySummary {
     scope: row.scope ?? undefined,
     expiresAt: iso(row.expires_at),
     lastRefreshAt: iso(row.last_refresh_at),
+    metadata: parseObject(row.metadata),
+    failingSince: iso(row.failing_since),
+    lastCheckedAt: iso(row.last_checked_at),
+    healthy: row.healthy === null ? undefined : row.healthy === 1,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };

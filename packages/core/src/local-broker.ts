@@ -8,12 +8,15 @@ import type {
   FetchInit,
   FreshIdentity,
   HostedSession,
+  IdentityCheck,
   IdentityFilter,
   IdentitySelector,
+  IdentityUpdate,
   IdentitySummary,
   Page,
   PageRequest,
   ProviderSummary,
+  ReconnectLinkOptions,
   PutIdentity,
   RegisterService,
   Service,
@@ -22,7 +25,10 @@ import type {
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import { Connect } from './connect.js';
 import { Credentials } from './credentials.js';
-import { ConfigurationError } from './errors.js';
+import { DEFAULT_DEAD_AFTER_DAYS, markDeadIdentities } from './dead-state.js';
+import { ConfigurationError, NotFound, ReauthorizationRequired } from './errors.js';
+import { Health, type CheckDueOptions } from './health.js';
+import { KeepAlive, type RenewIdleOptions } from './keep-alive.js';
 import { Events, type EventListener } from './events.js';
 import { Flow } from './flow.js';
 import { Identities } from './identities.js';
@@ -50,6 +56,16 @@ export interface LocalBrokerOptions {
   proxy?: Partial<ProxyOptions>;
   /** Called after each event is stored (webhooks, metrics). Errors thrown here are logged, not raised. */
   onEvent?: EventListener;
+  /** Days of failed refreshes after which an identity becomes `dead` (default 7). */
+  deadAfterDays?: number;
+  /**
+   * Makes the reconnect link put on ReauthorizationRequired (`reconnectUrl`) for an identity that
+   * needs re-authorization; the server gives its hosted reconnect link, express its own route.
+   */
+  reconnectUrl?: (
+    identity: { id: string; serviceId: string; userId: string; tenantId?: string },
+    options?: ReconnectLinkOptions,
+  ) => string | undefined;
   now?: () => number;
 }
 
@@ -67,6 +83,11 @@ export class LocalBroker implements Broker {
   private readonly identities: Identities;
   private readonly refresher: Refresher;
   private readonly events: Events;
+  private readonly health: Health;
+  private readonly keepAlive: KeepAlive;
+  private readonly now: () => number;
+  private readonly deadAfterMs: number;
+  private readonly reconnectUrl?: LocalBrokerOptions['reconnectUrl'];
   private readonly connect: Connect;
   private readonly proxy: CredentialProxy;
   private readonly proxySubjects: ProxySubjects;
@@ -96,7 +117,15 @@ export class LocalBroker implements Broker {
       now,
       logger,
     });
-    this.identities = new Identities(store, credentials, this.services, this.refresher, this.events);
+    this.identities = new Identities(store, credentials, this.services, this.refresher, this.events, now);
+    this.health = new Health(store, this.services, this.identities, this.events, {
+      timeoutMs: options.providerTimeoutMs ?? 10_000,
+      now,
+    });
+    this.keepAlive = new KeepAlive(store, this.services, this.refresher, now);
+    this.now = now;
+    this.deadAfterMs = (options.deadAfterDays ?? DEFAULT_DEAD_AFTER_DAYS) * 24 * 3600_000;
+    this.reconnectUrl = options.reconnectUrl;
     this.connect = new Connect(store, credentials, this.services, this.events, now);
     this.proxy = new CredentialProxy(options.proxy);
     this.proxySubjects = new ProxySubjects({
@@ -182,16 +211,66 @@ export class LocalBroker implements Broker {
     );
   }
 
-  /** `finishedUrl` checked as beginAuthorization checks it (the server's hosted credential form uses it). */
+  /** `finishedUrl` checked as beginAuthorization checks it (the hosted credential form, connect and reconnect links use it). */
   checkFinishedUrl(url: string): string {
     return this.flow.checkFinishedUrl(url);
   }
 
   // ---- identities ----
 
-  /** The token read; a client-credentials service's token is fetched here the first time it is asked for. */
   async getIdentity(serviceId: string, selector: IdentitySelector, options: { force?: boolean } = {}): Promise<FreshIdentity | undefined> {
-    return (await this.identities.get(serviceId, selector, options.force)) ?? this.connect.firstUse(serviceId, selector);
+    try {
+      // A client-credentials service's token is fetched here the first time it is asked for.
+      return (await this.identities.get(serviceId, selector, options.force)) ?? (await this.connect.firstUse(serviceId, selector));
+    } catch (err) {
+      if (err instanceof ReauthorizationRequired && !err.reconnectUrl && this.reconnectUrl) {
+        err.reconnectUrl = this.reconnectUrl({ id: err.identityId, serviceId: err.serviceId, userId: err.userId, tenantId: err.tenantId });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * The reconnect link from the `reconnectUrl` option (express gives its own route); without one,
+   * ConfigurationError, as an embedded broker has no page of its own to start a flow from.
+   */
+  async createReconnectLink(identityId: string, options: ReconnectLinkOptions = {}): Promise<HostedSession> {
+    const identity = await this.identities.findById(identityId);
+    if (!identity) throw new NotFound('identity', identityId);
+    const url = this.reconnectUrl?.(identity, options);
+    if (!url)
+      throw new ConfigurationError(
+        'createReconnectLink needs a broker that hosts the flow (a RemoteBroker on an EveryAuth server), or a LocalBroker given the reconnectUrl option (what @everyauth/express sets).',
+      );
+    return { url, expiresAt: new Date(this.now() + (options.lifetimeMinutes ?? 7 * 24 * 60) * 60_000).toISOString() };
+  }
+
+  updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {
+    return this.identities.update(identityId, update);
+  }
+
+  checkIdentity(identityId: string): Promise<IdentityCheck> {
+    return this.health.check(identityId);
+  }
+
+  /** One round of scheduled health checks (the server's background loop). Returns how many it checked. */
+  checkDueIdentities(options: CheckDueOptions): Promise<number> {
+    return this.health.checkDue(options);
+  }
+
+  /** One keep-alive round: identities of providers with an idle limit, renewed before it. Returns how many refreshes it started. */
+  renewIdleIdentities(options?: RenewIdleOptions): Promise<number> {
+    return this.keepAlive.renewIdle(options);
+  }
+
+  /** Identities failing for the configured days become `dead` (`identity.dead` each). Returns how many. */
+  markDeadIdentities(): Promise<number> {
+    return markDeadIdentities(this.store, this.events, this.now(), this.deadAfterMs);
+  }
+
+  /** Identity counts per service and status (metrics). */
+  countIdentities(): Promise<{ serviceId: string; status: string; count: number }[]> {
+    return this.store.countIdentities().then((rows) => rows.map((r) => ({ serviceId: r.service_id, status: r.status, count: r.n })));
   }
 
   putIdentity(input: PutIdentity): Promise<IdentitySummary> {

@@ -254,7 +254,7 @@ export class Refresher {
         row.id,
         row.version,
         this.owner,
-        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now },
+        { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now, failing_since: null },
         now,
       ),
     );
@@ -267,6 +267,7 @@ export class Refresher {
     }
     const updated = (await this.store.getIdentity(row.id))!;
     await this.events.emit('identity.refreshed', updated, { expiresAt: iso(updated.expires_at) });
+    if (row.failing_since !== null) await this.events.emit('identity.recovered', updated, { failingSince: iso(row.failing_since) });
     return updated;
   }
 
@@ -290,7 +291,9 @@ export class Refresher {
     });
   }
 
-  private emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+  /** Records the start of a run of failures (the dead-state clock), then tells listeners. */
+  private async emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+    await this.store.markFailing(row.id, this.now());
     return this.events.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
       error: (error as EveryAuthError).code ?? 'error',
       message: error.message,

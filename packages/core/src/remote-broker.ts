@@ -6,7 +6,10 @@ import type {
   BrokerEvent,
   FetchInit,
   FreshIdentity,
+  IdentityCheck,
   IdentityFilter,
+  IdentityUpdate,
+  ReconnectLinkOptions,
   IdentitySelector,
   IdentitySummary,
   Page,
@@ -189,6 +192,23 @@ export class RemoteBroker implements Broker {
       if (err instanceof NotFound && err.kind === 'identity') return undefined;
       throw err;
     }
+  }
+
+  async updateIdentity(identityId: string, update: IdentityUpdate): Promise<IdentitySummary | undefined> {
+    try {
+      return await this.call<IdentitySummary>('PATCH', `/v1/identities/${seg(identityId)}`, { body: update });
+    } catch (err) {
+      if (err instanceof NotFound && err.kind === 'identity') return undefined;
+      throw err;
+    }
+  }
+
+  createReconnectLink(identityId: string, options: ReconnectLinkOptions = {}): Promise<HostedSession> {
+    return this.call('POST', `/v1/identities/${seg(identityId)}/reconnect`, { body: options });
+  }
+
+  checkIdentity(identityId: string): Promise<IdentityCheck> {
+    return this.call('POST', `/v1/identities/${seg(identityId)}/check`);
   }
 
   listEvents(options: { after?: string; count?: number; identityId?: string } = {}): Promise<BrokerEvent[]> {

@@ -1,6 +1,6 @@
 import { InvalidInput } from './errors.js';
 import { IDENTITY_ID_PREFIX } from './ids.js';
-import type { IdentityFilter, IdentityStatus, Tags } from './broker.js';
+import { METADATA_MAX_BYTES, type IdentityFilter, type IdentityStatus, type Tags } from './broker.js';
 
 // Control characters (C0, DEL, C1), the Unicode line/paragraph separators, and lone surrogates
 // (both databases store them as U+FFFD, so two different ids would become one): never valid in an id.
@@ -56,7 +56,21 @@ export function tags(value: unknown): Tags {
   return out;
 }
 
-const STATUSES: IdentityStatus[] = ['active', 'needs_reauth', 'revoked'];
+/** The app's metadata: a JSON object whose serialized form fits {@link METADATA_MAX_BYTES}; returned serialized. */
+export function metadata(value: unknown): string {
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidInput('metadata must be a JSON object ({} clears it).', 'metadata');
+  const json = JSON.stringify(value);
+  const size = Buffer.byteLength(json);
+  if (size > METADATA_MAX_BYTES)
+    throw new InvalidInput(
+      `metadata is ${size} bytes as JSON; at most ${METADATA_MAX_BYTES} are allowed. Keep large data in your own database and put its key here.`,
+      'metadata',
+    );
+  return json;
+}
+
+const STATUSES: IdentityStatus[] = ['active', 'needs_reauth', 'dead', 'revoked'];
 
 export function identityFilter(value: IdentityFilter | undefined): IdentityFilter {
   const filter: IdentityFilter = {};

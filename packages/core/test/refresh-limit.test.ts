@@ -26,8 +26,8 @@ describe('refresh.maxConcurrentPerProvider', () => {
     const before = await Promise.all(users.map((u) => t.broker.getIdentity('local', u)));
     const fresh = await Promise.all(users.map((u) => t.broker.getIdentity('local', u, { force: true })));
     expect(as.tokenRequests.byGrant).toEqual({ refresh_token: users.length });
-    expect(as.peakTokenRequestsInFlight).toBeLessThanOrEqual(2);
-    expect(as.peakTokenRequestsInFlight).toBeGreaterThan(0);
+    expect(as.tokenRequests.maxInFlight).toBeLessThanOrEqual(2);
+    expect(as.tokenRequests.maxInFlight).toBeGreaterThan(0);
     fresh.forEach((f, i) => expect(f!.accessToken).not.toBe(before[i]!.accessToken));
   });
 

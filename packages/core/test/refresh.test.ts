@@ -129,12 +129,20 @@ describe.each(STORES)('on %s', (kind) => {
       expect(err.retryable).toBe(true);
       expect(server.tokenRequests.total).toBe(3);
       const after = await broker.store.getIdentity(summary!.id);
-      expect({ ...after, lease_owner: null, lease_until: null }).toEqual(before);
+      expect({ ...after, lease_owner: null, lease_until: null, failing_since: null }).toEqual(before);
       expect(after!.lease_owner).toBeNull();
       expect(after!.status).toBe('active');
+      // The failure starts the dead-state clock; the next success stops it.
+      expect(after!.failing_since).toBeGreaterThan(0);
       // The provider is back: the next call refreshes with the same refresh token.
       const fresh = await broker.getIdentity('local', 'uma');
       expect((await server.userinfo(fresh!.accessToken)).status).toBe(200);
+      expect((await broker.store.getIdentity(summary!.id))!.failing_since).toBeNull();
+      const events = await broker.listEvents({ identityId: summary!.id });
+      // Events in one millisecond have no order among themselves (their ids are time, then random).
+      const types = events.map((e) => e.type);
+      expect(types.at(-3)).toBe('identity.refresh_failed');
+      expect(types.slice(-2).sort()).toEqual(['identity.recovered', 'identity.refreshed']);
     });
 
     it('a 500 then success: retried within one call', async () => {

@@ -13,7 +13,9 @@ import {
   type Page,
   type ResolvedConfig,
 } from '@everyauth/core';
+import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { connectHandler, type ConnectOptions } from './connect.js';
 import {
   authorizeHandler,
   callbackHandler,
@@ -144,6 +146,20 @@ export class EveryAuth implements AuthorizeHost {
     const registration: Registration = { serviceId, options, mountPaths: [] };
     this.registrations.set(serviceId, [...(this.registrations.get(serviceId) ?? []), registration]);
     return authorizeHandler(this, registration);
+  }
+
+  /**
+   * The connect page for a signed-in user: each service with its state (connected, needs
+   * reconnect, not connected) and a button to its authorize() route, e.g.
+   * `app.get('/connections', everyauth.connect({ services: ['google', 'asana'], mapToUserId: (req) => req.user?.id }))`.
+   */
+  connect(options: ConnectOptions): RequestHandler {
+    if (!options || !Array.isArray(options.services) || options.services.length === 0 || typeof options.mapToUserId !== 'function')
+      throw new InvalidInput(
+        'connect() needs options.services (service ids) and options.mapToUserId: (req) => the signed-in user id.',
+        'options',
+      );
+    return connectHandler(this, options);
   }
 
   /** The callback route for every service `authorize()` was called for; install it once per app. */

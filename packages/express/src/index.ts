@@ -3,6 +3,7 @@ import { coreErrors } from '@everyauth/core/errors';
 
 export { EveryAuth, createEveryAuth, type EveryAuthConfig, type PageOptions } from './everyauth.js';
 export type { AuthorizeOptions, AuthorizeRequest, AuthorizeRouter } from './authorize.js';
+export type { ConnectOptions } from './connect.js';
 export { bindingCookieName } from './binding.js';
 export * from '@everyauth/core/errors';
 export type { Broker, FreshIdentity, IdentityFilter, IdentitySelector, IdentitySummary, Page, Tags } from '@everyauth/core';

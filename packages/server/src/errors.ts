@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { EveryAuthError, InvalidInput, registerError, type ErrorJSON } from '@everyauth/core';
+import { EveryAuthError, InvalidInput, ReauthorizationRequired, registerError, type ErrorJSON } from '@everyauth/core';
+import type { ServerContext } from './context.js';
+import { reconnectLink } from './reconnect-links.js';
 
 /** The request carries no API key, or one that is malformed, unknown or deleted. */
 export class Unauthorized extends EveryAuthError {
@@ -60,7 +62,49 @@ export class WebhookNotFound extends EveryAuthError {
   }
 }
 
-registerError(Unauthorized, Forbidden, RateLimited, WebhookNotFound);
+/** The webhook has no delivery with the id (it never existed, or was pruned after the retention). */
+export class DeliveryNotFound extends EveryAuthError {
+  constructor(
+    readonly webhookId: string,
+    readonly id: string,
+  ) {
+    super('delivery_not_found', `Webhook "${webhookId}" has no delivery "${id}" (deliveries are pruned after the retention).`, {
+      status: 404,
+    });
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { webhookId: this.webhookId, id: this.id };
+  }
+
+  static override fromJSON(body: ErrorJSON): DeliveryNotFound {
+    return new DeliveryNotFound(String(body.webhookId), String(body.id));
+  }
+}
+
+/** Only a failed delivery can be replayed: a pending one is still being retried, a delivered one arrived. */
+export class DeliveryNotFailed extends EveryAuthError {
+  constructor(
+    readonly id: string,
+    readonly deliveryStatus: string,
+  ) {
+    super(
+      'delivery_not_failed',
+      `Delivery "${id}" is ${deliveryStatus}: only a failed delivery can be replayed (a pending one is still being retried).`,
+      { status: 409 },
+    );
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { id: this.id, deliveryStatus: this.deliveryStatus };
+  }
+
+  static override fromJSON(body: ErrorJSON): DeliveryNotFailed {
+    return new DeliveryNotFailed(String(body.id), String(body.deliveryStatus));
+  }
+}
+
+registerError(Unauthorized, Forbidden, RateLimited, WebhookNotFound, DeliveryNotFound, DeliveryNotFailed);
 
 /** The error JSON of every route: the typed error's own JSON form (see the registry in core's errors.ts). */
 export function errorBody(err: EveryAuthError): ErrorJSON {
@@ -74,6 +118,11 @@ const refused = (code: string, status: number, message: string, retryable = fals
 /** Turns whatever a route threw into a clear 4xx or a logged 5xx that reveals nothing. */
 export function handleError(error: FastifyError | EveryAuthError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof EveryAuthError) {
+    // Every identity that needs re-authorization gets a link that reconnects it (issue 15).
+    const ctx = request.server.everyauth as ServerContext | undefined;
+    if (error instanceof ReauthorizationRequired && !error.reconnectUrl && ctx) {
+      error.reconnectUrl = reconnectLink(ctx.publicUrl, ctx.vault, error.identityId).url;
+    }
     if (error.status >= 500) request.log.warn({ code: error.code, status: error.status }, error.message);
     return reply.code(error.status).send(errorBody(error));
   }

@@ -9,8 +9,11 @@ export {
   type Webhook,
   type WebhookDelivery,
   type WebhookOptions,
+  type WebhookPayload,
 } from './webhooks.js';
 export type { BackgroundRefreshOptions } from './background-refresh.js';
 export { createSandbox, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
 export { migrateServerTables, SERVER_MIGRATION_TABLE } from './migrations/index.js';
 export { SERVER_SEALED_COLUMNS } from './tables.js';
+export { reconnectLink, RECONNECT_LINK_LIFETIME_MS, type ReconnectTicketOptions } from './reconnect-links.js';
+export type { LifecycleLoopOptions } from './lifecycle-loop.js';

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BrokerEvent } from '@everyauth/core';
 
 /** Prometheus metrics on a registry of this server's own: two servers in one process do not share counters. */
@@ -35,6 +35,12 @@ export class Metrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly keepAliveRefreshes = new Counter({
+    name: 'everyauth_keep_alive_refreshes_total',
+    help: "Identities this replica refreshed before their provider's refresh-token idle limit, by outcome",
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly webhookDeliveries = new Counter({
     name: 'everyauth_webhook_deliveries_total',
     help: 'Webhook delivery attempts by outcome',
@@ -55,6 +61,26 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+
+  /** Filled at each scrape by {@link countIdentitiesWith}; absent until then. */
+  private identities?: Gauge;
+
+  /**
+   * Exposes `everyauth_identities{service,status}`, counted from the store at each scrape (one
+   * GROUP BY; every replica reports the same totals, so aggregate with max, not sum).
+   */
+  countIdentitiesWith(count: () => Promise<{ serviceId: string; status: string; count: number }[]>): void {
+    this.identities = new Gauge({
+      name: 'everyauth_identities',
+      help: 'Identities by service and status (the whole store, as this replica sees it)',
+      labelNames: ['service', 'status'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const row of await count()) this.set({ service: row.serviceId, status: row.status }, row.count);
+      },
+    });
+  }
 
   /** Label children by route, so the hot path skips prom-client's label hashing. */
   private readonly routes = new Map<

@@ -71,11 +71,15 @@ export const identitySummary = {
     userId: str,
     tenantId: str,
     tags: stringMap,
-    status: { type: 'string', enum: ['active', 'needs_reauth', 'revoked'] },
+    status: { type: 'string', enum: ['active', 'needs_reauth', 'dead', 'revoked'] },
     profile: freeObject,
     scope: str,
     expiresAt: isoTime,
     lastRefreshAt: isoTime,
+    metadata: freeObject,
+    failingSince: isoTime,
+    lastCheckedAt: isoTime,
+    healthy: { type: 'boolean' },
     createdAt: isoTime,
     updatedAt: isoTime,
   },
@@ -99,7 +103,17 @@ export const freshIdentity = {
 
 export const brokerEvent = {
   type: 'object',
-  properties: { id: str, type: str, serviceId: str, identityId: str, userId: str, tenantId: str, at: isoTime, data: freeObject },
+  properties: {
+    id: str,
+    type: str,
+    serviceId: str,
+    identityId: str,
+    userId: str,
+    tenantId: str,
+    tags: stringMap,
+    at: isoTime,
+    data: freeObject,
+  },
 } as const;
 
 const tag = { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}=', maxLength: 400, description: 'A tag to match, `key=value`' } as const;
@@ -109,7 +123,7 @@ export const filterQuery = {
   userId: id,
   tenantId: id,
   tag: { type: 'array', maxItems: 32, items: tag },
-  status: { type: 'string', enum: ['active', 'needs_reauth', 'revoked'] },
+  status: { type: 'string', enum: ['active', 'needs_reauth', 'dead', 'revoked'] },
 } as const;
 
 export const pageQuery = {

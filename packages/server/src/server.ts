@@ -8,11 +8,14 @@ import { BackgroundRefresher, type BackgroundRefreshOptions } from './background
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
 import { migrateServerTables } from './migrations/index.js';
+import { LifecycleLoop, type LifecycleLoopOptions } from './lifecycle-loop.js';
 import { Metrics } from './metrics.js';
 import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { hostedRoutes } from './routes/hosted.js';
+import { connectRoutes } from './routes/connect.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { errorSchema } from './schemas.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
@@ -39,6 +42,8 @@ export interface BuildServerOptions {
   apiKeyRateLimit?: { max: number; timeWindowMs: number } | false;
   /** Refresh ahead of expiry (default every 30 s, 10 min ahead); `false` turns it off. */
   backgroundRefresh?: BackgroundRefreshOptions | false;
+  /** Keep-alive, dead marking and scheduled health checks (default every 60 s); `false` turns them off. */
+  lifecycle?: LifecycleLoopOptions | false;
   /** Webhook delivery settings; `false` stops this replica from sending (deliveries still get recorded). */
   webhooks?: WebhookOptions | false;
   /** Largest request body in bytes (default 64 KiB). */
@@ -85,6 +90,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const store = options.store ?? broker.store;
   const vault = options.vault ?? broker.vault;
   await migrateServerTables(store);
+  metrics.countIdentitiesWith(() => broker.countIdentities());
   const webhooks = new Webhooks(store, vault, logger, metrics, options.webhooks || {});
   const publicUrl = broker.redirectUrl('x').replace(/\/x\/callback$/, '');
   const ctx: ServerContext = { broker, store, vault, keys: new ApiKeyVerifier(store, options.apiKeyCacheMs), metrics, webhooks, publicUrl };
@@ -138,6 +144,8 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   hostedRoutes(app, ctx);
   apiRoutes(app, ctx);
   adminRoutes(app, ctx);
+  lifecycleRoutes(app, ctx);
+  connectRoutes(app, ctx);
   await app.register(proxyRoutes);
   if (options.console !== false) await app.register(consoleRoutes);
   if (options.sandbox) await enableSandbox(app, broker, options.sandbox);
@@ -159,13 +167,16 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     options.backgroundRefresh === false
       ? undefined
       : new BackgroundRefresher(broker, options.backgroundRefresh ?? { intervalMs: 30_000, aheadMs: 10 * 60_000 }, logger, metrics);
+  const lifecycle = options.lifecycle === false ? undefined : new LifecycleLoop(broker, options.lifecycle ?? {}, logger, metrics);
   app.addHook('onReady', async () => {
     background?.start();
+    lifecycle?.start();
     if (options.webhooks !== false) webhooks.start();
   });
   // After the listener closed and in-flight requests finished: let background refreshes and deliveries finish too.
   app.addHook('onClose', async () => {
     await background?.stop();
+    await lifecycle?.stop();
     await webhooks.stop();
   });
   return app;

@@ -37,7 +37,21 @@ export type WebhookDeliveryTable = {
   updated_at: number;
 };
 
+export type ConnectSessionTable = {
+  token_hash: string;
+  user_id: string;
+  tenant_id: string;
+  tags: string; // JSON object
+  allowed_services: string; // JSON array
+  finished_url: string | null;
+  browser_binding: string | null;
+  expires_at: number;
+  finished_at: number | null;
+  created_at: number;
+};
+
 export type ServerTables = {
+  connect_sessions: ConnectSessionTable;
   api_keys: ApiKeyTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   backoffDelay,
+  EVENT_TYPES,
   InvalidInput,
   ScheduledLoop,
   sealedLabel,
@@ -11,18 +12,12 @@ import {
   type Store,
   type Vault,
 } from '@everyauth/core';
-import { WebhookNotFound } from './errors.js';
+import { DeliveryNotFailed, DeliveryNotFound, WebhookNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { serverDb, type DeliveryStatus, type WebhookDeliveryTable } from './tables.js';
 
-export const WEBHOOK_EVENTS: EventType[] = [
-  'identity.created',
-  'identity.updated',
-  'identity.refreshed',
-  'identity.refresh_failed',
-  'identity.needs_reauth',
-  'identity.deleted',
-];
+/** Every event type a webhook may subscribe to (all of them by default). */
+export const WEBHOOK_EVENTS: readonly EventType[] = EVENT_TYPES;
 
 export interface WebhookOptions {
   /** Attempts per delivery, the first included (default 8). */
@@ -34,7 +29,17 @@ export interface WebhookOptions {
   pollMs?: number;
   /** Timeout of one POST (default 10 s). */
   timeoutMs?: number;
+  /** Days a delivered or failed delivery is kept, for the log and replays (default 14). */
+  retentionDays?: number;
 }
+
+/**
+ * The JSON body of a delivery: the event (id, type, identity id, service, user, tenant, tags, time,
+ * data) plus `idempotencyKey`, the event's id — the same across retries, replays and every webhook
+ * that receives the event, so a receiver that stores it can drop repeats (delivery is at least
+ * once) — and `deliveryId`, naming this delivery to this webhook.
+ */
+export type WebhookPayload = BrokerEvent & { deliveryId: string; idempotencyKey: string };
 
 export interface Webhook {
   id: string;
@@ -89,6 +94,8 @@ export class Webhooks {
   private readonly timeoutMs: number;
   private readonly owner = randomBytes(8).toString('hex');
   private readonly poller: ScheduledLoop;
+  private readonly retentionMs: number;
+  private lastPrune = 0;
 
   constructor(
     private readonly store: Store,
@@ -101,6 +108,7 @@ export class Webhooks {
     this.baseDelayMs = options.baseDelayMs ?? 1_000;
     this.maxDelayMs = options.maxDelayMs ?? 10 * 60_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.retentionMs = (options.retentionDays ?? 14) * 24 * 3600_000;
     this.poller = new ScheduledLoop({
       intervalMs: options.pollMs ?? 1_000,
       run: () => this.runDue(),
@@ -116,7 +124,7 @@ export class Webhooks {
 
   async create(input: { url: string; events?: EventType[] }): Promise<{ webhook: Webhook; secret: string }> {
     const url = checkUrl(input.url);
-    const events = input.events && input.events.length > 0 ? [...new Set(input.events)] : WEBHOOK_EVENTS;
+    const events = input.events && input.events.length > 0 ? [...new Set(input.events)] : [...WEBHOOK_EVENTS];
     for (const e of events) if (!WEBHOOK_EVENTS.includes(e)) throw new InvalidInput(`Unknown event type "${e}".`, 'events');
     const id = sortableId('whk_');
     const secret = `whsec_${randomBytes(32).toString('base64url')}`;
@@ -164,29 +172,66 @@ export class Webhooks {
     const hooks = (await this.list()).filter((w) => w.events.includes(event.type));
     if (hooks.length === 0) return;
     const now = Date.now();
-    const payload = JSON.stringify(event);
     await this.db
       .insertInto('webhook_deliveries')
       .values(
-        hooks.map((w) => ({
-          id: sortableId('dlv_', now),
-          webhook_id: w.id,
-          event_id: event.id,
-          event_type: event.type,
-          payload,
-          status: 'pending' as const,
-          attempts: 0,
-          next_attempt_at: now,
-          lease_owner: null,
-          lease_until: null,
-          response_status: null,
-          last_error: null,
-          created_at: now,
-          updated_at: now,
-        })),
+        hooks.map((w) => {
+          const id = sortableId('dlv_', now);
+          return {
+            id,
+            webhook_id: w.id,
+            event_id: event.id,
+            event_type: event.type,
+            payload: JSON.stringify(payloadOf(id, event)),
+            status: 'pending' as const,
+            attempts: 0,
+            next_attempt_at: now,
+            lease_owner: null,
+            lease_until: null,
+            response_status: null,
+            last_error: null,
+            created_at: now,
+            updated_at: now,
+          };
+        }),
       )
       .execute();
     this.poller.kick();
+  }
+
+  /**
+   * Sends a failed delivery again: the same delivery id and idempotency key, its attempts counted
+   * afresh. A delivery still pending is already being retried; one delivered needs no replay.
+   */
+  async replay(webhookId: string, deliveryId: string): Promise<WebhookDelivery> {
+    const now = Date.now();
+    const r = await this.db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'pending', attempts: 0, next_attempt_at: now, lease_owner: null, lease_until: null, updated_at: now })
+      .where('id', '=', deliveryId)
+      .where('webhook_id', '=', webhookId)
+      .where('status', '=', 'failed')
+      .executeTakeFirst();
+    const row = await this.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('id', '=', deliveryId)
+      .where('webhook_id', '=', webhookId)
+      .executeTakeFirst();
+    if (!row) throw new DeliveryNotFound(webhookId, deliveryId);
+    if (Number(r.numUpdatedRows) === 0) throw new DeliveryNotFailed(deliveryId, row.status);
+    this.poller.kick();
+    return toDelivery(row);
+  }
+
+  /** Deletes delivered and failed deliveries older than the retention; returns how many. */
+  async prune(now = Date.now()): Promise<number> {
+    const r = await this.db
+      .deleteFrom('webhook_deliveries')
+      .where('status', '!=', 'pending')
+      .where('created_at', '<', now - this.retentionMs)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   start(): void {
@@ -200,6 +245,11 @@ export class Webhooks {
 
   private async runDue(): Promise<void> {
     const now = Date.now();
+    // Pruning rides on the poller, at most hourly per replica; deletes are idempotent, so replicas may overlap.
+    if (now - this.lastPrune >= 3600_000) {
+      this.lastPrune = now;
+      await this.prune(now);
+    }
     const due = await this.db
       .selectFrom('webhook_deliveries')
       .innerJoin('webhooks', 'webhooks.id', 'webhook_deliveries.webhook_id')
@@ -209,6 +259,7 @@ export class Webhooks {
         'webhook_deliveries.payload',
         'webhook_deliveries.attempts',
         'webhook_deliveries.event_type',
+        'webhook_deliveries.event_id',
         'webhooks.url',
         'webhooks.secret',
       ])
@@ -243,6 +294,7 @@ export class Webhooks {
     payload: string;
     attempts: number;
     event_type: string;
+    event_id: string;
     url: string;
     secret: string;
   }): Promise<void> {
@@ -258,6 +310,7 @@ export class Webhooks {
           [SIGNATURE_HEADER]: signWebhook(secret, d.payload),
           'everyauth-event': d.event_type,
           'everyauth-delivery': d.id,
+          'everyauth-idempotency-key': d.event_id,
         },
         body: d.payload,
         redirect: 'manual',
@@ -289,6 +342,10 @@ export class Webhooks {
       .where('lease_owner', '=', this.owner)
       .execute();
   }
+}
+
+function payloadOf(deliveryId: string, event: BrokerEvent): WebhookPayload {
+  return { ...event, idempotencyKey: event.id, deliveryId };
 }
 
 function checkUrl(value: unknown): string {

@@ -371,17 +371,20 @@ describe('console, desktop', () => {
     expect(await page.textContent('#chart-summary')).toMatch(/, 1 failed\.$/);
     expect(await page.locator('#refresh-chart rect.failed').count()).toBe(1);
 
-    // Reconnect: the flow again for the same user, which makes the identity active again.
+    // Reconnect: the flow again for this same identity, straight to the provider, which makes it active again.
+    const before = (await server.broker.findIdentity('sandbox', 'dave-test'))!;
     await page.click('a[data-route="identities"]');
     await row.locator('[data-action="reconnect"]').click();
-    await page.waitForSelector('#connect-form');
-    expect(await page.inputValue('#connect-user')).toBe('dave-test');
-    expect(await page.inputValue('#connect-service')).toBe('sandbox');
-    await page.click('#connect');
     await page.waitForSelector('#allow'); // the sandbox remembers dave's sign-in; only consent is asked again
     await page.click('#allow');
     await page.waitForSelector('#flow-result .message.ok');
-    expect((await server.broker.findIdentity('sandbox', 'dave-test'))!.status).toBe('active');
+    const after = (await server.broker.findIdentity('sandbox', 'dave-test'))!;
+    expect(after).toMatchObject({ id: before.id, status: 'active' });
+
+    // A health check from the row: the sandbox's userinfo answers, so it is healthy.
+    await page.click('a[data-route="identities"]');
+    await row.locator('[data-action="check"]').click();
+    await page.waitForFunction(() => document.querySelector('tr[data-user="dave-test"] [data-healthy]')?.textContent === 'healthy');
   });
 
   it('sends an expired session back to sign-in with a message', async () => {

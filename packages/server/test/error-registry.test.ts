@@ -20,7 +20,16 @@ import {
   registeredErrors,
 } from '@everyauth/core';
 import { errorResponses, errorSchema } from '../src/schemas.js';
-import { Forbidden, RateLimited, Unauthorized, WebhookNotFound, handleError, isStoreUnavailable } from '../src/errors.js';
+import {
+  DeliveryNotFailed,
+  DeliveryNotFound,
+  Forbidden,
+  RateLimited,
+  Unauthorized,
+  WebhookNotFound,
+  handleError,
+  isStoreUnavailable,
+} from '../src/errors.js';
 
 /** One instance of every registered class, with every field it has set to something other than a default. */
 const samples: Record<string, EveryAuthError> = {
@@ -37,7 +46,10 @@ const samples: Record<string, EveryAuthError> = {
     tenantId: 't1',
     finishedUrl: 'https://app.example/done',
   }),
-  ReauthorizationRequired: new ReauthorizationRequired('crm', 'idn_1', 'u1', 't1', 'https://app.example/crm/authorize/u1'),
+  ReauthorizationRequired: new ReauthorizationRequired('crm', 'idn_1', 'u1', 't1', 'https://app.example/crm/authorize/u1', {
+    identityStatus: 'dead',
+    reconnectUrl: 'https://everyauth.example/v1/reconnect?t=sealed',
+  }),
   ProviderUnavailable: new ProviderUnavailable('github', 'HTTP 503'),
   ProviderError: new ProviderError('github', 'invalid_client', 'HTTP 401'),
   CredentialRefused: new CredentialRefused('anthropic', 'invalid x-api-key [redacted]', 401),
@@ -48,6 +60,8 @@ const samples: Record<string, EveryAuthError> = {
   Forbidden: new Forbidden('tokens:read'),
   RateLimited: new RateLimited(100, '1 minute'),
   WebhookNotFound: new WebhookNotFound('wh_1'),
+  DeliveryNotFound: new DeliveryNotFound('wh_1', 'dlv_1'),
+  DeliveryNotFailed: new DeliveryNotFailed('dlv_1', 'pending'),
 };
 
 /** What a caller can see of an error: its class, its own fields (code, status, kind …), message and JSON. */

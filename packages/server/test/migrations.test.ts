@@ -11,7 +11,7 @@ import * as coreInitial from '../../core/src/store/migrations/0001_initial.js';
 import { createTestDatabase } from '../../core/test/support/broker.js';
 import * as oldCoreServer from './support/old-core-0002-server.js';
 
-const SERVER_TABLES = ['api_keys', 'webhooks', 'webhook_deliveries'];
+const SERVER_TABLES = ['api_keys', 'webhooks', 'webhook_deliveries', 'connect_sessions'];
 
 const tablesOf = async (store: Store) => (await store.db.introspection.getTables()).map((t) => t.name);
 
@@ -85,6 +85,6 @@ describe.each([
       .selectFrom(SERVER_MIGRATION_TABLE)
       .select('name')
       .execute();
-    expect(executed.map((r) => r.name)).toEqual(['0001_server_tables']);
+    expect(executed.map((r) => r.name)).toEqual(['0001_server_tables', '0002_connect_sessions']);
   });
 });

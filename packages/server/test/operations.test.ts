@@ -1,5 +1,3 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -8,6 +6,7 @@ import { join } from 'node:path';
 import { ConfigurationError, createKeyRing, openStore } from '@everyauth/core';
 import { createApiKey, serverLogger, startServer, verifyWebhookSignature } from '@everyauth/server';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { receiver, waitFor } from './support/receiver.js';
 import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
@@ -28,37 +27,6 @@ async function server(options: Parameters<typeof startTestServer>[1] = {}): Prom
 }
 
 const json = async (r: Response) => (await r.json()) as any;
-
-async function waitFor<T>(check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A webhook receiver answering with the given statuses in turn (200 once they run out). */
-async function receiver(
-  statuses: number[],
-): Promise<{ url: string; received: { headers: IncomingMessage['headers']; body: string }[]; close(): Promise<void> }> {
-  const received: { headers: IncomingMessage['headers']; body: string }[] = [];
-  const http: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => (body += d));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      res.writeHead(statuses.shift() ?? 200).end();
-    });
-  });
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/hook`,
-    received,
-    close: () => new Promise((r) => http.close(() => r())),
-  };
-}
 
 describe('rate limit', () => {
   it('limits each API key on its own and answers 429 with a clear error', async () => {

@@ -13,7 +13,7 @@ import { contextOf, type CliIo, type Context } from '../context.js';
 import { UsageError, withHint } from '../errors.js';
 import { pairs, relativeTime } from '../output.js';
 
-interface SelectOptions {
+export interface SelectOptions {
   userId?: string;
   tenantId?: string;
   tag?: string[];
@@ -27,7 +27,7 @@ interface ListOptions extends SelectOptions {
 }
 
 /** The selector flags shared by get, refresh and rm. */
-function withSelector(command: Command): Command {
+export function withSelector(command: Command): Command {
   return command
     .argument('<service>', 'service id')
     .argument('[identity]', 'identity id (idn_…) or user id')
@@ -36,7 +36,8 @@ function withSelector(command: Command): Command {
     .option('--tag <key=value>', 'tag that must match (repeatable)', collectPair);
 }
 
-export function registerIdentity(program: Command, io: CliIo): void {
+/** Registers `identity` and its core subcommands; returns it, for the lifecycle ones (identity-lifecycle.ts). */
+export function registerIdentity(program: Command, io: CliIo): Command {
   const identity = program.command('identity').description("identities: users' grants on a service (tokens are never listed)");
 
   identity
@@ -46,7 +47,7 @@ export function registerIdentity(program: Command, io: CliIo): void {
     .option('--user-id <id>', 'only this user')
     .option('--tenant-id <id>', 'only this tenant')
     .option('--tag <key=value>', 'only identities with this tag (repeatable)', collectPair)
-    .addOption(new Option('--status <status>', 'only identities in this status').choices(['active', 'needs_reauth', 'revoked']))
+    .addOption(new Option('--status <status>', 'only identities in this status').choices(['active', 'needs_reauth', 'dead', 'revoked']))
     .option('--limit <n>', 'identities per page (1–1000)', positiveInt, 100)
     .option('--next <cursor>', 'the cursor a previous page printed')
     .option('--all', 'every page, not just the first')
@@ -211,6 +212,8 @@ export function registerIdentity(program: Command, io: CliIo): void {
         );
       },
     );
+
+  return identity;
 }
 
 function filterOf(options: SelectOptions): IdentityFilter {
@@ -224,7 +227,7 @@ function filterOf(options: SelectOptions): IdentityFilter {
 
 const isEmpty = (filter: IdentityFilter) => Object.keys(filter).length === 0;
 
-function selectorOf(id: string | undefined, options: SelectOptions, command: string): IdentitySelector {
+export function selectorOf(id: string | undefined, options: SelectOptions, command: string): IdentitySelector {
   const filter = filterOf(options);
   if (id !== undefined && !isEmpty(filter))
     throw new UsageError('Name the identity either by id or with --user-id/--tenant-id/--tag, not both.', command);
@@ -237,7 +240,7 @@ function selectorOf(id: string | undefined, options: SelectOptions, command: str
   return filter;
 }
 
-async function findOrFail(broker: Broker, service: string, selector: IdentitySelector): Promise<IdentitySummary> {
+export async function findOrFail(broker: Broker, service: string, selector: IdentitySelector): Promise<IdentitySummary> {
   // An unknown service is its own error, so a typo in it is not reported as a missing identity.
   await broker.getService(service);
   const found = await broker.findIdentity(service, selector);
@@ -280,14 +283,20 @@ function summaryFields(ctx: Context, i: IdentitySummary): [string, string | unde
     ['scope', i.scope],
     ['expires', i.expiresAt && `${i.expiresAt} (${relativeTime(i.expiresAt)})`],
     ['last refresh', i.lastRefreshAt],
+    ['failing since', i.failingSince],
+    ['last check', i.lastCheckedAt && `${i.lastCheckedAt} (${i.healthy ? 'healthy' : 'unhealthy'})`],
+    ['metadata', Object.keys(i.metadata ?? {}).length > 0 ? JSON.stringify(i.metadata) : undefined],
     ['created', i.createdAt],
     ['updated', i.updatedAt],
   ];
 }
 
-function showSummary(ctx: Context, i: IdentitySummary): void {
+export function showSummary(ctx: Context, i: IdentitySummary): void {
   ctx.out.record(i, summaryFields(ctx, i));
-  if (!ctx.out.json && i.status === 'needs_reauth') ctx.out.note('The grant is no longer valid: the user must authorize again.');
+  if (!ctx.out.json && (i.status === 'needs_reauth' || i.status === 'dead'))
+    ctx.out.note(
+      `The grant is no longer valid: the user must authorize again (\`everyauth identity reconnect ${i.serviceId} ${i.id}\` makes a link).`,
+    );
 }
 
 function showFresh(ctx: Context, summary: IdentitySummary, fresh: FreshIdentity, withToken = true): void {

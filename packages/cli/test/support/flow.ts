@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { openBroker, resolveConfig } from '@everyauth/core';
 import type { AuthServer } from '../../../core/test/support/auth-server.js';
+import { newProject, type Project } from './cli.js';
 
 /**
  * Runs one authorization flow against the test provider with a LocalBroker opened on a CLI project's
@@ -22,4 +23,25 @@ export async function authorizeInProject(
   } finally {
     await broker.close();
   }
+}
+
+/**
+ * A new CLI project (base URL http://127.0.0.1:3999) with the test provider as `local-idp` and one
+ * service on it, set up through the CLI itself; the client must be registered at `auth` already.
+ */
+export async function projectWithService(
+  auth: AuthServer,
+  service: { id: string; clientId: string; clientSecret: string },
+): Promise<Project> {
+  const p = newProject();
+  const steps = [
+    ['init', '--base-url', 'http://127.0.0.1:3999'],
+    ['provider', 'add', 'local-idp', '--issuer', auth.issuer],
+    ['service', 'set', service.id, '--provider', 'local-idp', '--client-id', service.clientId, '--client-secret', '-'],
+  ];
+  for (const args of steps) {
+    const r = await p.run(args, { input: service.clientSecret });
+    if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
+  }
+  return p;
 }

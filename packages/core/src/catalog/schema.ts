@@ -91,6 +91,11 @@ const ProviderObject = z.object({
   test: TestRequestSchema.optional(),
   oauth1: OAuth1Schema.optional(),
   jwt: JwtSchema.optional(),
+  /**
+   * Refresh-token lifetime facts, where the provider documents them. `idleDays`: a refresh token
+   * unused for this many days stops working, so the keep-alive renews identities before then.
+   */
+  refreshToken: z.object({ idleDays: z.number().positive().max(3650) }).optional(),
   /** Template variables used by the URLs above, e.g. `subdomain` for `https://{subdomain}.zendesk.com`. */
   variables: z.record(variableName, z.object({ description: z.string(), example: z.string().optional() })).default({}),
   notes: z.string().optional(),

@@ -31,7 +31,7 @@ export interface IdentityTable {
   /** '' when the identity has no tenant, so the unique key (service, tenant, user) holds on every database. */
   tenant_id: string;
   user_id: string;
-  status: 'active' | 'needs_reauth' | 'revoked';
+  status: 'active' | 'needs_reauth' | 'dead' | 'revoked';
   /** Sealed token set, associated data `identity:<id>`. */
   tokens: string;
   expires_at: Millis | null;
@@ -43,6 +43,13 @@ export interface IdentityTable {
   lease_owner: string | null;
   lease_until: Millis | null;
   last_refresh_at: Millis | null;
+  /** The app's own small JSON object (PATCH /v1/identities/{id}); never read by the broker. */
+  metadata: ColumnType<string, string | undefined, string>;
+  /** When refreshes started failing (cleared by the next success); `dead` after the configured days. */
+  failing_since: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  last_checked_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** 1 healthy, 0 the last check failed, null never checked. */
+  healthy: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: Millis;
   updated_at: Millis;
 }
@@ -69,6 +76,10 @@ export interface AuthSessionTable {
   expires_at: Millis;
   used_at: Millis | null;
   created_at: Millis;
+  /** Set on a reconnect: the grant must land on this identity. */
+  identity_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** 1 when a reconnect may bring back another account at the provider than the stored one. */
+  allow_account_change: ColumnType<number, number | undefined, number>;
 }
 
 export interface EventTable {
@@ -79,6 +90,7 @@ export interface EventTable {
   user_id: string;
   tenant_id: string;
   data: string; // JSON, never a token
+  tags: ColumnType<string, string | undefined, string>; // JSON object: the identity's tags when it happened
   at: Millis;
 }
 

@@ -2,6 +2,7 @@ import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import { InvalidInput } from '../errors.js';
 import { migrationProvider, runMigrations } from './migrations/index.js';
 import type { Database } from './schema.js';
+import type { Tags } from '../broker.js';
 import type {
   AuthSessionRow,
   EventRow,
@@ -155,6 +156,10 @@ export class SqlStore implements Store {
           scope: write.scope,
           profile: write.profile,
           tags: JSON.stringify(write.tags),
+          // A new grant starts a clean record: no failures, not checked yet.
+          failing_since: null,
+          healthy: null,
+          last_checked_at: null,
           lease_owner: null,
           lease_until: null,
           updated_at: now,
@@ -165,7 +170,8 @@ export class SqlStore implements Store {
           id = existing.id;
           await trx
             .updateTable('identities')
-            .set({ ...fields, tokens: write.sealTokens(id), version: existing.version + 1 })
+            // New tokens from a new grant count as renewed (the keep-alive measures idleness from here).
+            .set({ ...fields, tokens: write.sealTokens(id), version: existing.version + 1, last_refresh_at: now })
             .where('id', '=', id)
             .execute();
           await trx.deleteFrom('identity_tags').where('identity_id', '=', id).execute();
@@ -246,6 +252,102 @@ export class SqlStore implements Store {
 
   async setStatus(id: string, status: IdentityRow['status'], now: number): Promise<void> {
     await this.db.updateTable('identities').set({ status, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  async updateIdentityFields(id: string, fields: { tags?: Tags; metadata?: string }, now: number): Promise<IdentityRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable('identities')
+        .set({
+          updated_at: now,
+          ...(fields.tags ? { tags: JSON.stringify(fields.tags) } : {}),
+          ...(fields.metadata !== undefined ? { metadata: fields.metadata } : {}),
+        })
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return undefined;
+      if (fields.tags) {
+        await trx.deleteFrom('identity_tags').where('identity_id', '=', id).execute();
+        const tagRows = Object.entries(fields.tags).map(([key, value]) => ({ identity_id: id, key, value }));
+        if (tagRows.length > 0) await trx.insertInto('identity_tags').values(tagRows).execute();
+      }
+      return trx.selectFrom('identities').selectAll().where('id', '=', id).executeTakeFirst();
+    });
+  }
+
+  async markFailing(id: string, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('identities')
+      .set({ failing_since: now })
+      .where('id', '=', id)
+      .where('failing_since', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async markDead(before: number, now: number, limit: number): Promise<IdentityRow[]> {
+    const rows = await this.db
+      .selectFrom('identities')
+      .selectAll()
+      .where('status', 'in', ['active', 'needs_reauth'])
+      .where('failing_since', '<', before)
+      .limit(limit)
+      .execute();
+    const marked: IdentityRow[] = [];
+    for (const row of rows) {
+      // Conditional: a reconnect or a successful refresh between the read and here wins.
+      const r = await this.db
+        .updateTable('identities')
+        .set({ status: 'dead', updated_at: now })
+        .where('id', '=', row.id)
+        .where('status', '=', row.status)
+        .where('failing_since', '<', before)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 1) marked.push(row);
+    }
+    return marked;
+  }
+
+  async recordCheck(id: string, healthy: boolean, now: number): Promise<void> {
+    await this.db
+      .updateTable('identities')
+      .set({ healthy: healthy ? 1 : 0, last_checked_at: now })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  listIdle(serviceIds: string[], before: number, now: number, limit: number): Promise<IdentityRow[]> {
+    if (serviceIds.length === 0) return Promise.resolve([]);
+    return this.db
+      .selectFrom('identities')
+      .selectAll()
+      .where('status', '=', 'active')
+      .where('service_id', 'in', serviceIds)
+      .where((eb) => eb(eb.fn.coalesce('last_refresh_at', 'created_at'), '<', before))
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+      .orderBy(sql`coalesce(last_refresh_at, created_at)`)
+      .limit(limit)
+      .execute();
+  }
+
+  listUnchecked(before: number, limit: number): Promise<IdentityRow[]> {
+    return this.db
+      .selectFrom('identities')
+      .selectAll()
+      .where('status', '=', 'active')
+      .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', before)]))
+      .orderBy(sql`coalesce(last_checked_at, 0)`)
+      .limit(limit)
+      .execute();
+  }
+
+  async countIdentities(): Promise<{ service_id: string; status: string; n: number }[]> {
+    const rows = await this.db
+      .selectFrom('identities')
+      .select(['service_id', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy(['service_id', 'status'])
+      .execute();
+    return rows.map((r) => ({ service_id: r.service_id, status: r.status, n: Number(r.n) }));
   }
 
   // ---- refresh lease ----

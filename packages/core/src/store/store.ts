@@ -23,6 +23,8 @@ export interface IdentityWrite {
 /** The fields a refresh writes. */
 export interface RefreshWrite {
   tokens: string;
+  /** A success ends a run of failures. */
+  failing_since: null;
   expires_at: number | null;
   scope: string | null;
   last_refresh_at: number;
@@ -84,6 +86,23 @@ export interface Store {
   findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]>;
   deleteIdentity(id: string): Promise<boolean>;
   setStatus(id: string, status: IdentityRow['status'], now: number): Promise<void>;
+  /** Replaces the given fields (tags keep identity_tags in step); returns the row, or undefined when there is none. */
+  updateIdentityFields(id: string, fields: { tags?: Tags; metadata?: string }, now: number): Promise<IdentityRow | undefined>;
+  /** Starts a run of failed refreshes unless one is under way; returns whether this call started it. */
+  markFailing(id: string, now: number): Promise<boolean>;
+  /** Active or needs_reauth identities failing since before `before` become `dead`; returns them as they were. */
+  markDead(before: number, now: number, limit: number): Promise<IdentityRow[]>;
+  /** Records a health check's outcome. */
+  recordCheck(id: string, healthy: boolean, now: number): Promise<void>;
+  /**
+   * Active identities of the given services whose last token write (refresh or grant) was before
+   * `before`, with a free lease, oldest first: the keep-alive's work list.
+   */
+  listIdle(serviceIds: string[], before: number, now: number, limit: number): Promise<IdentityRow[]>;
+  /** Active identities never checked or last checked before `before`, least recently checked first: the scheduled health checks' work list. */
+  listUnchecked(before: number, limit: number): Promise<IdentityRow[]>;
+  /** How many identities there are per service and status (the /metrics gauge). */
+  countIdentities(): Promise<{ service_id: string; status: string; n: number }[]>;
 
   // the refresh lease
   /** Claims the lease only if nobody holds a live one and the row is still at `version`. */

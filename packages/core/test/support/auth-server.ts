@@ -45,13 +45,19 @@ export interface AuthServerOptions {
  * unless a string) and headers; or held for delayMs, then answered normally (instead of, not on
  * top of, tokenDelayMs); or the socket destroyed unanswered (a network error for the client).
  */
-export type TokenFault = { status: number; body?: unknown; headers?: Record<string, string> } | { delayMs: number } | { reset: true };
+export type TokenFault =
+  | { status: number; body?: unknown; headers?: Record<string, string>; /** held this long before the answer */ delayMs?: number }
+  | { delayMs: number }
+  | { reset: true };
 
 export interface TokenRequestCounts {
   /** Every POST /token that arrived, faulted or not. */
   total: number;
   /** The same, by `grant_type` (`authorization_code`, `refresh_token`, …). */
   byGrant: Record<string, number>;
+  /** Token requests being answered right now, and the most there were at once (since the last reset). */
+  inFlight: number;
+  maxInFlight: number;
 }
 
 export interface AuthServer {
@@ -59,8 +65,6 @@ export interface AuthServer {
   readonly issuer: string;
   readonly tokenEndpoint: string;
   readonly tokenRequests: TokenRequestCounts;
-  /** The most token requests open (arrived, not yet answered) at one time since the last reset. */
-  readonly peakTokenRequestsInFlight: number;
   /** Delay applied to every token request; settable at any time. */
   tokenDelayMs: number;
   /** The underlying oidc-provider instance, for anything this wrapper does not cover. */
@@ -90,18 +94,16 @@ export const DEFAULT_CLIENT: AuthServerClient = {
 };
 
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
-  const counts: TokenRequestCounts = { total: 0, byGrant: {} };
+  const counts: TokenRequestCounts = { total: 0, byGrant: {}, inFlight: 0, maxInFlight: 0 };
   const faults: TokenFault[] = [];
   let tokenDelayMs = options.tokenDelayMs ?? 0;
-  let inFlight = 0;
-  let peakInFlight = 0;
 
   const target: { server?: AuthorizationServer } = {};
   const handle = (req: IncomingMessage, res: ServerResponse) => (target.server ? target.server.handle(req, res) : res.end());
   const listener = await listenOnLoopback((req, res) => {
     if (req.method === 'POST' && new URL(req.url ?? '/', 'http://x').pathname === '/token') {
-      peakInFlight = Math.max(peakInFlight, ++inFlight);
-      res.once('close', () => inFlight--);
+      counts.maxInFlight = Math.max(counts.maxInFlight, ++counts.inFlight);
+      res.once('close', () => counts.inFlight--);
       handleTokenRequest(req, res).catch((error: unknown) => res.destroy(error as Error));
     } else {
       handle(req, res);
@@ -130,7 +132,10 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
 
     const fault = faults.shift();
     if (fault && 'reset' in fault) return void req.socket.destroy();
-    if (fault && 'status' in fault) return sendFault(res, fault);
+    if (fault && 'status' in fault) {
+      if (fault.delayMs) await sleep(fault.delayMs);
+      return sendFault(res, fault);
+    }
     const delayMs = fault && 'delayMs' in fault ? fault.delayMs : tokenDelayMs;
     if (delayMs > 0) await sleep(delayMs);
     // A client that hung up while the request was held never gets an answer, so the request is
@@ -143,9 +148,6 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     issuer,
     tokenEndpoint: `${issuer}/token`,
     tokenRequests: counts,
-    get peakTokenRequestsInFlight() {
-      return peakInFlight;
-    },
     get tokenDelayMs() {
       return tokenDelayMs;
     },
@@ -158,7 +160,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     failNextTokenRequests: (count, fault) => void faults.push(...Array<TokenFault>(count).fill(fault)),
     resetCounters() {
       counts.total = 0;
-      peakInFlight = 0;
+      counts.maxInFlight = counts.inFlight;
       for (const grant of Object.keys(counts.byGrant)) delete counts.byGrant[grant];
       faults.length = 0;
     },

@@ -1,10 +1,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import { runMigrations, type Store } from '@everyauth/core';
 import * as m0001 from './0001_server_tables.js';
+import * as m0002 from './0002_connect_sessions.js';
 
 /** The server's migrations, in order. A new one is a new file here and a new line below. */
 const migrations: Record<string, Migration> = {
   '0001_server_tables': m0001,
+  '0002_connect_sessions': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

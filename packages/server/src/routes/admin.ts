@@ -128,4 +128,18 @@ export function adminRoutes(app: FastifyInstance, ctx: ServerContext): void {
       return ctx.webhooks.deliveries(request.params.id, request.query);
     },
   );
+
+  app.post<{ Params: { id: string; deliveryId: string } }>(
+    '/v1/webhooks/:id/deliveries/:deliveryId/replay',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Send a failed delivery again (same delivery id and idempotency key)',
+        params: { type: 'object', properties: { id: idParam, deliveryId: idParam } },
+        response: { 200: delivery, ...errorResponses },
+      },
+    },
+    async (request) => ctx.webhooks.replay(request.params.id, request.params.deliveryId),
+  );
 }

@@ -1,5 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AuthorizationFailed, EveryAuthError, InvalidInput, randomToken, sha256, type Tags } from '@everyauth/core';
+import {
+  AuthorizationFailed,
+  EveryAuthError,
+  InvalidInput,
+  randomToken,
+  sha256,
+  type BeginAuthorization,
+  type Tags,
+} from '@everyauth/core';
 import type { ServerContext } from '../context.js';
 import { formSession, hostedFormRoutes, readCookie } from './hosted-form.js';
 import { beginInput, errorResponses, serviceIdParam } from '../schemas.js';
@@ -13,7 +21,7 @@ interface BeginBody {
 }
 
 /** What the start link carries, sealed by the vault so any replica can open it and nobody can alter it. */
-interface StartTicket {
+export interface StartTicket {
   /** The provider's authorization URL. */
   u: string;
   /** The browser-binding secret the start route sets as a cookie. */
@@ -31,7 +39,7 @@ const cookieName = (state: string) => `everyauth_flow_${sha256(state).slice(0, 1
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function page(reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
+export function page(reply: FastifyReply, status: number, title: string, detail: string): FastifyReply {
   return reply
     .code(status)
     .header('content-type', 'text/html; charset=utf-8')
@@ -40,6 +48,26 @@ function page(reply: FastifyReply, status: number, title: string, detail: string
     .send(
       `<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p>`,
     );
+}
+
+/**
+ * Binds the flow to this browser with a cookie only the callback path sees, then sends the browser
+ * to the provider. Shared by the hosted session link, reconnect links and the connect page.
+ */
+export function sendToProvider(ctx: ServerContext, reply: FastifyReply, ticket: StartTicket): FastifyReply {
+  const path = new URL(ctx.broker.redirectUrl(ticket.serviceId)).pathname;
+  const maxAge = Math.max(1, Math.floor((ticket.e - Date.now()) / 1000));
+  const secure = ctx.publicUrl.startsWith('https:');
+  // SameSite=Lax: the provider's redirect back is a top-level GET navigation, which carries Lax cookies.
+  const cookie = `${cookieName(ticket.s)}=${ticket.b}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+  return reply.header('set-cookie', cookie).header('cache-control', 'no-store').redirect(ticket.u, 302);
+}
+
+/** Starts an authorization bound to a new browser secret; what {@link sendToProvider} needs. */
+export async function beginBound(ctx: ServerContext, input: BeginAuthorization): Promise<StartTicket> {
+  const binding = randomToken();
+  const started = await ctx.broker.beginAuthorization({ ...input, browserBinding: binding });
+  return { u: started.url, b: binding, s: started.state, serviceId: input.serviceId, e: Date.parse(started.expiresAt) };
 }
 
 /**
@@ -66,17 +94,9 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request, reply) => {
       const form = await formSession(ctx, request.body);
       if (form) return reply.code(201).send(form);
-      const binding = randomToken();
-      const started = await ctx.broker.beginAuthorization({ ...request.body, browserBinding: binding });
-      const ticket: StartTicket = {
-        u: started.url,
-        b: binding,
-        s: started.state,
-        serviceId: request.body.serviceId,
-        e: Date.parse(started.expiresAt),
-      };
+      const ticket = await beginBound(ctx, request.body);
       const sealed = ctx.vault.seal(JSON.stringify(ticket), TICKET_AAD);
-      return reply.code(201).send({ url: `${ctx.publicUrl}/v1/sessions/start?t=${sealed}`, expiresAt: started.expiresAt });
+      return reply.code(201).send({ url: `${ctx.publicUrl}/v1/sessions/start?t=${sealed}`, expiresAt: new Date(ticket.e).toISOString() });
     },
   );
 
@@ -103,11 +123,7 @@ export function hostedRoutes(app: FastifyInstance, ctx: ServerContext): void {
         );
       }
       if (ticket.e <= Date.now()) return page(reply, 400, 'Authorization link expired', 'Start again from the application.');
-      const path = new URL(ctx.broker.redirectUrl(ticket.serviceId)).pathname;
-      const maxAge = Math.max(1, Math.floor((ticket.e - Date.now()) / 1000));
-      // SameSite=Lax: the provider's redirect back is a top-level GET navigation, which carries Lax cookies.
-      const cookie = `${cookieName(ticket.s)}=${ticket.b}; Path=${path}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
-      return reply.header('set-cookie', cookie).header('cache-control', 'no-store').redirect(ticket.u, 302);
+      return sendToProvider(ctx, reply, ticket);
     },
   );
 

@@ -74,6 +74,7 @@ export async function startTestServer(as: AuthServer, options: TestServerOptions
   const app = await buildServer({
     logLevel: 'silent',
     backgroundRefresh: false,
+    lifecycle: false,
     ...options.server,
     broker: (onEvent) =>
       (broker = new LocalBroker({ logger: pino({ level: 'silent' }), ...options.broker, store, vault, baseUrl: url, onEvent })),

@@ -2,12 +2,14 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_server_moved.js';
 import * as m0003 from './0003_service_api.js';
+import * as m0004 from './0004_lifecycle.js';
 
 /** Every migration, in order. A new one is a new file here and a new line below. */
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_server': m0002,
   '0003_service_api': m0003,
+  '0004_lifecycle': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

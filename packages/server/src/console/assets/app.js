@@ -24,7 +24,7 @@ const state = {
 
 // ---- routing ----------------------------------------------------------------------------------
 
-const VIEWS = { identities: identitiesView, services: servicesView, connect: connectView, events: eventsView };
+const VIEWS = { identities: identitiesView, services: servicesView, connect: connectView, events: eventsView, webhooks: webhooksView };
 
 function currentRoute() {
   const [name = '', ...rest] = window.location.hash.replace(/^#\/?/, '').split('/');
@@ -232,7 +232,7 @@ function identityTable(identities, reload) {
         h(
           'tr',
           {},
-          ['User', 'Service', 'Status', 'Token expires', 'Last refresh', 'Tags', ''].map((t) => h('th', {}, t)),
+          ['User', 'Service', 'Status', 'Token expires', 'Last refresh', 'Tags', 'Health', ''].map((t) => h('th', {}, t)),
         ),
       ),
       h(
@@ -256,19 +256,29 @@ function identityRow(identity, reload) {
   const revoke = h('button', { class: 'small danger', 'data-action': 'revoke' }, 'Revoke');
   const remove = h('button', { class: 'small danger', 'data-action': 'delete' }, 'Delete');
   const label = `${identity.userId} on ${identity.serviceId}`;
-  // A grant that needs re-authorization cannot be refreshed; the way out is the flow again, same user and tenant.
-  const reconnect =
-    identity.status !== 'active' &&
-    h(
-      'button',
-      {
-        class: 'small',
-        'data-action': 'reconnect',
-        onclick: () =>
-          navigate(`#/connect/${[identity.serviceId, identity.userId, identity.tenantId ?? ''].map(encodeURIComponent).join('/')}`),
-      },
-      'Reconnect',
+  // A grant that needs re-authorization cannot be refreshed; the way out is a reconnect: the flow
+  // again for this same identity (same id, tags and metadata), back to the console afterwards.
+  const reconnect = identity.status !== 'active' && h('button', { class: 'small', 'data-action': 'reconnect' }, 'Reconnect');
+  if (reconnect)
+    reconnect.addEventListener('click', () =>
+      act(reconnect, async () => {
+        const link = await api('POST', `identities/${encodeURIComponent(identity.id)}/reconnect`, {
+          finishedUrl: `${window.location.pathname}?flow=done#/connect`,
+        });
+        window.location.assign(link.url);
+      }),
     );
+  const check = h('button', { class: 'small secondary', 'data-action': 'check' }, 'Check');
+  check.addEventListener('click', () =>
+    act(check, async () => {
+      try {
+        const result = await api('POST', `identities/${encodeURIComponent(identity.id)}/check`);
+        toast(result.healthy ? `${label} is healthy.` : `${label} is unhealthy (${result.reason ?? 'the test request failed'}).`);
+      } finally {
+        await reload().catch(() => undefined);
+      }
+    }),
+  );
   refresh.addEventListener('click', () =>
     act(refresh, async () => {
       try {
@@ -322,7 +332,18 @@ function identityRow(identity, reload) {
         ? Object.entries(identity.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}=${v}`))
         : h('span', { class: 'muted' }, '—'),
     ),
-    h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, reconnect || refresh, revoke, remove)),
+    h('td', { 'data-label': 'Health' }, healthOf(identity)),
+    h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, reconnect || refresh, check, revoke, remove)),
+  );
+}
+
+/** The last health check, or a dash before the first. */
+function healthOf(identity) {
+  if (identity.healthy === undefined) return h('span', { class: 'muted' }, '—');
+  return h(
+    'span',
+    { class: `badge ${identity.healthy ? 'active' : 'bad'}`, 'data-healthy': String(identity.healthy), title: identity.lastCheckedAt },
+    identity.healthy ? 'healthy' : 'unhealthy',
   );
 }
 
@@ -683,6 +704,73 @@ function readFlowResult() {
   };
 }
 
+// ---- webhooks ---------------------------------------------------------------------------------
+
+/** Each webhook with its recent deliveries; a failed delivery can be sent again (same delivery id and idempotency key). */
+async function webhooksView(generation) {
+  const hooks = await api('GET', 'webhooks');
+  if (hooks.length === 0) {
+    return mount(
+      generation,
+      h('h1', {}, 'Webhooks'),
+      h('p', { class: 'muted', id: 'no-webhooks' }, 'No webhooks yet. Add one with POST /v1/webhooks (admin key).'),
+    );
+  }
+  const panels = await Promise.all(hooks.map((hook) => webhookPanel(hook)));
+  mount(generation, h('h1', {}, 'Webhooks'), ...panels);
+}
+
+async function webhookPanel(hook) {
+  const deliveries = await api('GET', `webhooks/${encodeURIComponent(hook.id)}/deliveries?count=100`);
+  const rows = deliveries.reverse().map((d) => {
+    const replay = d.status === 'failed' && h('button', { class: 'small', 'data-action': 'replay', 'data-delivery': d.id }, 'Send again');
+    if (replay)
+      replay.addEventListener('click', () =>
+        act(replay, async () => {
+          await api('POST', `webhooks/${encodeURIComponent(hook.id)}/deliveries/${encodeURIComponent(d.id)}/replay`);
+          toast(`Delivery ${d.id} queued again.`);
+          route();
+        }),
+      );
+    return h(
+      'tr',
+      { 'data-delivery': d.id, 'data-status': d.status },
+      h('td', { 'data-label': 'Event' }, d.eventType.replace('identity.', '')),
+      h(
+        'td',
+        { 'data-label': 'Status' },
+        h('span', { class: `badge ${d.status === 'delivered' ? 'active' : d.status === 'failed' ? 'bad' : 'warn'}` }, d.status),
+      ),
+      h('td', { 'data-label': 'Attempts' }, String(d.attempts)),
+      h('td', { 'data-label': 'Answer' }, d.lastError ?? (d.responseStatus ? `HTTP ${d.responseStatus}` : '—')),
+      h('td', { 'data-label': 'When' }, time(d.updatedAt)),
+      h('td', { 'data-label': '' }, replay || ''),
+    );
+  });
+  return h(
+    'section',
+    { class: 'panel', 'data-webhook': hook.id },
+    h('h2', {}, hook.url),
+    h('p', { class: 'muted' }, `Events: ${hook.events.map((e) => e.replace('identity.', '')).join(', ')}`),
+    rows.length
+      ? h(
+          'table',
+          { class: 'stack' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Event', 'Status', 'Attempts', 'Answer', 'When', ''].map((t) => h('th', {}, t)),
+            ),
+          ),
+          h('tbody', {}, rows),
+        )
+      : h('p', { class: 'muted' }, 'No deliveries kept (they are pruned after the retention).'),
+  );
+}
+
 // ---- events -----------------------------------------------------------------------------------
 
 const EVENT_PAGE = 1000;
@@ -758,7 +846,7 @@ function eventTable(events) {
 }
 
 function eventKind(type) {
-  if (type === 'identity.refresh_failed') return 'bad';
+  if (type === 'identity.refresh_failed' || type === 'identity.dead' || type === 'identity.check_failed') return 'bad';
   if (type === 'identity.needs_reauth') return 'warn';
   if (type === 'identity.deleted') return 'revoked';
   return 'active';
@@ -769,6 +857,8 @@ function eventDetail(event) {
   if (typeof data.message === 'string') return data.message;
   if (event.type === 'identity.deleted') return data.revoked ? 'revoked at the provider' : 'deleted';
   if (typeof data.expiresAt === 'string') return `new token until ${time(data.expiresAt)}`;
+  if (typeof data.previousStatus === 'string') return `was ${data.previousStatus.replace('_', ' ')}`;
+  if (typeof data.reason === 'string') return data.reason;
   return '';
 }
 
