@@ -1,39 +1,115 @@
 /**
- * 1,000,000 identities in PostgreSQL (BENCH_SCALE_IDENTITIES), served by the EveryAuth server in a
- * second process: lookups by user and by tag through the API, p50/p99 latency, and the server's
- * memory (resident set and heap, from its own /metrics) before and after the load.
+ * 1,000,000 identities in PostgreSQL (BENCH_SCALE_IDENTITIES), seeded with COPY, served by the
+ * EveryAuth server in a second process (bench/scale-server.mjs, plain JavaScript on the built
+ * packages, so its memory is the server's and not a TypeScript loader's). Each lookup runs, in the same run and at the same
+ * concurrency, three ways:
+ *   - sql:    the same SQL straight to PostgreSQL through `pg`, a named prepared statement where
+ *             the server names it (unnamed for the tag queries, as the server sends them), with
+ *             the same decryption for tokens: the database's floor;
+ *   - route:  a bare Fastify route in the server's process running that prepared statement: the
+ *             floor for HTTP plus the query, without EveryAuth;
+ *   - server: the EveryAuth route.
+ * Prints req/s, p50 and p99 of each, `ratio:` lines (server ÷ sql and server ÷ route), the server's
+ * resident memory at idle and its peak under the load, and saves `EXPLAIN (ANALYZE, BUFFERS)` of
+ * every query the server ran (recorded in its process) to artifacts/scale-explain.txt.
  *
- *   npm run bench:scale     # BENCH_SCALE_IDENTITIES, BENCH_SCALE_LOOKUPS, BENCH_PG
+ *   npm run bench:scale     # BENCH_SCALE_IDENTITIES, BENCH_SCALE_LOOKUPS, BENCH_SCALE_CONCURRENCY, BENCH_PG
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { sql } from 'kysely';
-import { Vault, createKeyRing, openStore } from '@everyauth/core';
-import { createApiKey, startServer } from '@everyauth/server';
+import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
+import { createApiKey } from '@everyauth/server';
+import { copyRows } from './pg-copy.js';
 
 const IDENTITIES = Number(process.env.BENCH_SCALE_IDENTITIES ?? 1_000_000);
 const LOOKUPS = Number(process.env.BENCH_SCALE_LOOKUPS ?? 2_000);
 const CONCURRENCY = Number(process.env.BENCH_SCALE_CONCURRENCY ?? 8);
 const PG_ADMIN = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-/** Identities whose tokens are sealed for real, so token reads decrypt like in production. */
-const SEALED = 10_000;
-const TEAMS = 10_000; // tag team=team-N: 100 identities per team at 1M
+const TEAMS = Math.max(1, Math.floor(IDENTITIES / 100)); // tag team=team-N: 100 identities per team
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
-if (process.argv[2] === '--serve') await serve();
-else await main();
+const idOf = (i: number) => `idn_${String(i).padStart(12, '0')}`;
+const pick = (n: number) => Math.floor(Math.random() * n);
 
-/** The server process: startServer on the database, printing its URL. */
-async function serve(): Promise<void> {
-  const server = await startServer({
-    port: 0,
-    store: process.env.STORE_URL!,
-    logLevel: 'warn',
-    handleSignals: true,
-    server: { apiKeyRateLimit: false, backgroundRefresh: false, webhooks: false, processMetrics: true },
-  });
-  console.log(JSON.stringify({ ready: server.url }));
+/**
+ * The lookups: the API path, and the SQL the server runs for it (as it ran it when this bench was
+ * written; the EXPLAIN file shows what it runs now). `args` draws one request's parameters.
+ */
+interface Lookup {
+  name: string;
+  args: () => string[];
+  path: (a: string[]) => string;
+  sql: string;
+  /** The SQL's parameters for these args. */
+  params: (a: string[]) => unknown[];
+  /** Decrypt the token set, as the token route does. */
+  decrypt?: boolean;
+  /**
+   * Sent unnamed, planned with its values each time, as the server sends it: a named statement
+   * gets a generic plan after five runs, which for tag queries is far slower (docs/performance.md).
+   */
+  unnamed?: boolean;
 }
+
+const LOOKUP_LIST: Lookup[] = [
+  {
+    name: 'identity by user',
+    args: () => [`user-${pick(IDENTITIES)}`],
+    path: ([u]) => `/v1/services/crm/identity?userId=${u}`,
+    sql: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 LIMIT 2',
+    params: ([u]) => ['crm', u],
+  },
+  {
+    name: 'identity by user and tenant',
+    args: () => {
+      const i = pick(IDENTITIES);
+      return [`user-${i}`, `tenant-${i % 1000}`];
+    },
+    path: ([u, t]) => `/v1/services/crm/identity?userId=${u}&tenantId=${t}`,
+    sql: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2',
+    params: ([u, t]) => ['crm', u, t],
+  },
+  {
+    name: 'token by user (decrypting)',
+    args: () => [`user-${pick(IDENTITIES)}`],
+    path: ([u]) => `/v1/services/crm/token?userId=${u}`,
+    sql: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 LIMIT 2',
+    params: ([u]) => ['crm', u],
+    decrypt: true,
+  },
+  {
+    name: 'identities by tag (100 per page)',
+    args: () => [`team-${pick(TEAMS)}`],
+    path: ([t]) => `/v1/identities?serviceId=crm&tag=team=${t}&count=100`,
+    sql:
+      'SELECT * FROM identities WHERE service_id = $1 AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id' +
+      ' AND key = $2 AND value = $3) ORDER BY id LIMIT 101',
+    params: ([t]) => ['crm', 'team', t],
+    unnamed: true,
+  },
+  {
+    name: 'identities by two tags (team and plan)',
+    args: () => [`team-${pick(TEAMS)}`],
+    path: ([t]) => `/v1/identities?serviceId=crm&tag=team=${t}&tag=plan=pro&count=100`,
+    sql:
+      'SELECT * FROM identities WHERE service_id = $1' +
+      ' AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id AND key = $2 AND value = $3)' +
+      ' AND EXISTS (SELECT 1 FROM identity_tags WHERE identity_tags.identity_id = identities.id AND key = $4 AND value = $5) ORDER BY id LIMIT 101',
+    params: ([t]) => ['crm', 'team', t, 'plan', 'pro'],
+    unnamed: true,
+  },
+  {
+    name: 'a page at a random offset (keyset cursor)',
+    args: () => [idOf(pick(IDENTITIES))],
+    path: ([after]) => `/v1/identities?serviceId=crm&count=100&next=${Buffer.from(after!).toString('base64url')}`,
+    sql: 'SELECT * FROM identities WHERE service_id = $1 AND id > $2 ORDER BY id LIMIT 101',
+    params: ([after]) => ['crm', after],
+  },
+];
+
+await main();
 
 async function main(): Promise<void> {
   const dbName = `everyauth_scale_${Date.now().toString(36)}`;
@@ -44,115 +120,62 @@ async function main(): Promise<void> {
   const ring = createKeyRing();
   const vault = Vault.fromKeyRing(ring);
   let child: ChildProcess | undefined;
+  const sql = new pg.Pool({ connectionString: url, max: CONCURRENCY });
   try {
-    const store = await openStore(url);
     const started = Date.now();
-    await store.db
-      .insertInto('providers')
-      .values({
-        id: 'bench-idp',
-        definition: JSON.stringify({
-          id: 'bench-idp',
-          name: 'Bench IdP',
-          docs: 'https://idp.example/docs',
-          authorizationUrl: 'https://idp.example/authorize',
-          tokenUrl: 'https://idp.example/token',
-        }),
-        created_at: started,
-        updated_at: started,
-      })
-      .execute();
-    await store.db
-      .insertInto('services')
-      .values({
-        id: 'crm',
-        provider_id: 'bench-idp',
-        client_id: 'c',
-        client_secret: null,
-        scopes: '[]',
-        params: '{}',
-        variables: '{}',
-        created_at: started,
-        updated_at: started,
-      })
-      .execute();
-    // Rows generated inside PostgreSQL: a million inserts from here would measure the client, not the store.
-    const far = Date.now() + 30 * 86400_000;
-    await sql`
-      INSERT INTO identities (id, service_id, tenant_id, user_id, status, tokens, expires_at, scope, profile, tags, version, lease_owner, lease_until, last_refresh_at, created_at, updated_at)
-      SELECT 'idn_' || lpad(i::text, 12, '0'), 'crm', 'tenant-' || (i % 1000), 'user-' || i, 'active', 'unsealed', ${far}::bigint, 'read',
-             '{"name":"User ' || i || '"}', '{"team":"team-' || (i % ${TEAMS}) || '","plan":"' || (CASE WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END) || '"}',
-             1, NULL, NULL, NULL, ${started}::bigint, ${started}::bigint
-      FROM generate_series(0, ${IDENTITIES - 1}) AS i`.execute(store.db);
-    await sql`
-      INSERT INTO identity_tags (identity_id, key, value)
-      SELECT 'idn_' || lpad(i::text, 12, '0'), 'team', 'team-' || (i % ${TEAMS}) FROM generate_series(0, ${IDENTITIES - 1}) AS i
-      UNION ALL
-      SELECT 'idn_' || lpad(i::text, 12, '0'), 'plan', CASE WHEN i % 3 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, ${IDENTITIES - 1}) AS i`.execute(
-      store.db,
+    const key = await seed(url, vault);
+    console.log(
+      `seeded ${IDENTITIES} identities (${2 * IDENTITIES} tag rows) with COPY in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
-    // Real sealed tokens for a sample, spread over the id range.
-    const step = Math.max(1, Math.floor(IDENTITIES / SEALED));
-    const sample = Array.from({ length: Math.min(SEALED, IDENTITIES) }, (_, k) => k * step);
-    for (let k = 0; k < sample.length; k += 1000) {
-      await store.db.transaction().execute(async (trx) => {
-        for (const i of sample.slice(k, k + 1000)) {
-          const id = `idn_${String(i).padStart(12, '0')}`;
-          await trx
-            .updateTable('identities')
-            .set({ tokens: vault.seal(JSON.stringify({ a: `tok_${i}`, r: `ref_${i}`, t: 'bearer', n: {} }), `identity:${id}`) })
-            .where('id', '=', id)
-            .execute();
-        }
-      });
-    }
-    await sql`ANALYZE`.execute(store.db);
-    const { key } = await createApiKey(store, { name: 'scale', scopes: ['tokens:read'] });
-    await store.close();
-    console.log(`seeded ${IDENTITIES} identities (${2 * IDENTITIES} tag rows) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const server = await spawnServer(url, ring);
     child = server.child;
     const headers = { authorization: `Bearer ${key}` };
-    const memory = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
-      const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-      return `rss ${read('everyauth_process_resident_memory_bytes').toFixed(0)} MiB, heap used ${read('everyauth_nodejs_heap_size_used_bytes').toFixed(0)} MiB`;
-    };
-    console.log(`server memory at start: ${await memory()}`);
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    const stats = async () =>
+      (await fetch(`${server.bare}/bench/stats`)).json() as Promise<{ rss: number; peakRss: number; queries: [string, unknown[]][] }>;
+    const recording = (on: boolean) =>
+      fetch(`${server.bare}/bench/recording`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ recording: on }),
+      });
 
-    const pick = () => Math.floor(Math.random() * IDENTITIES);
-    await measure('warm-up', headers, server.url, () => `/v1/services/crm/identity?userId=user-${pick()}`, 200, true);
-    await measure(
-      'lookup by user (GET /v1/services/crm/identity?userId=)',
-      headers,
-      server.url,
-      () => `/v1/services/crm/identity?userId=user-${pick()}`,
-    );
-    await measure('lookup by user and tenant', headers, server.url, () => {
-      const i = pick();
-      return `/v1/services/crm/identity?userId=user-${i}&tenantId=tenant-${i % 1000}`;
-    });
-    await measure(
-      'lookup by tag (GET /v1/identities?tag=team=…, 100 per page)',
-      headers,
-      server.url,
-      () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&count=100`,
-    );
-    await measure(
-      'lookup by two tags (team and plan)',
-      headers,
-      server.url,
-      () => `/v1/identities?serviceId=crm&tag=team=team-${Math.floor(Math.random() * TEAMS)}&tag=plan=pro&count=100`,
-    );
-    await measure(
-      'token by user (decrypting)',
-      headers,
-      server.url,
-      () => `/v1/services/crm/token?userId=user-${sample[Math.floor(Math.random() * sample.length)]}`,
-    );
-    console.log(`server memory after the load: ${await memory()}`);
+    // Warm-up: JIT, connection pools, prepared statements on both sides.
+    for (const [n, lookup] of LOOKUP_LIST.entries()) {
+      await http(server.url, () => lookup.path(lookup.args()), headers, 200);
+      await http(server.bare, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {}, 200);
+    }
+    console.log(`server memory at idle: rss ${mib((await stats()).rss)}`);
+    await recording(true);
+
+    const floor = await http(server.bare, () => '/bare', {}, LOOKUPS);
+    console.log(`\nbare Fastify route (HTTP alone, no query): ${floor.line}`);
+    for (const [n, lookup] of LOOKUP_LIST.entries()) {
+      const direct = await direct_(sql, n, lookup, vault);
+      const route = await http(
+        server.bare,
+        () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`,
+        {},
+        LOOKUPS,
+      );
+      const served = await http(server.url, () => lookup.path(lookup.args()), headers, LOOKUPS);
+      console.log(`\n${lookup.name}`);
+      console.log(`  sql (pg, prepared):      ${direct.line}`);
+      console.log(`  bare route + same sql:   ${route.line}`);
+      console.log(`  EveryAuth server:        ${served.line}`);
+      const r = (a: Result, b: Result, q: 'p50' | 'p99') => (a[q] / b[q]).toFixed(2);
+      console.log(
+        `ratio: ${lookup.name}: server÷sql p50 ${r(served, direct, 'p50')} p99 ${r(served, direct, 'p99')}; server÷route p50 ${r(served, route, 'p50')} p99 ${r(served, route, 'p99')}`,
+      );
+    }
+
+    const after = await stats();
+    await recording(false);
+    console.log(`\nserver memory under the load: peak rss ${mib(after.peakRss)} (now ${mib(after.rss)})`);
+    await explain(sql, after.queries);
   } finally {
+    await sql.end();
     if (child && child.exitCode === null) {
       child.kill('SIGTERM');
       await new Promise((r) => child!.once('exit', r));
@@ -162,14 +185,72 @@ async function main(): Promise<void> {
   }
 }
 
-async function measure(
-  name: string,
-  headers: Record<string, string>,
-  base: string,
-  path: () => string,
-  count = LOOKUPS,
-  quiet = false,
-): Promise<void> {
+/** Schema through the store's migrations, a service through the broker, then identities and tags with COPY. Returns an API key. */
+async function seed(url: string, vault: Vault): Promise<string> {
+  const store = await openStore(url);
+  const broker = new LocalBroker({ store, vault, baseUrl: 'http://127.0.0.1:1' });
+  await broker.putProvider({
+    id: 'bench-idp',
+    name: 'Bench IdP',
+    docs: 'https://idp.example/docs',
+    authorizationUrl: 'https://idp.example/authorize',
+    tokenUrl: 'https://idp.example/token',
+  });
+  await broker.putService({ id: 'crm', providerId: 'bench-idp', clientId: 'c' });
+  const { key } = await createApiKey(store, { name: 'scale', scopes: ['tokens:read'] });
+  await broker.close();
+
+  const now = Date.now();
+  const far = now + 30 * 86400_000;
+  await copyRows(
+    url,
+    'identities',
+    [
+      'id',
+      'service_id',
+      'tenant_id',
+      'user_id',
+      'status',
+      'tokens',
+      'expires_at',
+      'scope',
+      'profile',
+      'tags',
+      'version',
+      'created_at',
+      'updated_at',
+    ],
+    function* () {
+      for (let i = 0; i < IDENTITIES; i++) {
+        const id = idOf(i);
+        const tags = `{"team":"team-${i % TEAMS}","plan":"${i % 3 === 0 ? 'pro' : 'free'}"}`;
+        const tokens = vault.seal(JSON.stringify({ a: `tok_${i}`, r: `ref_${i}`, t: 'bearer', n: {} }), `identity:${id}`);
+        yield [id, 'crm', `tenant-${i % 1000}`, `user-${i}`, 'active', tokens, far, 'read', `{"name":"User ${i}"}`, tags, 1, now, now];
+      }
+    },
+  );
+  await copyRows(url, 'identity_tags', ['identity_id', 'key', 'value'], function* () {
+    for (let i = 0; i < IDENTITIES; i++) {
+      yield [idOf(i), 'team', `team-${i % TEAMS}`];
+      yield [idOf(i), 'plan', i % 3 === 0 ? 'pro' : 'free'];
+    }
+  });
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('VACUUM ANALYZE');
+  await client.end();
+  return key;
+}
+
+interface Result {
+  rps: number;
+  p50: number;
+  p99: number;
+  line: string;
+}
+
+/** `count` operations, CONCURRENCY at a time, each timed. */
+async function timed(count: number, op: () => Promise<boolean>): Promise<Result> {
   const latencies: number[] = [];
   let failures = 0;
   let issued = 0;
@@ -179,38 +260,89 @@ async function measure(
       while (issued < count) {
         issued++;
         const t0 = performance.now();
-        const r = await fetch(base + path(), { headers });
-        await r.arrayBuffer();
+        const ok = await op();
         latencies.push(performance.now() - t0);
-        if (r.status !== 200) failures++;
+        if (!ok) failures++;
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  if (quiet) return;
   latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2);
-  console.log(
-    `${name}: ${count} requests, ${CONCURRENCY} concurrent, ${Math.round(count / seconds)} req/s, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms${failures ? `, ${failures} FAILED` : ''}`,
-  );
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  const rps = Math.round(count / seconds);
+  const [p50, p99] = [q(0.5), q(0.99)];
+  const line = `${rps} req/s, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms${failures ? `, ${failures} FAILED` : ''}`;
+  return { rps, p50, p99, line };
 }
 
-function spawnServer(url: string, ring: unknown): Promise<{ url: string; child: ChildProcess }> {
+function http(base: string, path: () => string, headers: Record<string, string>, count: number): Promise<Result> {
+  return timed(count, async () => {
+    const r = await fetch(base + path(), { headers });
+    await r.arrayBuffer();
+    return r.status === 200;
+  });
+}
+
+function direct_(pool: pg.Pool, n: number, lookup: Lookup, vault: Vault): Promise<Result> {
+  return timed(LOOKUPS, async () => {
+    const { rows } = await pool.query({
+      name: lookup.unnamed ? undefined : `direct_${n}`,
+      text: lookup.sql,
+      values: lookup.params(lookup.args()),
+    });
+    if (lookup.decrypt) JSON.parse(vault.open(rows[0].tokens, `identity:${rows[0].id}`));
+    return rows.length > 0;
+  });
+}
+
+/** EXPLAIN (ANALYZE, BUFFERS) of each recorded query with the parameters it first ran with, to artifacts/. */
+async function explain(pool: pg.Pool, queries: [string, unknown[]][]): Promise<void> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  let out = `# bench:scale, ${IDENTITIES} identities, ${new Date().toISOString()}\n`;
+  console.log(`\nqueries the server ran (EXPLAIN ANALYZE execution time):`);
+  for (const [text, params] of queries) {
+    if (!/^\s*select/i.test(text)) continue;
+    const { rows } = await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+    const plan = rows.map((r) => r['QUERY PLAN'] as string);
+    out += `\n-- ${text}\n-- params: ${JSON.stringify(params)}\n${plan.join('\n')}\n`;
+    const time = plan.find((l) => l.startsWith('Execution Time'))?.replace('Execution Time: ', '');
+    console.log(`  ${time?.padStart(10)}  ${plan[0]!.trim().split('  (')[0]}  <-  ${text.slice(0, 110)}`);
+  }
+  writeFileSync(`${ARTIFACTS}scale-explain.txt`, out);
+  console.log(`plans saved to artifacts/scale-explain.txt`);
+}
+
+function spawnServer(url: string, ring: unknown): Promise<{ url: string; bare: string; child: ChildProcess }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--conditions=@everyauth/source', fileURLToPath(import.meta.url), '--serve'],
+      [
+        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${ARTIFACTS}`] : []),
+        fileURLToPath(new URL('scale-server.mjs', import.meta.url)),
+      ],
       {
-        env: { ...process.env, STORE_URL: url, EVERYAUTH_MASTER_KEY: JSON.stringify(ring) },
+        env: {
+          ...process.env,
+          STORE_URL: url,
+          EVERYAUTH_MASTER_KEY: JSON.stringify(ring),
+          EVERYAUTH_LOG_LEVEL: 'info',
+          BENCH_BASELINE_SQL: JSON.stringify(LOOKUP_LIST.map((l) => ({ sql: l.sql, decrypt: l.decrypt, unnamed: l.unnamed }))),
+          BENCH_POOL: String(CONCURRENCY),
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
+    // The server logs to stdout at its default level (info), as in production; read and dropped.
     let out = '';
-    child.stdout!.on('data', (d) => {
+    const onData = (d: Buffer) => {
       out += d;
       const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
-      if (line) resolve({ url: JSON.parse(line).ready, child });
-    });
+      if (!line) return;
+      const { ready, bare } = JSON.parse(line);
+      child.stdout!.off('data', onData).resume();
+      resolve({ url: ready, bare, child });
+    };
+    child.stdout!.on('data', onData);
     child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
   });
 }

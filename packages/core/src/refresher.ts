@@ -36,10 +36,10 @@ export interface RefreshPolicy {
   baseDelayMs: number;
   maxDelayMs: number;
   /**
-   * Refreshes running at once per provider in this process (a lease is claimed only once a slot
-   * is free, so a queued refresh never lets its lease lapse). Keeps a storm of tokens expiring
-   * together, or a keep-alive round over thousands of idle identities, under the provider's rate
-   * limits; each replica has its own.
+   * Token requests in flight at once per provider from this process: a storm of tokens expiring
+   * together stays under the provider's rate limits. Only the requests wait in line, not the store
+   * writes around them; a refresh that waited long renews its lease before its request. Each
+   * replica has its own limit.
    */
   maxConcurrentPerProvider: number;
 }
@@ -68,6 +68,8 @@ export interface RefreshExpiringOptions {
   aheadMs: number;
   /** Identities taken in this round (default 50). */
   limit?: number;
+  /** Refreshes run at once (default 4); `maxConcurrentPerProvider` still bounds each provider. */
+  concurrency?: number;
   /** Checked between identities: a round stops early once it returns true (a server shutting down). */
   shouldStop?: () => boolean;
   /** Told of each identity's outcome as it finishes (metrics, logs). */
@@ -161,27 +163,33 @@ export class Refresher {
 
   /**
    * One background round: the active identities expiring within `aheadMs` whose lease is free, in
-   * random order so replicas spread over them, refreshed one at a time (the work is spread across
-   * replicas, not piled on the provider). Returns how many refreshes it started.
+   * random order so replicas spread over them, up to `concurrency` at a time (the provider limit
+   * still applies). Returns how many refreshes it started.
    */
   async refreshExpiring(options: RefreshExpiringOptions): Promise<number> {
     const now = this.now();
     const due = await this.store.listExpiring(now + options.aheadMs, now, options.limit ?? 50);
     shuffle(due);
     let started = 0;
+    const running = new Set<Promise<void>>();
     for (const { id } of due) {
       if (options.shouldStop?.()) break;
+      if (running.size >= (options.concurrency ?? 4)) await Promise.race(running);
       const row = await this.store.getIdentity(id);
       // Re-read: another replica may have refreshed it since the list was made; refresh() is fenced on this version.
       if (!row || row.status !== 'active' || !this.needsRefresh(row, options.aheadMs)) continue;
       // Nothing to renew it with: it is served while it lasts, and a forced refresh would be refused.
       if (!isRenewable(this.credentials.openTokens(row))) continue;
       started++;
-      await this.refresh(row, true).then(
-        () => options.onResult?.({ identityId: id }),
-        (error: Error) => options.onResult?.({ identityId: id, error }),
-      );
+      const run: Promise<void> = this.refresh(row, true)
+        .then(
+          () => options.onResult?.({ identityId: id }),
+          (error: Error) => options.onResult?.({ identityId: id, error }),
+        )
+        .finally(() => running.delete(run));
+      running.add(run);
     }
+    await Promise.all(running);
     return started;
   }
 
@@ -211,27 +219,22 @@ export class Refresher {
       const failure = recordedFailure(row);
       // A failure recorded by whoever refreshed, still cooling down: its answer, shared by every caller.
       if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure, force);
-      // At most the provider's cap of token requests at once from this process (a refresh storm).
-      const providerId = (await this.services.row(row.service_id)).provider_id;
-      const done = await this.perProvider.run(providerId, async () => {
-        const now = this.now();
-        const leased = row.lease_until !== null && row.lease_until > now;
-        // The lease holder's process or database session ended: its lease need not run out.
-        let takeOver: string | undefined;
-        if (leased && row.lease_owner !== null && now - checkedHolderAt >= HOLDER_CHECK_MS) {
-          checkedHolderAt = now;
-          if (await this.store.leaseHolderGone(row, row.lease_until! - this.policy.leaseMs)) takeOver = row.lease_owner;
-        }
-        if (
-          (!leased || takeOver) &&
-          (await this.store.claimLease(row.id, row.version, this.owner, now, now + this.policy.leaseMs, takeOver))
-        ) {
+      const now = this.now();
+      const leased = row.lease_until !== null && row.lease_until > now;
+      // The lease holder's process or database session ended: its lease need not run out.
+      let takeOver: string | undefined;
+      if (leased && row.lease_owner !== null && now - checkedHolderAt >= HOLDER_CHECK_MS) {
+        checkedHolderAt = now;
+        if (await this.store.leaseHolderGone(row, row.lease_until! - this.policy.leaseMs)) takeOver = row.lease_owner;
+      }
+      if (!leased || takeOver) {
+        // Built before the lease is claimed, so a service that cannot make a client holds no lease.
+        const ctx = await this.services.context(await this.services.row(row.service_id), row.tenant_id);
+        if (await this.store.claimLease(row.id, row.version, this.owner, this.now(), this.now() + this.policy.leaseMs, takeOver)) {
           if (takeOver) this.logger.warn({ identityId: row.id, serviceId: row.service_id }, 'refresh lease holder is gone; taking over');
-          return this.refreshHoldingLease(row, giveUpAt, force);
+          return this.refreshHoldingLease(row, ctx, giveUpAt, force);
         }
-        return undefined;
-      });
-      if (done) return done;
+      }
       // Someone probes after a cool-down: the others get the recorded failure at once rather than wait.
       if (failure) return this.answerFailure(row, failure, force);
       if (this.now() > giveUpAt) {
@@ -258,19 +261,28 @@ export class Refresher {
   }
 
   /** `force`: the caller asked for new tokens, so a failure is theirs to see even while the old token works. */
-  private async refreshHoldingLease(row: IdentityRow, giveUpAt: number, force: boolean): Promise<IdentityRow> {
+  private async refreshHoldingLease(row: IdentityRow, ctx: ClientContext, giveUpAt: number, force: boolean): Promise<IdentityRow> {
     let tokens: TokenSet;
-    let ctx: ClientContext;
     try {
       tokens = this.credentials.openTokens(row);
-      ctx = await this.services.context(await this.services.row(row.service_id), row.tenant_id);
     } catch (err) {
       await this.store.releaseLease(row.id, this.owner, this.now());
       throw err;
     }
     let fresh: TokenSet;
     let lapsed: Error | undefined;
+    // Keeps the lease ours, or gives up before asking the provider: another process may have it now.
+    const renewLease = async () => {
+      if (!(await this.store.extendLease(row.id, this.owner, this.now() + this.policy.leaseMs))) {
+        throw (lapsed = new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed while waiting'));
+      }
+    };
+    // In line for the provider: only the token requests are limited, never the store writes around them.
+    const queued = this.now();
+    const release = await this.perProvider.acquire(ctx.provider.id);
     try {
+      // A long wait in line has eaten into the lease: renew it before the request.
+      if (this.now() - queued > this.policy.leaseMs / 4) await renewLease();
       fresh = await retry(() => renewTokens(ctx, tokens, this.now), {
         delayMs: (err, attempt) => {
           const failure = err instanceof RefreshFailure ? err.failure : undefined;
@@ -287,13 +299,10 @@ export class Refresher {
             'refresh failed, retrying',
           ),
         // Keep the lease ours for the next attempt.
-        beforeNextAttempt: async () => {
-          if (!(await this.store.extendLease(row.id, this.owner, this.now() + this.policy.leaseMs))) {
-            throw (lapsed = new ProviderUnavailable(ctx.provider.id, 'the refresh lease lapsed during retries'));
-          }
-        },
-      });
+        beforeNextAttempt: renewLease,
+      }).finally(release);
     } catch (err) {
+      release(); // (a lapse while waiting comes here before the request's own finally)
       if (err === lapsed) throw err;
       const failure = err instanceof RefreshFailure ? err.failure : undefined;
       const error = failure

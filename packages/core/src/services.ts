@@ -5,7 +5,15 @@
  */
 import type { ProviderSummary, RegisterService, Service, ServiceInput } from './broker.js';
 import { discoverProvider as discover } from './catalog/discovery.js';
-import { filterProviders, loadBuiltInCatalog, parseProvider, resolveApiUrls, resolveProviderUrls, type CatalogEntry, type ProviderFilter } from './catalog/index.js';
+import {
+  filterProviders,
+  loadBuiltInCatalog,
+  parseProvider,
+  resolveApiUrls,
+  resolveProviderUrls,
+  type CatalogEntry,
+  type ProviderFilter,
+} from './catalog/index.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';

@@ -7,8 +7,10 @@ export interface BackgroundRefreshOptions {
   intervalMs: number;
   /** Refresh identities whose token expires within this many ms. */
   aheadMs: number;
-  /** Identities taken per round (default 50). */
+  /** Identities taken per round (default 50); a full round whose refreshes all succeeded is followed by the next at once. */
   batch?: number;
+  /** Refreshes this replica runs at once (default 4); the broker's `refresh.maxConcurrentPerProvider` still bounds each provider. */
+  concurrency?: number;
 }
 
 /**
@@ -43,17 +45,27 @@ export class BackgroundRefresher {
     return this.loop.stop();
   }
 
-  /** One round; returns how many refreshes it started. */
-  runOnce(): Promise<number> {
-    return this.broker.refreshExpiring({
+  /**
+   * One round; returns how many refreshes it started. A full round that all succeeded means more
+   * are probably due (a storm): the next starts at once, not after the interval. One with a failure
+   * waits, so a provider that is down is not hammered.
+   */
+  async runOnce(): Promise<number> {
+    let done = 0;
+    const started = await this.broker.refreshExpiring({
       aheadMs: this.options.aheadMs,
       limit: this.options.batch,
+      concurrency: this.options.concurrency,
       shouldStop: () => this.loop.isStopped,
       // Whether this replica or another did the refresh shows in the refresh counter (events of this process).
       onResult: ({ identityId, error }) => {
         this.metrics.backgroundRefreshes.inc({ outcome: error ? 'failed' : 'done' });
         if (error) this.logger.warn({ identityId, code: (error as { code?: string }).code }, 'background refresh failed');
+        else done++;
       },
     });
+    // After this run has ended (kick() does nothing while one is under way).
+    if (done >= (this.options.batch ?? 50)) setImmediate(() => this.loop.kick());
+    return started;
   }
 }

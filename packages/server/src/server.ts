@@ -3,13 +3,14 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { pino, type Logger } from 'pino';
 import type { BrokerEvent, LocalBroker, Store, Vault } from '@everyauth/core';
-import { ApiKeyVerifier, SCOPES, allows } from './api-keys.js';
+import { ApiKeyVerifier, SCOPES, allows, type Scope, type VerifiedKey } from './api-keys.js';
 import { BackgroundRefresher, type BackgroundRefreshOptions } from './background-refresh.js';
 import type { Access, ServerContext } from './context.js';
 import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
 import { migrateServerTables } from './migrations/index.js';
 import { LifecycleLoop, type LifecycleLoopOptions } from './lifecycle-loop.js';
 import { Metrics } from './metrics.js';
+import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
 import { describeAccess, docsRoutes } from './routes/docs.js';
@@ -111,6 +112,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     // Unknown properties fail validation instead of being silently dropped, so a typo gets a clear 400.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     routerOptions: { maxParamLength: 256 },
+    logController: new RequestLog(),
   });
   app.decorate('everyauth', ctx);
   app.decorateRequest('apiKey', undefined);
@@ -120,9 +122,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.`, retryable: false }),
   );
 
-  app.addHook('onRequest', (request, reply, done) => {
-    authenticate(ctx, request, reply).then(() => done(), done);
-  });
+  app.addHook('onRequest', (request, reply, done) => authenticate(ctx, request, reply, done));
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
@@ -200,26 +200,39 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   return app;
 }
 
-async function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * Checks the API key and the route's scope. Callback-style: a key the verifier has cached (most
+ * requests) is checked without a promise or a trip through the microtask queue.
+ */
+function authenticate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const access: Access = request.routeOptions.config?.access ?? 'admin';
-  if (access === 'public') return;
+  if (access === 'public') return done();
   // Every answer to an API key may carry a token, a secret or a profile: no cache may keep it
   // (RFC 6749 §5.1; Pragma for HTTP/1.0 caches), the errors included.
   void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
   const key = bearerKey(request.headers.authorization);
   if (!key) {
     reply.header('www-authenticate', 'Bearer realm="everyauth"');
-    throw new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).');
+    return done(
+      new Unauthorized('This route needs an API key: send "Authorization: Bearer <key>" (create one with `everyauth apikey create`).'),
+    );
   }
-  const verified = await ctx.keys.verify(key);
+  const verified = ctx.keys.verify(key);
+  if (verified instanceof Promise) verified.then((v) => done(admit(request, reply, access, v)), done);
+  else done(admit(request, reply, access, verified));
+}
+
+/** The error for a key that is not valid or lacks the route's scope; undefined (and request.apiKey set) when it may go on. */
+function admit(request: FastifyRequest, reply: FastifyReply, access: Scope, verified: VerifiedKey | undefined): Error | undefined {
   if (!verified) {
     reply.header('www-authenticate', 'Bearer realm="everyauth", error="invalid_token"');
-    throw new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
+    return new Unauthorized('The API key is not valid: it is malformed, unknown or deleted.');
   }
   request.apiKey = verified;
   if (!allows(verified.scopes, access)) {
-    throw new Forbidden(access);
+    return new Forbidden(access);
   }
+  return undefined;
 }
 
 /** An operation's OpenAPI entry says which scope it needs; a public one needs no key at all. */

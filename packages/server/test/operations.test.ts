@@ -153,6 +153,15 @@ describe('logs', () => {
       expect(logs, secret).not.toContain(secret);
     }
   });
+
+  it('hold no line per request at info, the default level', async () => {
+    let logs = '';
+    const sink = new Writable({ write: (chunk, _enc, done) => void ((logs += chunk), done()) });
+    const t = await server({ server: { logger: serverLogger('info', sink) } });
+    const before = logs.length;
+    expect((await t.request('/v1/services')).status).toBe(200);
+    expect(logs.slice(before)).toBe('');
+  });
 });
 
 describe('startServer', () => {

@@ -1,0 +1,141 @@
+/**
+ * A refresh storm: 10,000 identities (BENCH_STORM_IDENTITIES) whose tokens all expire within the
+ * same minute, on PostgreSQL, refreshed by the server's background refresher while callers keep
+ * reading random identities' tokens through the broker. The provider is a local token endpoint
+ * (RFC 6749 §5.1 answers) with a rate limit (BENCH_STORM_RATE requests/s, 429 with Retry-After
+ * beyond it) and a fixed latency (BENCH_STORM_LATENCY_MS) that counts requests and the peak of
+ * requests in flight.
+ *
+ * Prints the time until every identity is fresh, provider requests (must equal the identities:
+ * one refresh each, no retries), 429s, the peak in flight against `refresh.maxConcurrentPerProvider`
+ * (BENCH_STORM_CAP), and what the callers got: tokens served, and how many of those had expired
+ * (must be 0).
+ *
+ *   npm run bench:refresh-storm
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { pino } from 'pino';
+import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
+import { buildServer } from '@everyauth/server';
+import { seedTokenBench } from './seed.js';
+
+const IDENTITIES = Number(process.env.BENCH_STORM_IDENTITIES ?? 10_000);
+const RATE = Number(process.env.BENCH_STORM_RATE ?? 1_000);
+const LATENCY_MS = Number(process.env.BENCH_STORM_LATENCY_MS ?? 10);
+const CAP = Number(process.env.BENCH_STORM_CAP ?? 8);
+const CALLERS = Number(process.env.BENCH_STORM_CALLERS ?? 16);
+const PG_ADMIN = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** The stand-in token endpoint: its counters, and a limit of RATE requests in any one-second window. */
+const provider = { requests: 0, limited: 0, inflight: 0, peak: 0, recent: [] as number[] };
+
+async function tokenEndpoint(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  provider.requests++;
+  const now = Date.now();
+  while (provider.recent.length > 0 && provider.recent[0]! <= now - 1000) provider.recent.shift();
+  if (provider.recent.length >= RATE) {
+    provider.limited++;
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"rate_limited"}');
+    return;
+  }
+  provider.recent.push(now);
+  provider.inflight++;
+  provider.peak = Math.max(provider.peak, provider.inflight);
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const refresh = new URLSearchParams(body).get('refresh_token');
+  await new Promise((r) => setTimeout(r, LATENCY_MS));
+  provider.inflight--;
+  res
+    .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify({ access_token: `fresh_${provider.requests}`, token_type: 'Bearer', expires_in: 3600, refresh_token: refresh }));
+}
+
+const idp = createServer((req, res) => void tokenEndpoint(req, res));
+await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+const tokenUrl = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/token`;
+
+const dbName = `everyauth_storm_${Date.now().toString(36)}`;
+const admin = new pg.Client({ connectionString: PG_ADMIN });
+await admin.connect();
+await admin.query(`CREATE DATABASE ${dbName}`);
+const store = await openStore(PG_ADMIN.replace(/\/[^/]*$/, `/${dbName}`));
+const vault = Vault.fromKeyRing(createKeyRing());
+const app = await buildServer({
+  logLevel: 'error',
+  apiKeyRateLimit: false,
+  webhooks: false,
+  backgroundRefresh: { intervalMs: 1_000, aheadMs: 10 * 60_000, batch: 200, concurrency: CAP },
+  broker: (onEvent) =>
+    new LocalBroker({
+      store,
+      vault,
+      baseUrl: 'http://127.0.0.1:1',
+      onEvent,
+      logger: pino({ level: 'error' }),
+      refresh: { maxConcurrentPerProvider: CAP },
+    }),
+});
+try {
+  const broker = app.everyauth.broker;
+  const seeded = Date.now();
+  // Written an hour ago, expiring within the coming minute: due for refresh as soon as the server starts.
+  await seedTokenBench(broker, store, vault, IDENTITIES, {
+    tokenUrl,
+    updatedAt: seeded - 3600_000,
+    expiresAt: (i) => seeded + 20_000 + (i * 60_000) / IDENTITIES,
+  });
+  console.log(
+    `${IDENTITIES} identities expiring between +20 s and +80 s; provider: ${RATE} requests/s, ${LATENCY_MS} ms per request; cap ${CAP} per provider; ${CALLERS} callers`,
+  );
+
+  const started = Date.now();
+  await app.ready(); // starts the background refresher
+  const callers = { served: 0, expired: 0, errors: new Map<string, number>() };
+  let storming = true;
+  const reading = Array.from({ length: CALLERS }, async () => {
+    while (storming) {
+      try {
+        const fresh = await broker.getIdentity('github', `user-${Math.floor(Math.random() * IDENTITIES)}`);
+        callers.served++;
+        if (!fresh?.expiresAt || Date.parse(fresh.expiresAt) <= Date.now()) callers.expired++;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'error';
+        callers.errors.set(code, (callers.errors.get(code) ?? 0) + 1);
+      }
+    }
+  });
+  let stale = IDENTITIES;
+  while (stale > 0 && Date.now() - started < 300_000) {
+    await new Promise((r) => setTimeout(r, 200));
+    const row = await store.db
+      .selectFrom('identities')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('expires_at', '<', started + 30 * 60_000)
+      .executeTakeFirstOrThrow();
+    stale = Number(row.n);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  storming = false;
+  await Promise.all(reading);
+
+  const check = (ok: boolean) => (ok ? 'ok' : 'FAILED');
+  console.log(`all fresh after:        ${stale === 0 ? `${seconds.toFixed(1)} s` : `not within 300 s (${stale} left)`}`);
+  console.log(
+    `provider requests:      ${provider.requests} (${check(provider.requests === IDENTITIES)}: one per identity), ${provider.limited} answered 429`,
+  );
+  console.log(`peak in flight:         ${provider.peak} (${check(provider.peak <= CAP)}: cap ${CAP})`);
+  console.log(
+    `callers:                ${callers.served} tokens served, ${callers.expired} of them expired (${check(callers.expired === 0)})` +
+      (callers.errors.size ? `, errors ${JSON.stringify(Object.fromEntries(callers.errors))}` : ''),
+  );
+  console.log(`provider throughput:    ${Math.round(provider.requests / seconds)} requests/s`);
+} finally {
+  await app.close();
+  await store.close();
+  idp.close();
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.end();
+}
