@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadBuiltInCatalog, type Provider } from '../src/catalog/index.js';
+import { loadBuiltInCatalog, type CatalogEntry, type Provider } from '../src/catalog/index.js';
 import { CATEGORIES } from '../src/catalog/categories.js';
 
 /**
@@ -8,7 +8,8 @@ import { CATEGORIES } from '../src/catalog/categories.js';
  * among the entry's own scopes, and every URL a credential may travel to is https.
  */
 
-const catalog = [...loadBuiltInCatalog().values()];
+// Aliases (Fusebit's `sfdc`, say) are other ids for entries checked here under their own id.
+const catalog = [...loadBuiltInCatalog().values()].filter((p) => !(p as CatalogEntry).aliasOf);
 
 const ENTRA = { domains: ['microsoftonline.com'], why: 'the Microsoft identity platform (Entra ID) signs in for every Microsoft API' };
 
@@ -45,8 +46,12 @@ const FOREIGN_AUTH_DOMAINS: Record<string, { domains: string[]; why: string }> =
   'microsoft-dynamics': ENTRA,
   'microsoft-dynamics-app': ENTRA,
   'sage-accounting': { domains: ['sageone.com'], why: 'Sage ID sign-in on sageone.com, API on sage.com' },
+  stackexchange: { domains: ['stackoverflow.com'], why: 'consent on stackoverflow.com, the API on api.stackexchange.com' },
   tiktok: { domains: ['tiktok.com'], why: 'consent on tiktok.com, API on tiktokapis.com' },
 };
+
+/** A URL with each `{variable}` that has a default (GitHub's `{apiUrl}`) replaced by it: the URL a service uses unless it says otherwise. */
+const withDefaults = (p: Provider, url: string) => url.replace(/\{(\w+)\}/g, (whole, name: string) => p.variables[name]?.default ?? whole);
 
 /** Providers without api.baseUrls, and why. */
 const NO_API_HOSTS: Record<string, string> = {
@@ -97,7 +102,10 @@ describe('catalog consistency', () => {
 
   it('sends credentials only over https: API hosts and test requests', () => {
     const insecure = catalog.flatMap((p) =>
-      [...p.api.baseUrls, ...(p.test ? [p.test.url] : [])].filter((u) => !u.startsWith('https://')).map((u) => `${p.id}: ${u}`),
+      [...p.api.baseUrls, ...(p.test ? [p.test.url] : [])]
+        .map((u) => withDefaults(p, u))
+        .filter((u) => !u.startsWith('https://'))
+        .map((u) => `${p.id}: ${u}`),
     );
     expect(insecure).toEqual([]);
   });

@@ -15,6 +15,7 @@ import {
   resolveProviderUrls,
   filterProviders,
   searchProviders,
+  type CatalogEntry,
 } from '../src/catalog/index.js';
 import { ProviderSchema, type Provider, type ProviderInput } from '../src/catalog/schema.js';
 import { InvalidInput, ProviderError, ProviderUnavailable } from '../src/errors.js';
@@ -634,7 +635,9 @@ describe('filterProviders', () => {
   });
 
   it('returns everything by id without a filter, and leaves a custom provider without a category out of a category filter', () => {
-    expect(filterProviders(all()).length).toBe(files.length);
+    // Every entry, and each alias under its own id.
+    expect(filterProviders(all()).length).toBe([...all()].length);
+    expect([...all()].filter((p) => !(p as CatalogEntry).aliasOf).length).toBe(files.length);
     const custom = parseProvider(minimal, 'test');
     expect(filterProviders([custom], { kind: 'oauth2' })).toEqual([custom]);
     expect(filterProviders([custom], { category: 'crm' })).toEqual([]);

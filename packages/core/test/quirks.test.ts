@@ -90,6 +90,8 @@ async function mirror(
   const input: Record<string, unknown> = { ...entry, id, variables };
   for (const field of URL_FIELDS) if (typeof entry[field] === 'string') input[field] = local(entry[field]);
   if (entry.profile?.url) input.profile = { ...entry.profile, url: local(entry.profile.url) };
+  // The API hosts keep their real names; only the variables with defaults are filled in.
+  if (entry.api?.baseUrls) input.api = { ...entry.api, baseUrls: entry.api.baseUrls.map(expand) };
   const provider = await broker.putProvider(parseProvider(input, `mirror of ${catalogId}`));
   await broker.putService({ id, providerId: id, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, ...service });
   const path = (url: string | undefined) => (url === undefined ? undefined : new URL(url).pathname);

@@ -180,11 +180,17 @@ describe.each(STORES)('on %s', (kind) => {
    */
   async function expectUnchangedButFailed(identityId: string, before: IdentityRowLike, cause: string) {
     const after = (await broker.store.getIdentity(identityId))!;
-    const { refresh_failed_at, refresh_failure, refresh_retry_at, refresh_failures, ...rest } = after;
+    const { refresh_failed_at, refresh_failure, refresh_retry_at, refresh_failures, ...rest } = expectFailingSince(after);
     expect({ ...rest, refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 }).toEqual(before);
     expect({ refresh_failure, refresh_failures }).toEqual({ refresh_failure: cause, refresh_failures: 1 });
     expect(refresh_retry_at!).toBeGreaterThan(refresh_failed_at!);
     return { retryAt: refresh_retry_at!, failedAt: refresh_failed_at! };
+  }
+
+  /** The row with its dead-state clock checked as started by the failed refresh, and then cleared for comparison. */
+  function expectFailingSince<T extends { failing_since: number | null }>(row: T): T {
+    expect(row.failing_since).toBeGreaterThan(0);
+    return { ...row, failing_since: null };
   }
 
   describe('hostile token responses to the code exchange', () => {
@@ -363,7 +369,7 @@ describe.each(STORES)('on %s', (kind) => {
       expect(err).toBeInstanceOf(ProviderError);
       expectNoSecrets((err as Error).message, secrets);
       expect(server.tokenRequests.total).toBe(1);
-      expect(await broker.store.getIdentity(id)).toEqual(before);
+      expect(expectFailingSince((await broker.store.getIdentity(id))!)).toEqual(before);
       expect(await server.isRefreshTokenActive(tokens.refresh!)).toBe(true);
     });
   });
