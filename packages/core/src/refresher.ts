@@ -142,8 +142,17 @@ export class Refresher {
    * `provider_unavailable` naming the cause and when to try again.
    */
   async read(row: IdentityRow, options: { force?: boolean; deadlineMs?: number } = {}): Promise<IdentityRow> {
-    const failure = recordedFailure(row);
     const force = options.force === true;
+    // A caller that forces a refresh asks for new tokens: with nothing to renew them by, it is told so
+    // rather than handed the old ones. (Background and proxy renewals force too, and keep the old ones.)
+    if (force && !isRenewable(this.credentials.openTokens(row))) {
+      throw new InvalidInput(
+        `Identity ${row.id} of service "${row.service_id}" has no refresh token (the provider issued none), so it cannot be refreshed; ` +
+          (row.expires_at === null ? 'its access token does not expire.' : 'authorize again for a new token.'),
+        'force',
+      );
+    }
+    const failure = recordedFailure(row);
     if (failure && failure.retryAt > this.now()) return this.answerFailure(row, failure, force);
     const budget = Math.max(0, Math.min(this.policy.readDeadlineMs, options.deadlineMs ?? Infinity));
     const done = await within(this.refresh(row, force), budget);
@@ -178,8 +187,6 @@ export class Refresher {
       const row = await this.store.getIdentity(id);
       // Re-read: another replica may have refreshed it since the list was made; refresh() is fenced on this version.
       if (!row || row.status !== 'active' || !this.needsRefresh(row, options.aheadMs)) continue;
-      // Nothing to renew it with: it is served while it lasts, and a forced refresh would be refused.
-      if (!isRenewable(this.credentials.openTokens(row))) continue;
       started++;
       const run: Promise<void> = this.refresh(row, true)
         .then(
@@ -206,13 +213,6 @@ export class Refresher {
       if (!force && !this.needsRefresh(row)) return row;
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
       if (!isRenewable(this.credentials.openTokens(row))) {
-        if (force) {
-          throw new InvalidInput(
-            `Identity ${row.id} of service "${row.service_id}" has no refresh token (the provider issued none), so it cannot be refreshed; ` +
-              (row.expires_at === null ? 'its access token does not expire.' : 'authorize again for a new token.'),
-            'force',
-          );
-        }
         if (stillValid(row, this.now())) return row;
         return this.fail(row, reauthError(row), true);
       }

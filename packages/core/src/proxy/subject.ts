@@ -1,7 +1,6 @@
 import type { IdentitySelector } from '../broker.js';
 import type { Credentials } from '../credentials.js';
 import { applyCredential, credentialOf } from '../kinds/credential.js';
-import { isRenewable } from '../kinds/index.js';
 import { NotFound } from '../errors.js';
 import type { Events } from '../events.js';
 import type { Identities } from '../identities.js';
@@ -50,9 +49,7 @@ export class ProxySubjects {
         if (row.status !== 'active') throw reauthError(row);
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so
         // the refresher hands back that result instead of refreshing again (one refresh per 401 wave).
-        // A credential with nothing to renew it by (an API key) is sent again as it is; its second refusal is final.
-        const renewable = renew && isRenewable(credentials.openTokens(row));
-        if (renewable || refresher.needsRefresh(row)) row = await refresher.refresh(row, renewable);
+        if (renew || refresher.needsRefresh(row)) row = await refresher.refresh(row, renew);
         const tokens = credentials.openTokens(row);
         // Each kind applies itself: a bearer token (RFC 6750 §2.1), placed key headers and query
         // parameters, Basic, an OAuth 1.0a signature over this method and URL.
