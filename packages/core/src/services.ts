@@ -14,6 +14,7 @@ import {
   type CatalogEntry,
   type ProviderFilter,
 } from './catalog/index.js';
+import { placeholders } from './catalog/kinds.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
@@ -229,8 +230,8 @@ export class Services {
     }
     if (!identityValues) return [];
     const variables = JSON.parse(service.variables) as Record<string, string>;
-    const placeholders = provider.api.baseUrls.flatMap((u) => [...u.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!));
-    const values = placeholders.every((name) => name in variables) ? variables : { ...identityValues(), ...variables };
+    const names = provider.api.baseUrls.flatMap(placeholders);
+    const values = names.every((name) => name in variables) ? variables : { ...identityValues(), ...variables };
     return resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
   }
 
