@@ -1,10 +1,11 @@
 import express from 'express';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEveryAuth, type EveryAuth } from '@everyauth/express';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { startTestBroker, type TestBroker } from '../../core/test/support/broker.js';
 import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { launchChromium } from '../../core/test/support/browser.js';
 import { startTestServer, type TestServer } from '../../server/test/support/server.js';
 import { listen } from './support/app.js';
 
@@ -46,7 +47,7 @@ beforeAll(async () => {
   });
   await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
   everyauth.config({ broker: t.broker });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

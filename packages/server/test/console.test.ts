@@ -9,27 +9,16 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
 import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { startApiStandIn } from '../../core/test/support/api-standin.js';
+import { launchChromium, screenshot } from '../../core/test/support/browser.js';
 
-const SCREENSHOTS = fileURLToPath(new URL('../../../artifacts/screenshots/', import.meta.url));
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
@@ -135,7 +124,7 @@ async function openPage(viewport = DESKTOP): Promise<WatchedPage> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+  await screenshot(page, 'console', name);
 }
 
 async function signIn(page: Page, key: string): Promise<void> {
@@ -174,8 +163,7 @@ async function connectThroughSandbox(
 }
 
 beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  [browser, server] = await Promise.all([chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS }), startEveryAuth()]);
+  [browser, server] = await Promise.all([launchChromium(), startEveryAuth()]);
 });
 
 afterEach(async () => {
