@@ -6,7 +6,6 @@
  * artifacts/screenshots/console-*.png, and no page may log a console error it was not expected to.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { startApiStandIn } from '../../core/test/support/api-standin.js';
 import { launchChromium, screenshot } from '../../core/test/support/browser.js';
+import { freePort } from './support/server.js';
 
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
@@ -30,17 +30,6 @@ interface Running {
   sandbox: Sandbox;
   adminKey: string;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** The server as `everyauth serve` runs it locally: SQLite under .everyauth/, console on, sandbox on. */
