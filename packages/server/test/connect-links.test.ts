@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
-import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
 import { launchChromium, screenshot } from '../../core/test/support/browser.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverDb } from '../src/tables.js';
@@ -148,16 +148,7 @@ describe('connect links', () => {
         ? { status: 200, body: { id: 'acct_1' } }
         : { status: 401, body: { error: { message: 'Invalid API key' } } },
     );
-    await t.broker.putProvider({
-      id: 'keyed',
-      name: 'Keyed',
-      docs: 'https://example.test/docs',
-      kind: 'api_key',
-      api: { baseUrls: [api.origin] },
-      fields: [{ name: 'apiKey', label: 'API key' }],
-      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-      test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-    });
+    await t.broker.putProvider(keyedProvider(api.origin));
     await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
     const made = await link({ userId: 'form-user', allowedServices: ['keyed'] });
     const page = await newPage();

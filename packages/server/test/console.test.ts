@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
 import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { startApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn } from '../../core/test/support/api-standin.js';
 import { launchChromium, screenshot } from '../../core/test/support/browser.js';
 import { freePort } from './support/server.js';
 
@@ -280,16 +280,9 @@ describe('console, desktop', () => {
           ? { status: 200, body: { id: 'acct_c' } }
           : { status: 401, body: { error: { message: 'Invalid API key' } } },
       );
-      await server.broker.putProvider({
-        id: 'keyed',
-        name: 'Keyed API',
-        docs: 'https://example.test/docs',
-        kind: 'api_key',
-        api: { baseUrls: [api.origin] },
-        fields: [{ name: 'apiKey', label: 'API key', help: 'Settings → API keys' }],
-        apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-        test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-      });
+      await server.broker.putProvider(
+        keyedProvider(api.origin, { name: 'Keyed API', fields: [{ name: 'apiKey', label: 'API key', help: 'Settings → API keys' }] }),
+      );
       const { page, takeErrors } = await openPage();
       await signIn(page, server.adminKey);
       await page.click('a[data-route="services"]');
