@@ -15,7 +15,6 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { bindingCookieName, clearBindingCookie, readCookie, setBindingCookie } from './binding.js';
 import { serveCredentialForm } from './credential-form.js';
-import { forwardRejections } from './express4.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -223,8 +222,6 @@ const CALLBACK_PATH = /\/([^/]+)\/callback$/;
 /** Serves `/{serviceId}/callback` for every service authorize() was called for; passes anything else on. */
 export function callbackHandler(everyauth: AuthorizeHost): Handler {
   return function everyauthCallback(req: Request, res: Response, next: NextFunction): void {
-    // An app that installed callbacks() itself (authorize() on a Router) gets the Express 4 rule here, before its routes run.
-    forwardRejections(req.app);
     if (req.method !== 'GET') return next();
     const [pathname, search = ''] = req.originalUrl.split('?', 2) as [string, string | undefined];
     const match = CALLBACK_PATH.exec(pathname);

@@ -17,7 +17,6 @@ import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { connectHandler, type ConnectOptions } from './connect.js';
 import { errorHandler, type ErrorHandler } from './error-handler.js';
-import { forwardRejections } from './express4.js';
 import {
   authorizeHandler,
   callbackHandler,
@@ -171,12 +170,8 @@ export class EveryAuth implements AuthorizeHost {
     return this.callbackMiddleware;
   }
 
-  /**
-   * Called when an authorize router is mounted on an app: installs the callback route on it once,
-   * and on Express 4 makes a rejected `async` handler reach the error handlers (see express4.ts).
-   */
+  /** Called when an authorize router is mounted on an app: installs the callback route on it once. */
   installCallbacksOn(app: { use: (fn: ReturnType<typeof callbackHandler>) => unknown }): void {
-    forwardRejections(app);
     if (this.installedOn.has(app)) return;
     this.installedOn.add(app);
     app.use(this.callbacks());
