@@ -1,7 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import everyauth from '@everyauth/express';
-import { launchChromium, screenshot } from '../../stand-ins/browser.js';
+import { launchChromium, screenshot } from '../../../packages/core/test/support/browser.js';
 import { startDemo, type Demo } from '../../stand-ins/demo.js';
 import { DEMO_TASKS } from '../../stand-ins/index.js';
 // @ts-expect-error: the example is plain JavaScript, as users would copy it.

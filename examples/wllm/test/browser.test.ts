@@ -2,7 +2,7 @@ import express from 'express';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import everyauth from '@everyauth/express';
-import { launchChromium, screenshot } from '../../stand-ins/browser.js';
+import { launchChromium, screenshot } from '../../../packages/core/test/support/browser.js';
 import { startDemo, type Demo } from '../../stand-ins/demo.js';
 import { DEMO_TASKS } from '../../stand-ins/index.js';
 // @ts-expect-error: the example is plain JavaScript, as users would copy it.

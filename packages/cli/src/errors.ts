@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { EveryAuthError, NotFound, readEnv } from '@everyauth/core';
+import { EveryAuthError, InvalidInput, NotFound, readEnv } from '@everyauth/core';
 import type { Colors } from './output.js';
 
 export const EXIT_OK = 0;
@@ -47,6 +47,9 @@ function hintFor(error: EveryAuthError): string | undefined {
     return 'Check that this profile uses the master key the values were sealed with (EVERYAUTH_MASTER_KEY or the key file); `everyauth keys status` shows which keys are in use.';
   }
   if (error.code === 'ambiguous_identity') return 'Pass the identity id, or add --tenant-id / --tag to select one.';
+  if (error instanceof InvalidInput && error.field?.startsWith('variables')) {
+    return "A service's variables are set with `everyauth service set <service> --variable <name>=<value>`; `everyauth provider get <provider>` lists the provider's.";
+  }
   return undefined;
 }
 

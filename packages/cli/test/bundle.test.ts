@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
-import { authorizeInProject } from './support/flow.js';
+import { authorizeInProject, projectWithService } from './support/flow.js';
 
 const SECRET = 'bundle-test-client-secret';
 const PASSPHRASE = 'correct horse battery staple';
@@ -19,16 +19,7 @@ beforeAll(async () => {
     accessTokenTtl: 3600,
     clients: [{ client_id: 'bundle-app', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/idp/callback'] }],
   });
-  p = newProject();
-  const steps = [
-    ['init', '--base-url', 'http://127.0.0.1:3999'],
-    ['provider', 'add', 'local-idp', '--issuer', auth.issuer],
-    ['service', 'set', 'idp', '--provider', 'local-idp', '--client-id', 'bundle-app', '--client-secret', '-'],
-  ];
-  for (const args of steps) {
-    const r = await p.run(args, { input: SECRET });
-    if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
-  }
+  p = await projectWithService(auth, { id: 'idp', clientId: 'bundle-app', clientSecret: SECRET });
   await authorizeInProject(p.dir, auth, 'idp', 'alice', { tags: { team: 'red' } });
   await authorizeInProject(p.dir, auth, 'idp', 'bob', { tenantId: 't1' });
 });

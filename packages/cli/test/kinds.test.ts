@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
 
@@ -24,19 +24,15 @@ beforeAll(async () => {
   expect((await p.run(['init', '--base-url', 'http://127.0.0.1:3999'])).code).toBe(0);
   writeFileSync(
     join(p.dir, 'keyed.json'),
-    JSON.stringify({
-      id: 'keyed',
-      name: 'Keyed',
-      docs: 'https://example.test/docs',
-      kind: 'api_key',
-      api: { baseUrls: [api.origin] },
-      fields: [
-        { name: 'apiKey', label: 'API key' },
-        { name: 'region', label: 'Region', secret: false, optional: true },
-      ],
-      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-      test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id', name: 'name' } },
-    }),
+    JSON.stringify(
+      keyedProvider(api.origin, {
+        fields: [
+          { name: 'apiKey', label: 'API key' },
+          { name: 'region', label: 'Region', secret: false, optional: true },
+        ],
+        test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id', name: 'name' } },
+      }),
+    ),
   );
   expect((await p.run(['provider', 'add', 'keyed', '--file', 'keyed.json'])).code).toBe(0);
   const service = await p.run(['service', 'set', 'keyed', '--provider', 'keyed']);

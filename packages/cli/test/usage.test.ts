@@ -74,7 +74,7 @@ describe('endpoint overrides on a service', () => {
   afterAll(() => q?.remove());
 
   it('points a built-in provider at a self-managed install through its variable, and shows where requests go', async () => {
-    const set = await q.run(['service', 'set', 'gitlab', '--client-id', 'c', '--var', 'baseUrl=https://gitlab.example.com']);
+    const set = await q.run(['service', 'set', 'gitlab', '--client-id', 'c', '--variable', 'baseUrl=https://gitlab.example.com']);
     expect(set.code, set.stderr).toBe(0);
     const shown = await q.run(['service', 'get', 'gitlab']);
     expect(shown.stdout).toMatch(/tokenUrl\s+https:\/\/gitlab\.example\.com\/oauth\/token/);
@@ -86,15 +86,17 @@ describe('endpoint overrides on a service', () => {
   });
 
   it('overrides one endpoint of any provider (staging), marked as such, and refuses one that is not https', async () => {
+    // --var, the option's first name, is still accepted (not shown by --help).
     const set = await q.run(['service', 'set', 'google', '--client-id', 'c', '--var', 'tokenUrl=https://oauth2.staging.example.com/token']);
     expect(set.code, set.stderr).toBe(0);
     const shown = await q.run(['service', 'get', 'google']);
     expect(shown.stdout).toMatch(/tokenUrl\s+https:\/\/oauth2\.staging\.example\.com\/token \(overridden\)/);
     expect(shown.stdout).toMatch(/authorizationUrl\s+https:\/\/accounts\.google\.com\/o\/oauth2\/v2\/auth\n/);
 
-    const refused = await q.run(['service', 'set', 'google', '--var', 'tokenUrl=http://oauth2.staging.example.com/token']);
+    const refused = await q.run(['service', 'set', 'google', '--variable', 'tokenUrl=http://oauth2.staging.example.com/token']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('must use https (plain http only on localhost or 127.0.0.1)');
+    expect(refused.stderr).toContain('everyauth service set <service> --variable <name>=<value>');
     expect((await q.json<{ variables: Record<string, string> }>(['service', 'get', 'google'])).variables).toEqual({
       tokenUrl: 'https://oauth2.staging.example.com/token',
     });

@@ -1,10 +1,11 @@
 import express from 'express';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEveryAuth, type EveryAuth } from '@everyauth/express';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { startTestBroker, type TestBroker } from '../../core/test/support/broker.js';
-import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { launchChromium } from '../../core/test/support/browser.js';
 import { startTestServer, type TestServer } from '../../server/test/support/server.js';
 import { listen } from './support/app.js';
 
@@ -31,22 +32,18 @@ beforeAll(async () => {
   app.get('/done', (req, res) => void res.json(req.query));
   http = await listen(app);
   t = await startTestBroker(server, { baseUrl: http.origin });
-  await t.broker.putProvider({
-    id: 'keyed',
-    name: 'Keyed <API>',
-    docs: 'https://example.test/docs',
-    kind: 'api_key',
-    api: { baseUrls: [api.origin] },
-    fields: [
-      { name: 'account', label: 'Account name', secret: false },
-      { name: 'apiKey', label: 'API key', help: 'Settings → Keys' },
-    ],
-    apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-    test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-  });
+  await t.broker.putProvider(
+    keyedProvider(api.origin, {
+      name: 'Keyed <API>',
+      fields: [
+        { name: 'account', label: 'Account name', secret: false },
+        { name: 'apiKey', label: 'API key', help: 'Settings → Keys' },
+      ],
+    }),
+  );
   await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
   everyauth.config({ broker: t.broker });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

@@ -4,17 +4,14 @@
  * grant as "Needs reconnect" and reconnects the same identity; an expired, a reused and a
  * forwarded link are each refused with a readable page. Screenshots go to artifacts/screenshots/.
  */
-import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
-import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { launchChromium, screenshot } from '../../core/test/support/browser.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverDb } from '../src/tables.js';
 
-const SCREENSHOTS = fileURLToPath(new URL('../../../artifacts/screenshots/', import.meta.url));
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];
 const PHONE = { width: 390, height: 844 };
 
 let as: AuthServer;
@@ -24,12 +21,8 @@ let api: ApiStandIn;
 const KEY = 'sk-connect0123456789';
 
 beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
   as = await startAuthServer({ accessTokenTtl: 3600 });
-  [t, browser] = await Promise.all([
-    startTestServer(as, { services: ['local', 'other'] }),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS }),
-  ]);
+  [t, browser] = await Promise.all([startTestServer(as, { services: ['local', 'other'] }), launchChromium()]);
 });
 afterAll(async () => {
   await api?.close();
@@ -97,14 +90,14 @@ describe('connect links', () => {
     await page.goto(made.url);
     expect(await stateOf(page, 'local')).toBe('none');
     expect(await stateOf(page, 'other')).toBe('none');
-    await page.screenshot({ path: `${SCREENSHOTS}connect-page-phone.png`, fullPage: true });
+    await screenshot(page, 'connect', 'page-phone');
 
     await connect(page, 'local', 'phone-user');
     expect(await stateOf(page, 'local')).toBe('active');
     expect(await page.textContent('.message.ok')).toContain('is connected');
     await connect(page, 'other', 'phone-user');
     expect(await stateOf(page, 'other')).toBe('active');
-    await page.screenshot({ path: `${SCREENSHOTS}connect-page-connected.png`, fullPage: true });
+    await screenshot(page, 'connect', 'page-connected');
 
     const identities = (await json(await t.request('/v1/identities?userId=phone-user'))).items;
     expect(identities.map((i: any) => i.serviceId).sort()).toEqual(['local', 'other']);
@@ -130,7 +123,7 @@ describe('connect links', () => {
     const forwarded = await second.goto(made.url);
     expect(forwarded!.status()).toBe(403);
     expect(await second.textContent('h1')).toBe('This link was opened in another browser');
-    await second.screenshot({ path: `${SCREENSHOTS}connect-forwarded.png` });
+    await screenshot(second, 'connect', 'forwarded');
     // Nor can the second browser start a flow with it.
     expect((await second.goto(`${t.url}/connect/start?t=${made.token}&service=local`))!.status()).toBe(403);
     expect((await first.reload())!.status()).toBe(200);
@@ -155,16 +148,7 @@ describe('connect links', () => {
         ? { status: 200, body: { id: 'acct_1' } }
         : { status: 401, body: { error: { message: 'Invalid API key' } } },
     );
-    await t.broker.putProvider({
-      id: 'keyed',
-      name: 'Keyed',
-      docs: 'https://example.test/docs',
-      kind: 'api_key',
-      api: { baseUrls: [api.origin] },
-      fields: [{ name: 'apiKey', label: 'API key' }],
-      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-      test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-    });
+    await t.broker.putProvider(keyedProvider(api.origin));
     await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
     const made = await link({ userId: 'form-user', allowedServices: ['keyed'] });
     const page = await newPage();

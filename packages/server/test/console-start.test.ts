@@ -4,29 +4,19 @@
  * once, then headless Chromium signs in with that key and does the rest on the pages.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, screenshot } from '../../core/test/support/browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SCREENSHOTS = join(ROOT, 'artifacts/screenshots');
 const CLI = [
   `--import=${join(ROOT, 'node_modules/tsx/dist/esm/index.mjs')}`,
   '--conditions=@everyauth/source',
   join(ROOT, 'packages/cli/src/bin.ts'),
-];
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
 ];
 
 let dir: string;
@@ -70,8 +60,7 @@ function startServe(): Promise<{ url: string; key: string }> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'everyauth-start-'));
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -136,6 +125,6 @@ it('everyauth serve in a fresh folder → sign in with the printed key, connect 
   expect(existsSync(join(dir, '.everyauth', 'sandbox.json'))).toBe(true);
 
   async function shot(name: string) {
-    await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+    await screenshot(page, 'console', name);
   }
 });

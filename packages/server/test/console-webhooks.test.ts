@@ -3,8 +3,9 @@
  * and "Send again" delivers it, with the same delivery id.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { launchChromium } from '../../core/test/support/browser.js';
 import { receiver, waitFor, type Receiver } from './support/receiver.js';
 import { hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
@@ -17,7 +18,7 @@ beforeAll(async () => {
   as = await startAuthServer({ accessTokenTtl: 3600 });
   [t, browser] = await Promise.all([
     startTestServer(as, { server: { webhooks: { pollMs: 50, baseDelayMs: 20, maxAttempts: 1 } } }),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] }),
+    launchChromium(),
   ]);
   hook = await receiver([500]);
 });

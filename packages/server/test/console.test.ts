@@ -6,30 +6,19 @@
  * artifacts/screenshots/console-*.png, and no page may log a console error it was not expected to.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { LocalBroker, Vault, createKeyRing, openStore, type Store } from '@everyauth/core';
 import { buildServer, createApiKey } from '../src/index.js';
 import { serverSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { startApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn } from '../../core/test/support/api-standin.js';
+import { launchChromium, screenshot } from '../../core/test/support/browser.js';
+import { freePort } from './support/server.js';
 
-const SCREENSHOTS = fileURLToPath(new URL('../../../artifacts/screenshots/', import.meta.url));
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
@@ -41,17 +30,6 @@ interface Running {
   sandbox: Sandbox;
   adminKey: string;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** The server as `everyauth serve` runs it locally: SQLite under .everyauth/, console on, sandbox on. */
@@ -135,7 +113,7 @@ async function openPage(viewport = DESKTOP): Promise<WatchedPage> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+  await screenshot(page, 'console', name);
 }
 
 async function signIn(page: Page, key: string): Promise<void> {
@@ -174,8 +152,7 @@ async function connectThroughSandbox(
 }
 
 beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  [browser, server] = await Promise.all([chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS }), startEveryAuth()]);
+  [browser, server] = await Promise.all([launchChromium(), startEveryAuth()]);
 });
 
 afterEach(async () => {
@@ -303,16 +280,9 @@ describe('console, desktop', () => {
           ? { status: 200, body: { id: 'acct_c' } }
           : { status: 401, body: { error: { message: 'Invalid API key' } } },
       );
-      await server.broker.putProvider({
-        id: 'keyed',
-        name: 'Keyed API',
-        docs: 'https://example.test/docs',
-        kind: 'api_key',
-        api: { baseUrls: [api.origin] },
-        fields: [{ name: 'apiKey', label: 'API key', help: 'Settings → API keys' }],
-        apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-        test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-      });
+      await server.broker.putProvider(
+        keyedProvider(api.origin, { name: 'Keyed API', fields: [{ name: 'apiKey', label: 'API key', help: 'Settings → API keys' }] }),
+      );
       const { page, takeErrors } = await openPage();
       await signIn(page, server.adminKey);
       await page.click('a[data-route="services"]');

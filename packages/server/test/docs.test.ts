@@ -1,6 +1,7 @@
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { launchChromium } from '../../core/test/support/browser.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
@@ -9,10 +10,7 @@ let browser: Browser;
 
 beforeAll(async () => {
   as = await startAuthServer();
-  [t, browser] = await Promise.all([
-    startTestServer(as),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] }),
-  ]);
+  [t, browser] = await Promise.all([startTestServer(as), launchChromium()]);
 });
 afterAll(async () => {
   await browser?.close();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialRefused, type RemoteBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import { authorizeUser } from '../../core/test/support/broker.js';
-import { startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../../core/test/support/api-standin.js';
 import { APP_ORIGIN, startTestServer, type TestServer } from './support/server.js';
 
 const KEY = 'sk-remote0123456789';
@@ -22,16 +22,7 @@ beforeAll(async () => {
   );
   t = await startTestServer(as);
   remote = t.remote();
-  await remote.putProvider({
-    id: 'keyed',
-    name: 'Keyed',
-    docs: 'https://example.test/docs',
-    kind: 'api_key',
-    api: { baseUrls: [api.origin] },
-    fields: [{ name: 'apiKey', label: 'API key' }],
-    apply: { headers: { Authorization: 'Bearer {apiKey}' } },
-    test: { url: `${api.origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
-  });
+  await remote.putProvider(keyedProvider(api.origin, { apply: { headers: { Authorization: 'Bearer {apiKey}' } } }));
   await remote.putService({ id: 'keyed', providerId: 'keyed' });
 });
 afterAll(async () => {

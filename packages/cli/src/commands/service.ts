@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { NotFound, resolveProviderUrls, type Provider, type Service, type ServiceInput } from '@everyauth/core';
 import { collectPair, pairsOf, splitScopes } from '../args.js';
 import { contextOf, type CliIo, type Context } from '../context.js';
@@ -13,6 +13,8 @@ interface SetOptions {
   removeClientSecret?: boolean;
   scope?: string[];
   param?: string[];
+  variable?: string[];
+  /** The first spelling of --variable, still accepted. */
   var?: string[];
   apiBaseUrl?: string[];
 }
@@ -66,10 +68,12 @@ export function registerService(program: Command, io: CliIo): void {
     .option('--scope <scopes...>', "scopes to request (replaces the list; default: the provider's)")
     .option('--param <key=value>', 'extra authorization parameter (repeatable; replaces the set)', collectPair)
     .option(
-      '--var <key=value>',
+      '--variable <name=value>',
       'a provider variable such as subdomain or baseUrl, or an endpoint override such as tokenUrl=https://… (repeatable; replaces the set)',
       collectPair,
     )
+    // `variables` in the REST API and the catalog, `--variable` here (one per value, as --scope and --param); --var was its first name.
+    .addOption(new Option('--var <name=value>').argParser(collectPair).hideHelp())
     .option(
       '--api-base-url <urls...>',
       "the only URLs broker.fetch and /v1/proxy send this service's credentials under (replaces the list)",
@@ -83,7 +87,10 @@ export function registerService(program: Command, io: CliIo): void {
         clientSecret: await clientSecretOf(ctx, options),
         scopes: splitScopes(options.scope),
         params: pairsOf(options.param, '--param'),
-        variables: pairsOf(options.var, '--var'),
+        variables: pairsOf(
+          options.variable || options.var ? [...(options.var ?? []), ...(options.variable ?? [])] : undefined,
+          '--variable',
+        ),
         apiBaseUrls: options.apiBaseUrl,
       };
       const { saved, created } = await ctx.withBroker(async (b) => {

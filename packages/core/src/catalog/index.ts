@@ -5,7 +5,7 @@ import { InvalidInput } from '../errors.js';
 import type { Category } from './categories.js';
 import type { Kind } from './kinds.js';
 import { ENDPOINT_FIELDS, ProviderSchema, type EndpointField, type Provider } from './schema.js';
-import { placeholders } from './kinds.js';
+import { placeholders, splitPlaceholders } from './kinds.js';
 
 export { ProviderSchema };
 export type { Provider, ProviderInput } from './schema.js';
@@ -19,8 +19,8 @@ export type CatalogEntry = Provider & { aliasOf?: string };
  */
 export const BUILT_IN_CATALOG_DIR = new URL('../../catalog/', import.meta.url);
 
-/** The URL fields of a provider that may hold `{variable}` placeholders. */
-const URL_FIELDS = ['issuer', 'authorizationUrl', 'tokenUrl', 'refreshUrl', 'revocationUrl', 'registrationUrl', 'userinfoUrl'] as const;
+/** The endpoint URLs of a provider, each overridable by a service; `profileUrl` overrides `profile.url`, handled apart. */
+const URL_FIELDS = ENDPOINT_FIELDS.filter((f): f is Exclude<EndpointField, 'profileUrl'> => f !== 'profileUrl');
 
 /** `path: message` for each issue, one per line. */
 export function formatIssues(error: z.ZodError): string {
@@ -179,7 +179,8 @@ export function resolveProviderUrls(provider: Provider, variables: Record<string
     out.profile = { ...provider.profile, url: override('profileUrl') ?? substitute(provider.profile.url!) };
   }
   // API URLs may also hold values typed into a form, which only resolveApiUrls has: those stay templated here.
-  const fromVariables = (url: string) => placeholders(url).every((name) => name in provider.variables);
+  const { fields } = splitPlaceholders(provider);
+  const fromVariables = (url: string) => !placeholders(url).some((name) => fields.has(name));
   out.api = { baseUrls: provider.api.baseUrls.map((url) => (fromVariables(url) ? substitute(url) : url)) };
   return out;
 }
@@ -236,18 +237,9 @@ function substituteUrl(provider: Provider, url: string, variables: Record<string
   return resolved;
 }
 
-/** The `{name}` placeholders used in a provider's URLs. */
+/** The `{name}` placeholders of a provider's URLs that are the service's variables (see splitPlaceholders). */
 export function providerPlaceholders(provider: Provider): string[] {
-  const names = new Set<string>();
-  for (const url of [...URL_FIELDS.map((f) => provider[f]), provider.profile?.url]) {
-    for (const name of placeholders(url)) names.add(name);
-  }
-  // An API URL's placeholder may instead be a field the user types into the form.
-  const fields = new Set(provider.fields.map((f) => f.name));
-  for (const url of provider.api.baseUrls) {
-    for (const name of placeholders(url)) if (!fields.has(name)) names.add(name);
-  }
-  return [...names];
+  return [...splitPlaceholders(provider).variables];
 }
 
 /**

@@ -85,3 +85,40 @@ export const JwtSchema = z.object({
 
 /** Placeholders of a template string. */
 export const placeholders = (text: string | undefined): string[] => [...(text ?? '').matchAll(/\{([^}]*)\}/g)].map((m) => m[1] ?? '');
+
+/** The parts of a provider whose URLs may hold `{name}` placeholders. */
+export interface TemplatedUrls {
+  issuer?: string | undefined;
+  authorizationUrl?: string | undefined;
+  tokenUrl?: string | undefined;
+  refreshUrl?: string | undefined;
+  revocationUrl?: string | undefined;
+  registrationUrl?: string | undefined;
+  userinfoUrl?: string | undefined;
+  profile?: { url?: string | undefined } | undefined;
+  api: { baseUrls: readonly string[] };
+  test?: { url: string } | undefined;
+  jwt?: { installationTokenUrl?: string | undefined } | undefined;
+  fields: readonly { name: string }[];
+}
+
+/**
+ * The placeholders of a provider's URLs, split by where their values come from. Those of the
+ * endpoints (issuer … userinfoUrl, profile.url) are the service's variables: the flow that uses them
+ * runs before any form is filled in. Those of the API's URLs (api.baseUrls, test.url, the GitHub App
+ * token URL) are the value typed into the form where a field has that name (a Zendesk subdomain),
+ * else a variable. The one rule behind the catalog's checks and the URL resolution.
+ */
+export function splitPlaceholders(p: TemplatedUrls): { variables: Set<string>; fields: Set<string> } {
+  const variables = new Set(
+    [p.issuer, p.authorizationUrl, p.tokenUrl, p.refreshUrl, p.revocationUrl, p.registrationUrl, p.userinfoUrl, p.profile?.url].flatMap(
+      placeholders,
+    ),
+  );
+  const fieldNames = new Set(p.fields.map((f) => f.name));
+  const fields = new Set<string>();
+  for (const name of [...p.api.baseUrls, p.test?.url, p.jwt?.installationTokenUrl].flatMap(placeholders)) {
+    (fieldNames.has(name) ? fields : variables).add(name);
+  }
+  return { variables, fields };
+}

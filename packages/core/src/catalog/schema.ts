@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CATEGORIES } from './categories.js';
-import { ApplySchema, FieldSchema, JwtSchema, KINDS, OAuth1Schema, TestRequestSchema, placeholders } from './kinds.js';
+import { ApplySchema, FieldSchema, JwtSchema, KINDS, OAuth1Schema, TestRequestSchema, placeholders, splitPlaceholders } from './kinds.js';
 
 /** A dotted path into a JSON document, e.g. `authed_user.access_token` or `data.email`. */
 const jsonPath = z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'a dotted path such as data.email');
@@ -159,24 +159,7 @@ const ProviderObject = z.object({
 
 /** The catalog schema: one provider, whatever its kind. */
 export const ProviderSchema = ProviderObject.superRefine((p, ctx) => {
-  const used = new Set<string>();
-  for (const url of [
-    p.issuer,
-    p.authorizationUrl,
-    p.tokenUrl,
-    p.refreshUrl,
-    p.revocationUrl,
-    p.registrationUrl,
-    p.userinfoUrl,
-    p.profile?.url,
-  ]) {
-    for (const name of placeholders(url)) used.add(name);
-  }
-  // The API's URLs may also take a value the user types in (a subdomain on the form).
-  const fieldNames = new Set(p.fields.map((f) => f.name));
-  for (const url of [...p.api.baseUrls, p.test?.url, p.jwt?.installationTokenUrl]) {
-    for (const name of placeholders(url)) if (!fieldNames.has(name)) used.add(name);
-  }
+  const used = splitPlaceholders(p).variables;
   for (const name of used) {
     if (!(name in p.variables)) {
       ctx.addIssue({ code: 'custom', message: `URL placeholder {${name}} is not declared in variables`, path: ['variables'] });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CredentialRefused, InvalidInput, type LocalBroker, type ProviderInput } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
-import { startApiStandIn, type ApiStandIn } from '../support/api-standin.js';
+import { keyedProvider, startApiStandIn, type ApiStandIn } from '../support/api-standin.js';
 
 const GOOD_KEY = 'sk-live0123456789';
 const USERNAME = 'ann@example.test';
@@ -14,16 +14,11 @@ let t: TestBroker;
 let broker: LocalBroker;
 
 /** An API-key provider like Anthropic's: `x-api-key`, a test request to GET /v1/me. */
-const keyProvider = (origin: string): ProviderInput => ({
-  id: 'keyed',
-  name: 'Keyed',
-  docs: 'https://example.test/docs',
-  kind: 'api_key',
-  api: { baseUrls: [origin] },
-  fields: [{ name: 'apiKey', label: 'API key', pattern: 'sk-[a-z0-9]+', help: 'Settings → API keys' }],
-  apply: { headers: { 'X-Api-Key': '{apiKey}' } },
-  test: { url: `${origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id', name: 'name' } },
-});
+const keyProvider = (origin: string): ProviderInput =>
+  keyedProvider(origin, {
+    fields: [{ name: 'apiKey', label: 'API key', pattern: 'sk-[a-z0-9]+', help: 'Settings → API keys' }],
+    test: { url: `${origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id', name: 'name' } },
+  });
 
 /** A Basic provider like Zendesk's API tokens: `{email}/token:{token}`, the subdomain typed on the form. */
 const basicProvider = (port: string): ProviderInput => ({

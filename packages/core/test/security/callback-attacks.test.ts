@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationFailed, loadBuiltInCatalog, resolveProviderUrls, type LocalBroker } from '@everyauth/core';
 import { buildAuthorizationUrl, clientContext } from '../../src/oauth/engine.js';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, STORES, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
+import { CLIENT_ID, CLIENT_SECRET, STORES, beginAndConsent, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
 import { s256 } from '../support/shape-provider.js';
 import { allIdentityRows, captureLogs, expectNoSecrets, failureOf, type CapturedLogs } from './support.js';
 
@@ -56,14 +56,8 @@ describe.each(STORES)('on %s', (kind) => {
     userId: string,
     options: { serviceId?: string; browserBinding?: string; finishedUrl?: string; at?: AuthServer } = {},
   ) {
-    const serviceId = options.serviceId ?? 'local';
-    const started = await broker.beginAuthorization({
-      serviceId,
-      userId,
-      browserBinding: options.browserBinding,
-      finishedUrl: options.finishedUrl,
-    });
-    const callback = await (options.at ?? server).authorize(started.url, { login: userId });
+    const { at, ...flow } = options;
+    const { started, callback } = await beginAndConsent(broker, at ?? server, userId, flow);
     const code = callback.searchParams.get('code')!;
     for (const s of [started.state, code, options.browserBinding]) if (s) secrets.add(s);
     return { started, callback, code };

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ProviderInput } from '@everyauth/core';
 
 export interface RecordedRequest {
   method: string;
@@ -62,5 +63,24 @@ export async function startApiStandIn(): Promise<ApiStandIn> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * An API-key provider like Anthropic's over a stand-in at `origin`: the key typed into the form goes
+ * in `X-Api-Key`, checked by a test request to GET /v1/me (the test adds that route) whose
+ * refusals carry `{ error: { message } }`. `overrides` replace whole top-level parts.
+ */
+export function keyedProvider(origin: string, overrides: Partial<ProviderInput> = {}): ProviderInput {
+  return {
+    id: 'keyed',
+    name: 'Keyed',
+    docs: 'https://example.test/docs',
+    kind: 'api_key',
+    api: { baseUrls: [origin] },
+    fields: [{ name: 'apiKey', label: 'API key' }],
+    apply: { headers: { 'X-Api-Key': '{apiKey}' } },
+    test: { url: `${origin}/v1/me`, errorPath: 'error.message', profile: { id: 'id' } },
+    ...overrides,
   };
 }

@@ -95,21 +95,25 @@ export async function startTestBroker(
   };
 }
 
-/** Runs the whole flow for one user: begin, log in and consent at the provider, callback. */
-export async function authorizeUser(
-  broker: LocalBroker,
-  server: AuthServer,
-  userId: string,
-  extra: { serviceId?: string; tenantId?: string; tags?: Record<string, string>; finishedUrl?: string } = {},
-) {
-  const serviceId = extra.serviceId ?? 'local';
-  const started = await broker.beginAuthorization({
-    serviceId,
-    userId,
-    tenantId: extra.tenantId,
-    tags: extra.tags,
-    finishedUrl: extra.finishedUrl,
-  });
+/** What a flow is begun with, besides the user; `serviceId` defaults to `local`. */
+export interface FlowOptions {
+  serviceId?: string;
+  tenantId?: string;
+  tags?: Record<string, string>;
+  finishedUrl?: string;
+  browserBinding?: string;
+}
+
+/** Begins a flow and logs the user in and consents at the provider: the flow as started, and the callback URL (not yet fetched). */
+export async function beginAndConsent(broker: LocalBroker, server: AuthServer, userId: string, options: FlowOptions = {}) {
+  const { serviceId = 'local', ...rest } = options;
+  const started = await broker.beginAuthorization({ serviceId, userId, ...rest });
   const callback = await server.authorize(started.url, { login: userId });
+  return { serviceId, started, callback };
+}
+
+/** Runs the whole flow for one user: begin, log in and consent at the provider, callback. */
+export async function authorizeUser(broker: LocalBroker, server: AuthServer, userId: string, options: FlowOptions = {}) {
+  const { serviceId, callback } = await beginAndConsent(broker, server, userId, options);
   return broker.completeAuthorization(serviceId, callback.searchParams);
 }

@@ -2,10 +2,11 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express5, { type ErrorRequestHandler } from 'express';
 import fc from 'fast-check';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EveryAuthError, createEveryAuth, type EveryAuth } from '@everyauth/express';
 import { startAuthServer, type AuthServer } from '../../../core/test/support/auth-server.js';
+import { launchChromium } from '../../../core/test/support/browser.js';
 import { CLIENT_ID, CLIENT_SECRET, startTestBroker, type StoreKind, type TestBroker } from '../../../core/test/support/broker.js';
 import { captureLogs, expectNoSecrets, type CapturedLogs } from '../../../core/test/security/support.js';
 import { CookieJar, listen, location } from '../support/app.js';
@@ -338,18 +339,7 @@ describe('Referer leakage in a real browser (Chromium)', () => {
       redirect_uris: [`${http.origin}/local/callback`, `${http.origin}/page/callback`],
     });
     everyauth.config({ broker: t.broker });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
