@@ -2,6 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import type { FetchInit } from '../broker.js';
 import { ProxyRefused, UpstreamFailed } from '../errors.js';
+import type { AuthFailure } from '../catalog/schema.js';
+import { credentialRefused } from './auth-failure.js';
 import { outgoingBody } from './body.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_RETRY_BUDGET, retryDelay, type RetryBudget } from './retry.js';
@@ -22,6 +24,8 @@ export interface ProxySubject {
   serviceId: string;
   /** The service's API base URLs, canonical (see `apiBase`): the only places the credential goes. */
   baseUrls: readonly string[];
+  /** How the API refuses a credential besides 401, when its provider declares it (`api.authFailure`). */
+  authFailure?: AuthFailure;
   /** The credential to send; `renew` asks for a renewed one (after a 401), shared with concurrent callers. */
   credential(renew: boolean): Promise<ProxyCredential>;
   /** The provider refused a renewed credential too: the grant is gone. */
@@ -102,14 +106,15 @@ export class CredentialProxy {
       }
       const response = await this.send(subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
       const status = response.statusCode;
-      if (status === 401 && body.replayable && !renewed) {
+      const refused = await credentialRefused(response, subject.authFailure);
+      if (refused && body.replayable && !renewed) {
         // RFC 6750 §3.1 invalid_token: the token was revoked or expired early. Renew once and resend.
         await response.body.dump();
         renewed = true;
         credential = await subject.credential(true);
         continue;
       }
-      if (status === 401 && renewed) await subject.rejected(credential.identityId, status);
+      if (refused && renewed) await subject.rejected(credential.identityId, status);
       const wait = body.replayable
         ? retryDelay(status, response.headers['retry-after'], method, retried, waited, this.options.retry)
         : undefined;

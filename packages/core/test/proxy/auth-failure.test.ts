@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { LocalBroker } from '@everyauth/core';
+import { startAuthServer, type AuthServer } from '../support/auth-server.js';
+import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+// A provider whose API refuses a token as Facebook's Graph API does: 400 with error code 190.
+let server: AuthServer;
+let upstream: Upstream;
+let t: TestBroker;
+let broker: LocalBroker;
+
+beforeAll(async () => {
+  server = await startAuthServer({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local'), redirectUriFor('graph')] }],
+    accessTokenTtl: 3600,
+  });
+  upstream = await startUpstream(`${server.issuer}/me`);
+  t = await startTestBroker(server);
+  broker = t.broker;
+  const idp = await broker.getProvider('local-idp');
+  await broker.putProvider({
+    ...idp,
+    id: 'local-graph',
+    api: { baseUrls: [`${upstream.origin}/api/graph`], authFailure: { status: [400], field: 'error.code', values: [190] } },
+  });
+  await broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/api`] });
+  await broker.putService({ id: 'graph', providerId: 'local-graph', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
+});
+afterAll(async () => {
+  await t?.close();
+  await upstream?.close();
+  await server?.close();
+});
+beforeEach(() => {
+  upstream.seen.length = 0;
+  server.resetCounters();
+});
+
+describe("a provider's declared auth failure (api.authFailure)", () => {
+  it('renews a token the API refuses with the declared status and error, resends once, and the caller sees the answer', async () => {
+    await authorizeUser(broker, server, 'rene', { serviceId: 'graph' });
+    const fresh = await broker.getIdentity('graph', 'rene');
+    await (await server.provider.AccessToken.find(fresh!.accessToken)).destroy();
+    server.resetCounters();
+    const response = await broker.fetch('graph', 'rene', '/check');
+    expect(response.status).toBe(200);
+    expect((await response.json()).sub).toBe('rene');
+    expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+    expect(upstream.seen).toHaveLength(2);
+    expect((await broker.findIdentity('graph', 'rene'))!.status).toBe('active');
+  });
+
+  it('a second one is passed back as sent, marks the identity needs_reauth with an event, and does not loop', async () => {
+    await authorizeUser(broker, server, 'gone', { serviceId: 'graph' });
+    server.resetCounters();
+    const response = await broker.fetch('graph', 'gone', '/refused');
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { type: 'OAuthException', code: 190 } });
+    expect(upstream.seen).toHaveLength(2);
+    expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
+    const identity = await broker.findIdentity('graph', 'gone');
+    expect(identity!.status).toBe('needs_reauth');
+    const events = await broker.listEvents({ identityId: identity!.id });
+    expect(events.find((e) => e.type === 'identity.needs_reauth')!.data.error).toBe('api_unauthorized');
+  });
+
+  it('the same status without the declared error, or in a body over 64 KiB, is passed through untouched: no renewal', async () => {
+    await authorizeUser(broker, server, 'other', { serviceId: 'graph' });
+    server.resetCounters();
+    const other = await broker.fetch('graph', 'other', '/other');
+    expect(other.status).toBe(400);
+    expect(other.headers.get('content-type')).toBe('application/json');
+    expect(await other.text()).toBe(JSON.stringify({ error: { type: 'GraphMethodException', code: 100 } }));
+    const large = await broker.fetch('graph', 'other', '/large');
+    expect(large.status).toBe(400);
+    const body = (await large.json()) as { padding: string };
+    expect(body.padding).toHaveLength(100_000);
+    expect(upstream.seen).toHaveLength(2);
+    expect(server.tokenRequests.total).toBe(0);
+    expect((await broker.findIdentity('graph', 'other'))!.status).toBe('active');
+  });
+
+  it("does not apply to another provider's service: there the same answer is just a 400", async () => {
+    await authorizeUser(broker, server, 'plain');
+    server.resetCounters();
+    const response = await broker.fetch('local', 'plain', '/graph/refused');
+    expect(response.status).toBe(400);
+    expect(server.tokenRequests.total).toBe(0);
+  });
+});
