@@ -47,6 +47,7 @@ export class ProxySubjects {
       serviceId: service.id,
       baseUrls,
       authFailure,
+      privateNetwork: Boolean(service.api_base_urls),
       credential: async (renew) => {
         if (row.status !== 'active') throw reauthError(row);
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so
