@@ -145,6 +145,24 @@ describe('/v1/proxy', () => {
     secrets.add(renewed.refresh!);
   });
 
+  it("renews on the provider's declared auth failure, and passes the same status without it through byte for byte", async () => {
+    const idp = await t.broker.getProvider('local-idp');
+    await t.broker.putProvider({ ...idp, api: { ...idp.api, authFailure: { status: [400], field: 'error.code', values: [190] } } });
+    const other = await proxied('/graph/other');
+    expect(other.status).toBe(400);
+    expect(await other.text()).toBe(JSON.stringify({ error: { type: 'GraphMethodException', code: 100 } }));
+    const alice = await t.broker.getIdentity('local', 'alice');
+    await (await as.provider.AccessToken.find(alice!.accessToken)).destroy();
+    as.resetCounters();
+    // Graph API style: 400 with {"error":{"code":190}}, gzip-encoded, for the refused token.
+    const response = await proxied('/graph/check');
+    expect(await response.json()).toMatchObject({ sub: 'alice' });
+    expect(as.tokenRequests.byGrant.refresh_token).toBe(1);
+    const renewed = await storedTokens(t.broker, alice!.identityId);
+    secrets.add(renewed.access);
+    secrets.add(renewed.refresh!);
+  });
+
   it('is described in the OpenAPI document', async () => {
     const doc = await (await t.request('/v1/openapi.json')).json();
     const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/v1/proxy/'));
