@@ -3,9 +3,9 @@ import type { LookupFunction } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, UpstreamFailed, type LocalBroker } from '@everyauth/core';
 import { addressRefusal, checkedLookup } from '../../src/proxy/address.js';
-import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
-import { startUpstream, type Upstream } from '../support/upstream.js';
+import { CLIENT_ID, CLIENT_SECRET, authorizeUser } from '../support/broker.js';
+import { startProxyTestbed, type ProxyTestbed } from '../support/proxy-testbed.js';
+import type { Upstream } from '../support/upstream.js';
 
 describe('addressRefusal', () => {
   it.each([
@@ -72,9 +72,8 @@ describe('checkedLookup', () => {
 });
 
 describe('broker.fetch connects only to allowed addresses', () => {
-  let server: AuthServer;
+  let bed: ProxyTestbed;
   let upstream: Upstream;
-  let t: TestBroker;
   let broker: LocalBroker;
   /** Where the stand-in DNS sends api.example.test; everything else resolves as usual. */
   let answer = '127.0.0.1';
@@ -89,27 +88,16 @@ describe('broker.fetch connects only to allowed addresses', () => {
   };
 
   beforeAll(async () => {
-    server = await startAuthServer({
-      clients: [
-        { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local'), redirectUriFor('catalog')] },
-      ],
-      accessTokenTtl: 3600,
-    });
-    upstream = await startUpstream(`${server.issuer}/me`);
-    t = await startTestBroker(server, { proxy: { lookup, connectTimeoutMs: 300 } });
-    broker = t.broker;
+    bed = await startProxyTestbed(['catalog'], { proxy: { lookup, connectTimeoutMs: 300 } });
+    ({ upstream, broker } = bed);
     // A provider that declares the host, as a catalog entry (or a template filled from a user's value) would.
     const idp = await broker.getProvider('local-idp');
     await broker.putProvider({ ...idp, id: 'local-catalog', api: { baseUrls: ['https://api.example.test/v1'] } });
     await broker.putService({ id: 'catalog', providerId: 'local-catalog', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
-    await authorizeUser(broker, server, 'alice');
-    await authorizeUser(broker, server, 'alice', { serviceId: 'catalog' });
+    await authorizeUser(broker, bed.server, 'alice');
+    await authorizeUser(broker, bed.server, 'alice', { serviceId: 'catalog' });
   });
-  afterAll(async () => {
-    await t?.close();
-    await upstream?.close();
-    await server?.close();
-  });
+  afterAll(() => bed?.close());
   beforeEach(() => {
     upstream.seen.length = 0;
     lookups.length = 0;

@@ -1,23 +1,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { LocalBroker } from '@everyauth/core';
-import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
-import { startUpstream, type Upstream } from '../support/upstream.js';
+import type { AuthServer } from '../support/auth-server.js';
+import { CLIENT_ID, CLIENT_SECRET, authorizeUser } from '../support/broker.js';
+import { revokeAccessToken, startProxyTestbed, type ProxyTestbed } from '../support/proxy-testbed.js';
+import type { Upstream } from '../support/upstream.js';
 
 // A provider whose API refuses a token as Facebook's Graph API does: 400 with error code 190.
+let bed: ProxyTestbed;
 let server: AuthServer;
 let upstream: Upstream;
-let t: TestBroker;
 let broker: LocalBroker;
 
 beforeAll(async () => {
-  server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local'), redirectUriFor('graph')] }],
-    accessTokenTtl: 3600,
-  });
-  upstream = await startUpstream(`${server.issuer}/me`);
-  t = await startTestBroker(server);
-  broker = t.broker;
+  bed = await startProxyTestbed(['graph']);
+  ({ server, upstream, broker } = bed);
   const idp = await broker.getProvider('local-idp');
   await broker.putProvider({
     ...idp,
@@ -27,11 +23,7 @@ beforeAll(async () => {
   await broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/api`] });
   await broker.putService({ id: 'graph', providerId: 'local-graph', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
 });
-afterAll(async () => {
-  await t?.close();
-  await upstream?.close();
-  await server?.close();
-});
+afterAll(() => bed?.close());
 beforeEach(() => {
   upstream.seen.length = 0;
   server.resetCounters();
@@ -40,8 +32,7 @@ beforeEach(() => {
 describe("a provider's declared auth failure (api.authFailure)", () => {
   it('renews a token the API refuses with the declared status and error, resends once, and the caller sees the answer', async () => {
     await authorizeUser(broker, server, 'rene', { serviceId: 'graph' });
-    const fresh = await broker.getIdentity('graph', 'rene');
-    await (await server.provider.AccessToken.find(fresh!.accessToken)).destroy();
+    await revokeAccessToken(bed, 'rene', 'graph');
     server.resetCounters();
     const response = await broker.fetch('graph', 'rene', '/check');
     expect(response.status).toBe(200);
