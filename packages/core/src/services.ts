@@ -235,6 +235,19 @@ export class Services {
     return resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
   }
 
+  /**
+   * Whether the service's operator chose the hosts its credentials go to: its own apiBaseUrls, or
+   * provider base URLs whose host placeholders its variables fill (a self-hosted GitLab's
+   * `{baseUrl}`), not a catalog constant or an identity's typed value. Only such hosts may resolve
+   * to the operator's private network (proxy/address.ts).
+   */
+  apiHostsChosenByService(service: ServiceRow, provider: Provider): boolean {
+    if (service.api_base_urls) return true;
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    const names = provider.api.baseUrls.flatMap((u) => placeholders(/^(?:https?:\/\/)?[^/?#]*/.exec(u)![0]));
+    return names.length > 0 && names.every((name) => name in variables);
+  }
+
   /** The scopes the service asks for: its own, else the provider's defaults. */
   scopes(service: ServiceRow, provider: Provider): string[] {
     const scopes = JSON.parse(service.scopes) as string[];

@@ -37,9 +37,9 @@ const isLocalhost = (host: string) => host === 'localhost' || host.endsWith('.lo
 /**
  * Why the proxy must not connect to `address` for `host`, or undefined when it may. A name may
  * resolve to a loopback address only when it is `localhost`, which the base URL names explicitly;
- * to a private address only when the service declared the base URL itself (`privateNetwork`: a
- * self-hosted API on the operator's own network); to a link-local, metadata, multicast or
- * unspecified address never.
+ * to a private address only when the service's operator chose the host (`privateNetwork`: its own
+ * apiBaseUrls or variables, for a self-hosted API on its own network), never when it comes from the
+ * catalog or a user's typed value; to a link-local, metadata, multicast or unspecified address never.
  */
 export function addressRefusal(host: string, address: string, privateNetwork: boolean): string | undefined {
   const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
@@ -47,7 +47,7 @@ export function addressRefusal(host: string, address: string, privateNetwork: bo
   if (LOOPBACK.check(address, type))
     return isLocalhost(host) ? undefined : 'a loopback address (name the local machine localhost in the base URL)';
   if (PRIVATE.check(address, type) && !privateNetwork) {
-    return "a private-network address (an API on your own network goes in the service's own apiBaseUrls)";
+    return 'a private-network address (allowed only for hosts the service itself names, in its apiBaseUrls or variables)';
   }
   return undefined;
 }

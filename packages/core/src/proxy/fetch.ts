@@ -28,7 +28,7 @@ export interface ProxySubject {
   baseUrls: readonly string[];
   /** How the API refuses a credential besides 401, when its provider declares it (`api.authFailure`). */
   authFailure?: AuthFailure;
-  /** The service declared the base URLs itself: their hosts may resolve to private-network addresses (see address.ts). */
+  /** The service's operator chose the hosts (`Services.apiHostsChosenByService`): they may resolve to private-network addresses (address.ts). */
   privateNetwork?: boolean;
   /** The credential to send; `renew` asks for a renewed one (after a 401), shared with concurrent callers. */
   credential(renew: boolean): Promise<ProxyCredential>;

@@ -42,12 +42,12 @@ export class ProxySubjects {
     if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
     const baseUrls = await services.apiBaseUrls(service, () => stringsOf(credentials.openTokens(found).native));
     let row = found;
-    const { authFailure } = (await services.getProvider(service.provider_id)).api;
+    const provider = await services.getProvider(service.provider_id);
     return {
       serviceId: service.id,
       baseUrls,
-      authFailure,
-      privateNetwork: Boolean(service.api_base_urls),
+      authFailure: provider.api.authFailure,
+      privateNetwork: services.apiHostsChosenByService(service, provider),
       credential: async (renew) => {
         if (row.status !== 'active') throw reauthError(row);
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so

@@ -88,14 +88,18 @@ describe('broker.fetch connects only to allowed addresses', () => {
   };
 
   beforeAll(async () => {
-    bed = await startProxyTestbed(['catalog'], { proxy: { lookup, connectTimeoutMs: 300 } });
+    bed = await startProxyTestbed(['catalog', 'selfhosted'], { proxy: { lookup, connectTimeoutMs: 300 } });
     ({ upstream, broker } = bed);
     // A provider that declares the host, as a catalog entry (or a template filled from a user's value) would.
     const idp = await broker.getProvider('local-idp');
     await broker.putProvider({ ...idp, id: 'local-catalog', api: { baseUrls: ['https://api.example.test/v1'] } });
     await broker.putService({ id: 'catalog', providerId: 'local-catalog', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
-    await authorizeUser(broker, bed.server, 'alice');
-    await authorizeUser(broker, bed.server, 'alice', { serviceId: 'catalog' });
+    // A self-hosted install: the service's variable names the host, as for GitLab's {baseUrl}.
+    const variables = { host: { description: 'The API host' } };
+    await broker.putProvider({ ...idp, id: 'local-selfhosted', api: { baseUrls: ['https://{host}/v1'] }, variables });
+    const selfhosted = { providerId: 'local-selfhosted', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET };
+    await broker.putService({ id: 'selfhosted', ...selfhosted, variables: { host: 'api.example.test' } });
+    for (const serviceId of ['local', 'catalog', 'selfhosted']) await authorizeUser(broker, bed.server, 'alice', { serviceId });
   });
   afterAll(() => bed?.close());
   beforeEach(() => {
@@ -122,14 +126,17 @@ describe('broker.fetch connects only to allowed addresses', () => {
     expect(upstream.seen).toHaveLength(0);
   });
 
-  it('refuses the metadata address, and a private one unless the service declared the host itself', async () => {
+  it('refuses the metadata address, and a private one unless the service names the host itself', async () => {
     answer = '169.254.169.254';
     expect(((await outcome('local')) as ProxyRefused).message).toContain('link-local, metadata');
     answer = '10.255.255.1';
     expect(((await outcome('catalog')) as ProxyRefused).message).toContain('private-network address');
-    // The service's own apiBaseUrls may name a host on a private network: the proxy connects (here to
-    // an address where nothing answers, so the connection fails, but not by the address rule).
+    // The service's own apiBaseUrls or variables may name a host on a private network: the proxy
+    // connects (here to an address where nothing answers, so the connection fails, but not by the rule).
     expect(await outcome('local')).toBeInstanceOf(UpstreamFailed);
+    expect(await outcome('selfhosted')).toBeInstanceOf(UpstreamFailed);
+    answer = '127.0.0.1';
+    expect(((await outcome('selfhosted')) as ProxyRefused).message).toContain('loopback');
   });
 
   it('connects to localhost named in the base URL', async () => {
