@@ -73,7 +73,7 @@ export class ProxySubjects {
         await store.setStatus(identityId, 'needs_reauth', now());
         await events.emit('identity.needs_reauth', current, {
           error: 'api_unauthorized',
-          message: `The API answered ${status} to a renewed token.`,
+          message: `The API refused a renewed token too (HTTP ${status}).`,
         });
       },
     };

@@ -53,7 +53,8 @@ describe("a provider's declared auth failure (api.authFailure)", () => {
     const identity = await broker.findIdentity('graph', 'gone');
     expect(identity!.status).toBe('needs_reauth');
     const events = await broker.listEvents({ identityId: identity!.id });
-    expect(events.find((e) => e.type === 'identity.needs_reauth')!.data.error).toBe('api_unauthorized');
+    const event = events.find((e) => e.type === 'identity.needs_reauth')!;
+    expect(event.data).toMatchObject({ error: 'api_unauthorized', message: 'The API refused a renewed token too (HTTP 400).' });
   });
 
   it('the same status without the declared error, or in a body over 64 KiB, is passed through untouched: no renewal', async () => {
