@@ -35,6 +35,12 @@ export interface ServicesOptions {
 
 export class Services {
   private readonly catalog: Map<string, CatalogEntry> = loadBuiltInCatalog();
+  /**
+   * Custom providers as last parsed, with the stored definition they came from: the proxy reads its
+   * service's provider on every request, and an unchanged definition is not validated again.
+   * Shared like the built-in entries, so callers copy rather than change them (resolveProviderUrls does).
+   */
+  private readonly parsed = new Map<string, { definition: string; provider: Provider }>();
   private readonly baseUrl: string;
 
   constructor(
@@ -65,7 +71,11 @@ export class Services {
     if (builtIn) return builtIn;
     const row = await this.store.getProvider(id);
     if (!row) throw new NotFound('provider', id);
-    return parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
+    const cached = this.parsed.get(id);
+    if (cached?.definition === row.definition) return cached.provider;
+    const provider = parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
+    this.parsed.set(id, { definition: row.definition, provider });
+    return provider;
   }
 
   async putProvider(input: ProviderInput): Promise<Provider> {
