@@ -115,7 +115,9 @@ export function renderProvidersDoc(catalog: Map<string, CatalogEntry>, unsupport
       "in the response, Slack's `authed_user`; a refresh answered at the top level is read there), `token.scheme` (the " +
       "Authorization scheme when it is not `Bearer`: Mailchimp's `OAuth`, Zoho's `Zoho-oauthtoken`), `tokenRequest.encoding` " +
       "(`json` for Square's token body), `clientIdParam` (TikTok's `client_key`), `refreshUrl` (Figma), `clientAuth`, " +
-      '`authorizationParams` and `tokenParams`. `category` sorts providers into the sections below.',
+      '`authorizationParams` and `tokenParams`, `api.authFailure` (how an API refuses a token when it does not answer 401: ' +
+      "Graph API's 400 with error code 190, Slack's `ok:false` with `token_revoked`; the proxy renews and resends once, as for a 401). " +
+      '`category` sorts providers into the sections below.',
     '',
     '| Kind | Providers |',
     '| --- | --- |',

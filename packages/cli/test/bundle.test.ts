@@ -2,11 +2,13 @@ import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import { openBundle, sealBundle } from '@everyauth/core';
 import { assertBuilt, newProject, type Project } from './support/cli.js';
 import { authorizeInProject, projectWithService } from './support/flow.js';
 
 const SECRET = 'bundle-test-client-secret';
 const PASSPHRASE = 'correct horse battery staple';
+const API_BASE = 'https://api.bundle.example/v1';
 const withPassphrase = { env: { EVERYAUTH_BUNDLE_PASSPHRASE: PASSPHRASE } };
 
 let auth: AuthServer;
@@ -19,7 +21,7 @@ beforeAll(async () => {
     accessTokenTtl: 3600,
     clients: [{ client_id: 'bundle-app', client_secret: SECRET, redirect_uris: ['http://127.0.0.1:3999/idp/callback'] }],
   });
-  p = await projectWithService(auth, { id: 'idp', clientId: 'bundle-app', clientSecret: SECRET });
+  p = await projectWithService(auth, { id: 'idp', clientId: 'bundle-app', clientSecret: SECRET, apiBaseUrl: API_BASE });
   await authorizeInProject(p.dir, auth, 'idp', 'alice', { tags: { team: 'red' } });
   await authorizeInProject(p.dir, auth, 'idp', 'bob', { tenantId: 't1' });
 });
@@ -58,6 +60,7 @@ describe('export → wipe → import', () => {
       providerId: 'local-idp',
       clientId: 'bundle-app',
       hasClientSecret: true,
+      apiBaseUrls: [API_BASE],
     });
 
     // Importing again changes nothing.
@@ -153,5 +156,33 @@ describe('bad bundles import nothing', () => {
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toContain('decryption_failed');
     expect(wrongKey.stderr).toContain('everyauth keys status');
+  });
+});
+
+describe('bundles from before a field existed', () => {
+  it("a service without apiBaseUrls imports with the provider's; one with a base URL putService would refuse imports nothing", async () => {
+    const contents = await openBundle(readFileSync(join(p.dir, 'backup.ea'), 'utf8'), PASSPHRASE);
+    const older = { ...contents, services: contents.services.map(({ apiBaseUrls: _, ...s }) => s) };
+    const fresh = newProject();
+    try {
+      expect((await fresh.run(['init'])).code).toBe(0);
+      writeFileSync(
+        join(fresh.dir, 'bad.ea'),
+        await sealBundle({ ...contents, services: [{ ...contents.services[0]!, apiBaseUrls: ['https://10.0.0.1'] }] }, PASSPHRASE),
+      );
+      const bad = await fresh.run(['import', 'bad.ea'], withPassphrase);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('names an IP address');
+      expect(await fresh.json(['service', 'ls'])).toEqual([]);
+
+      writeFileSync(join(fresh.dir, 'old.ea'), await sealBundle(older as typeof contents, PASSPHRASE));
+      const r = await fresh.run(['import', 'old.ea'], withPassphrase);
+      expect(r.code, r.stderr).toBe(0);
+      const service = await fresh.json(['service', 'get', 'idp']);
+      expect(service).toMatchObject({ providerId: 'local-idp', clientId: 'bundle-app' });
+      expect(service).not.toHaveProperty('apiBaseUrls');
+    } finally {
+      fresh.remove();
+    }
   });
 });

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { parseProvider } from './catalog/index.js';
 import { sealedLabel } from './credentials.js';
 import { DecryptionFailed, InvalidInput } from './errors.js';
+import { apiBase } from './proxy/target.js';
 import type { Store } from './store/store.js';
 import type { Vault } from './vault.js';
 
@@ -64,6 +65,8 @@ const BundleService = z.object({
   scopes: z.array(z.string()),
   params: StringMap,
   variables: StringMap,
+  /** The service's own API base URLs (the proxy's allow-list), null for the provider's; bundles from before it existed have none. */
+  apiBaseUrls: z.array(z.string()).min(1).nullable().default(null),
   createdAt: z.number(),
   updatedAt: z.number(),
 });
@@ -130,6 +133,7 @@ export async function readBundleContents(
     scopes: JSON.parse(r.scopes) as string[],
     params: JSON.parse(r.params) as Record<string, string>,
     variables: JSON.parse(r.variables) as Record<string, string>,
+    apiBaseUrls: r.api_base_urls ? (JSON.parse(r.api_base_urls) as string[]) : null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   }));
@@ -186,6 +190,10 @@ export async function writeBundleContents(
 ): Promise<BundleCounts> {
   const checked = BundleContents.parse(contents);
   const providers = checked.providers.map((p) => ({ ...p, definition: parseProvider(p.definition, `the bundle's provider "${p.id}"`) }));
+  // Checked as putService checks them, before anything is written: these URLs receive credentials.
+  const baseUrls = checked.services.map((s) =>
+    s.apiBaseUrls === null ? null : JSON.stringify(s.apiBaseUrls.map((u) => apiBase(u, s.id))),
+  );
   const total = checked.identities.length;
   await store.db.transaction().execute(async (trx) => {
     for (const p of providers) {
@@ -196,7 +204,7 @@ export async function writeBundleContents(
         .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: p.updatedAt }))
         .execute();
     }
-    for (const s of checked.services) {
+    for (const [index, s] of checked.services.entries()) {
       const row = {
         provider_id: s.providerId,
         client_id: s.clientId,
@@ -204,6 +212,7 @@ export async function writeBundleContents(
         scopes: JSON.stringify(s.scopes),
         params: JSON.stringify(s.params),
         variables: JSON.stringify(s.variables),
+        api_base_urls: baseUrls[index]!,
         updated_at: s.updatedAt,
       };
       await trx

@@ -35,6 +35,12 @@ export interface ServicesOptions {
 
 export class Services {
   private readonly catalog: Map<string, CatalogEntry> = loadBuiltInCatalog();
+  /**
+   * Custom providers as last parsed, with the stored definition they came from: the proxy reads its
+   * service's provider on every request, and an unchanged definition is not validated again.
+   * Shared like the built-in entries, so callers copy rather than change them (resolveProviderUrls does).
+   */
+  private readonly parsed = new Map<string, { definition: string; provider: Provider }>();
   private readonly baseUrl: string;
 
   constructor(
@@ -65,7 +71,11 @@ export class Services {
     if (builtIn) return builtIn;
     const row = await this.store.getProvider(id);
     if (!row) throw new NotFound('provider', id);
-    return parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
+    const cached = this.parsed.get(id);
+    if (cached?.definition === row.definition) return cached.provider;
+    const provider = parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
+    this.parsed.set(id, { definition: row.definition, provider });
+    return provider;
   }
 
   async putProvider(input: ProviderInput): Promise<Provider> {
@@ -233,6 +243,19 @@ export class Services {
     const names = provider.api.baseUrls.flatMap(placeholders);
     const values = names.every((name) => name in variables) ? variables : { ...identityValues(), ...variables };
     return resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
+  }
+
+  /**
+   * Whether the service's operator chose the hosts its credentials go to: its own apiBaseUrls, or
+   * provider base URLs whose host placeholders its variables fill (a self-hosted GitLab's
+   * `{baseUrl}`), not a catalog constant or an identity's typed value. Only such hosts may resolve
+   * to the operator's private network (proxy/address.ts).
+   */
+  apiHostsChosenByService(service: ServiceRow, provider: Provider): boolean {
+    if (service.api_base_urls) return true;
+    const variables = JSON.parse(service.variables) as Record<string, string>;
+    const names = provider.api.baseUrls.flatMap((u) => placeholders(/^(?:https?:\/\/)?[^/?#]*/.exec(u)![0]));
+    return names.length > 0 && names.every((name) => name in variables);
   }
 
   /** The scopes the service asks for: its own, else the provider's defaults. */

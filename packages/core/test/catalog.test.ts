@@ -67,6 +67,7 @@ describe('built-in catalog files', () => {
       scopes: Object.keys(shape.scopes.unwrap().shape),
       token: Object.keys(shape.token.unwrap().shape),
       profile: Object.keys(shape.profile.unwrap().shape),
+      api: Object.keys(shape.api.unwrap().shape),
     };
     const problems: string[] = [];
     for (const [file, json] of raw) {
@@ -273,6 +274,17 @@ describe('parseProvider', () => {
   it('catches a profile read from a URL that is missing, and from userinfo without userinfoUrl', () => {
     expect(() => parseProvider({ ...minimal, profile: { source: 'url', id: 'id' } }, 'fixture')).toThrowError(/profile\.url/);
     expect(() => parseProvider({ ...minimal, profile: { source: 'userinfo', id: 'sub' } }, 'fixture')).toThrowError(/userinfoUrl/);
+  });
+
+  it('checks a declared auth failure: statuses other than 401, a JSON path, at least one value', () => {
+    const api = (authFailure: unknown) => ({ ...minimal, api: { baseUrls: ['https://api.acme.example'], authFailure } });
+    const ok = parseProvider(api({ status: [400], field: 'error.code', values: [190] }), 'fixture');
+    expect(ok.api.authFailure).toEqual({ status: [400], field: 'error.code', values: [190] });
+    expect(() => parseProvider(api({ status: [401], field: 'error', values: ['x'] }), 'fixture')).toThrowError(/401 always counts/);
+    expect(() => parseProvider(api({ status: [400], field: 'error[0]', values: ['x'] }), 'fixture')).toThrowError(
+      /api\.authFailure\.field/,
+    );
+    expect(() => parseProvider(api({ status: [400], field: 'error', values: [] }), 'fixture')).toThrowError(/api\.authFailure\.values/);
   });
 });
 

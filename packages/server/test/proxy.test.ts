@@ -133,16 +133,29 @@ describe('/v1/proxy', () => {
     expect(upstream.seen).toEqual([]);
   });
 
-  it('renews a refused token once and resends', async () => {
+  /** Revokes alice's access token, calls `path`, and expects one renewal and the resend to succeed. */
+  async function renewsOnce(path: string) {
     const alice = await t.broker.getIdentity('local', 'alice');
     await (await as.provider.AccessToken.find(alice!.accessToken)).destroy();
     as.resetCounters();
-    const response = await proxied('/check');
+    const response = await proxied(path);
     expect(await response.json()).toMatchObject({ sub: 'alice' });
     expect(as.tokenRequests.byGrant.refresh_token).toBe(1);
     const renewed = await storedTokens(t.broker, alice!.identityId);
     secrets.add(renewed.access);
     secrets.add(renewed.refresh!);
+  }
+
+  it('renews a refused token once and resends', () => renewsOnce('/check'));
+
+  it("renews on the provider's declared auth failure, and passes the same status without it through byte for byte", async () => {
+    const idp = await t.broker.getProvider('local-idp');
+    await t.broker.putProvider({ ...idp, api: { ...idp.api, authFailure: { status: [400], field: 'error.code', values: [190] } } });
+    const other = await proxied('/graph/other');
+    expect(other.status).toBe(400);
+    expect(await other.text()).toBe(JSON.stringify({ error: { type: 'GraphMethodException', code: 100 } }));
+    // Graph API style: 400 with {"error":{"code":190}}, gzip-encoded, for the refused token.
+    await renewsOnce('/graph/check');
   });
 
   it('is described in the OpenAPI document', async () => {

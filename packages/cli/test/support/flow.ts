@@ -31,13 +31,14 @@ export async function authorizeInProject(
  */
 export async function projectWithService(
   auth: AuthServer,
-  service: { id: string; clientId: string; clientSecret: string },
+  service: { id: string; clientId: string; clientSecret: string; apiBaseUrl?: string },
 ): Promise<Project> {
+  const apiBase = service.apiBaseUrl ? ['--api-base-url', service.apiBaseUrl] : [];
   const p = newProject();
   const steps = [
     ['init', '--base-url', 'http://127.0.0.1:3999'],
     ['provider', 'add', 'local-idp', '--issuer', auth.issuer],
-    ['service', 'set', service.id, '--provider', 'local-idp', '--client-id', service.clientId, '--client-secret', '-'],
+    ['service', 'set', service.id, '--provider', 'local-idp', '--client-id', service.clientId, '--client-secret', '-', ...apiBase],
   ];
   for (const args of steps) {
     const r = await p.run(args, { input: service.clientSecret });

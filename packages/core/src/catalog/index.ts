@@ -8,7 +8,7 @@ import { ENDPOINT_FIELDS, ProviderSchema, type EndpointField, type Provider } fr
 import { placeholders, splitPlaceholders } from './kinds.js';
 
 export { ProviderSchema };
-export type { Provider, ProviderInput } from './schema.js';
+export type { AuthFailure, Provider, ProviderInput } from './schema.js';
 
 /** A built-in catalog entry: a provider, or another name for one (`aliasOf` names the provider). */
 export type CatalogEntry = Provider & { aliasOf?: string };

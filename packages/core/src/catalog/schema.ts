@@ -31,6 +31,31 @@ export const ENDPOINT_FIELDS = [
 ] as const;
 export type EndpointField = (typeof ENDPOINT_FIELDS)[number];
 
+/**
+ * How an API says it refused the credential when it does not answer 401 (RFC 6750 §3.1): a status
+ * and a JSON error field with known values. Graph API's `{"error":{"code":190}}` with 400, Stack
+ * Exchange's `error_name: invalid_access_token` with 400, Slack's `error: token_expired` with 200.
+ * The proxy treats such an answer as a 401: one renewal and one resend, then `needs_reauth`.
+ */
+export const AuthFailureSchema = z.object({
+  /** The statuses it comes with; 401 always counts and is not listed. */
+  status: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(200)
+        .max(599)
+        .refine((s) => s !== 401, '401 always counts as an auth failure; list only the other statuses'),
+    )
+    .min(1),
+  /** Where the error sits in the JSON body. */
+  field: jsonPath,
+  /** The values of that field that mean the credential was refused (an expired, revoked or unknown token). */
+  values: z.array(z.union([z.string().min(1), z.number()])).min(1),
+});
+export type AuthFailure = z.infer<typeof AuthFailureSchema>;
+
 const variableName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]*$/);
 
 const ProviderObject = z.object({
@@ -127,7 +152,10 @@ const ProviderObject = z.object({
    * `/v1/proxy`) is sent to. A proxied request path is resolved against the first one.
    */
   api: z
-    .object({ baseUrls: z.array(templateUrl.refine((u) => !/[?#]/.test(u), 'a base URL without query or fragment')).default([]) })
+    .object({
+      baseUrls: z.array(templateUrl.refine((u) => !/[?#]/.test(u), 'a base URL without query or fragment')).default([]),
+      authFailure: AuthFailureSchema.optional(),
+    })
     .prefault({}),
   /** The form's inputs (`api_key`, `basic`, `jwt`). */
   fields: z.array(FieldSchema).default([]),

@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { LookupFunction } from 'node:net';
 import { Agent, type Dispatcher } from 'undici';
 import type { FetchInit } from '../broker.js';
 import { ProxyRefused, UpstreamFailed } from '../errors.js';
+import type { AuthFailure } from '../catalog/schema.js';
+import { checkedLookup } from './address.js';
+import { credentialRefused } from './auth-failure.js';
 import { outgoingBody } from './body.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_RETRY_BUDGET, retryDelay, type RetryBudget } from './retry.js';
@@ -22,6 +26,10 @@ export interface ProxySubject {
   serviceId: string;
   /** The service's API base URLs, canonical (see `apiBase`): the only places the credential goes. */
   baseUrls: readonly string[];
+  /** How the API refuses a credential besides 401, when its provider declares it (`api.authFailure`). */
+  authFailure?: AuthFailure;
+  /** The service's operator chose the hosts (`Services.apiHostsChosenByService`): they may resolve to private-network addresses (address.ts). */
+  privateNetwork?: boolean;
   /** The credential to send; `renew` asks for a renewed one (after a 401), shared with concurrent callers. */
   credential(renew: boolean): Promise<ProxyCredential>;
   /** The provider refused a renewed credential too: the grant is gone. */
@@ -41,6 +49,8 @@ export interface ProxyOptions {
   retry: RetryBudget;
   /** Credential-bearing response fields to pass back anyway (`set-cookie`, for an API that needs its cookie). */
   passResponseHeaders: string[];
+  /** The resolver for the API's host names (default `dns.lookup`); every address it gives is checked before connecting. */
+  lookup?: LookupFunction;
 }
 
 export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
@@ -70,14 +80,19 @@ const PHASES: Record<string, UpstreamFailed['phase']> = {
 export class CredentialProxy {
   readonly options: ProxyOptions;
   private readonly agent: Agent;
+  /** For services whose own base URLs may name hosts on a private network: a pool apart, so no connection is shared across the rule. */
+  private readonly privateAgent: Agent;
 
   constructor(options: Partial<ProxyOptions> = {}) {
     this.options = { ...DEFAULT_PROXY_OPTIONS, ...options };
-    this.agent = new Agent({
-      connect: { timeout: this.options.connectTimeoutMs },
-      headersTimeout: this.options.firstByteTimeoutMs,
-      bodyTimeout: this.options.idleTimeoutMs,
-    });
+    const agent = (privateNetwork: boolean) =>
+      new Agent({
+        connect: { timeout: this.options.connectTimeoutMs, lookup: checkedLookup(this.options.lookup, privateNetwork) },
+        headersTimeout: this.options.firstByteTimeoutMs,
+        bodyTimeout: this.options.idleTimeoutMs,
+      });
+    this.agent = agent(false);
+    this.privateAgent = agent(true);
   }
 
   async fetch(subject: ProxySubject, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
@@ -100,16 +115,18 @@ export class CredentialProxy {
       if (url.origin !== target.origin || url.pathname !== target.pathname) {
         throw new ProxyRefused('target', 'The credential moved the request to another URL; nothing was sent.');
       }
-      const response = await this.send(subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
+      const agent = subject.privateNetwork ? this.privateAgent : this.agent;
+      const response = await this.send(agent, subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
       const status = response.statusCode;
-      if (status === 401 && body.replayable && !renewed) {
+      const refused = await credentialRefused(response, subject.authFailure);
+      if (refused && body.replayable && !renewed) {
         // RFC 6750 §3.1 invalid_token: the token was revoked or expired early. Renew once and resend.
         await response.body.dump();
         renewed = true;
         credential = await subject.credential(true);
         continue;
       }
-      if (status === 401 && renewed) await subject.rejected(credential.identityId, status);
+      if (refused && renewed) await subject.rejected(credential.identityId, status);
       const wait = body.replayable
         ? retryDelay(status, response.headers['retry-after'], method, retried, waited, this.options.retry)
         : undefined;
@@ -130,11 +147,12 @@ export class CredentialProxy {
     }
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    await Promise.all([this.agent.close(), this.privateAgent.close()]);
   }
 
   private async send(
+    agent: Agent,
     serviceId: string,
     target: URL,
     method: string,
@@ -145,7 +163,7 @@ export class CredentialProxy {
     // undici's request(), not fetch(): it writes an iterable body with backpressure, follows no
     // redirect, leaves content codings alone, and costs half as much per request.
     try {
-      return await this.agent.request({
+      return await agent.request({
         origin: target.origin,
         path: target.pathname + target.search,
         method: method as Dispatcher.HttpMethod,
@@ -155,7 +173,7 @@ export class CredentialProxy {
         signal,
       });
     } catch (err) {
-      if ((err as Error).name === 'AbortError' || signal?.aborted) throw err;
+      if ((err as Error).name === 'AbortError' || signal?.aborted || err instanceof ProxyRefused) throw err;
       throw new UpstreamFailed(serviceId, PHASES[(err as { code?: string }).code ?? ''] ?? 'network', { cause: err });
     }
   }

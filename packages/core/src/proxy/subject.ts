@@ -42,9 +42,12 @@ export class ProxySubjects {
     if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
     const baseUrls = await services.apiBaseUrls(service, () => stringsOf(credentials.openTokens(found).native));
     let row = found;
+    const provider = await services.getProvider(service.provider_id);
     return {
       serviceId: service.id,
       baseUrls,
+      authFailure: provider.api.authFailure,
+      privateNetwork: services.apiHostsChosenByService(service, provider),
       credential: async (renew) => {
         if (row.status !== 'active') throw reauthError(row);
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so
@@ -70,7 +73,7 @@ export class ProxySubjects {
         await store.setStatus(identityId, 'needs_reauth', now());
         await events.emit('identity.needs_reauth', current, {
           error: 'api_unauthorized',
-          message: `The API answered ${status} to a renewed token.`,
+          message: `The API refused a renewed token too (HTTP ${status}).`,
         });
       },
     };

@@ -1,47 +1,33 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, ReauthorizationRequired, UpstreamFailed, type LocalBroker } from '@everyauth/core';
-import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
-import { startUpstream, type Upstream } from '../support/upstream.js';
+import type { AuthServer } from '../support/auth-server.js';
+import { CLIENT_ID, authorizeUser } from '../support/broker.js';
+import { revokeAccessToken as revoke, startProxyTestbed, type ProxyTestbed } from '../support/proxy-testbed.js';
+import type { Upstream } from '../support/upstream.js';
 
+let bed: ProxyTestbed;
 let server: AuthServer;
 let upstream: Upstream;
-let t: TestBroker;
 let broker: LocalBroker;
 let base: string;
 
 beforeAll(async () => {
-  server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
-    accessTokenTtl: 3600,
-  });
-  upstream = await startUpstream(`${server.issuer}/me`);
-  base = `${upstream.origin}/api`;
-  t = await startTestBroker(server, {
+  bed = await startProxyTestbed([], {
     proxy: { firstByteTimeoutMs: 2_000, idleTimeoutMs: 1_000, replayLimitBytes: 1024, retry: { retries: 2, maxWaitMs: 1_000 } },
   });
-  broker = t.broker;
+  ({ server, upstream, broker } = bed);
+  base = `${upstream.origin}/api`;
   await broker.putService({ id: 'local', apiBaseUrls: [base] });
 });
-afterAll(async () => {
-  await t?.close();
-  await upstream?.close();
-  await server?.close();
-});
+afterAll(() => bed?.close());
 beforeEach(() => {
   upstream.seen.length = 0;
   upstream.counters.clear();
   server.resetCounters();
 });
 
-/** Makes the provider forget the access token it issued, as a revocation or an early expiry would. */
-async function revokeAccessToken(userId: string) {
-  const fresh = await broker.getIdentity('local', userId);
-  const token = await server.provider.AccessToken.find(fresh!.accessToken);
-  await token.destroy();
-  expect((await server.userinfo(fresh!.accessToken)).status).toBe(401);
-}
+const revokeAccessToken = (userId: string) => revoke(bed, userId);
 
 const code = async (promise: Promise<unknown>) =>
   promise.then(

@@ -49,6 +49,20 @@ export async function startUpstream(userinfoUrl?: string): Promise<Upstream> {
       }
       case '/api/unauthorized':
         return json(401, { error: 'invalid_token' });
+      case '/api/graph/check': {
+        // Graph API style: a refused token is 400 with {"error":{"code":190}}, not 401.
+        const answer = await fetch(userinfoUrl!, { headers: { authorization: req.headers.authorization ?? '' } });
+        if (answer.ok) return json(200, { sub: ((await answer.json()) as { sub: string }).sub });
+        res.writeHead(400, { 'content-type': 'application/json; charset=UTF-8', 'content-encoding': 'gzip' });
+        return res.end(gzipSync(JSON.stringify({ error: { type: 'OAuthException', code: 190 } })));
+      }
+      case '/api/graph/refused':
+        return json(400, { error: { type: 'OAuthException', code: 190 } });
+      case '/api/graph/other':
+        return json(400, { error: { type: 'GraphMethodException', code: 100 } });
+      case '/api/graph/large':
+        // The declared failure, but in a body over the 64 KiB the proxy reads: passed on unread.
+        return json(400, { error: { code: 190 }, padding: 'x'.repeat(100_000) });
       case '/api/redirect':
         res.writeHead(302, { location: 'https://attacker.example/steal' });
         return res.end();
