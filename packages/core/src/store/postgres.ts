@@ -19,6 +19,9 @@ export interface PostgresStoreOptions {
   max?: number;
 }
 
+/** pg asks for the parsers of a result's columns on every query: one function, not a new one each time. */
+const parseInt8 = (v: string) => Number(v);
+
 /** Opens and migrates a PostgreSQL store. BIGINT columns are read as numbers: every value stored is a millisecond time, well inside 2^53. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const pool = new pg.Pool({
@@ -26,9 +29,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     max: options.max ?? 10,
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === pg.types.builtins.INT8
-          ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === pg.types.builtins.INT8 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   // A restart or failover kills connections. An idle one the pool drops (reporting it here); one in
