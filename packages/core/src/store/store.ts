@@ -6,6 +6,7 @@ export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
+export type EventRow = Selectable<EventTable>;
 
 /**
  * The columns a token read uses: enough to answer, to open the tokens and to tell whether they are
@@ -25,7 +26,7 @@ export const TOKEN_COLUMNS = [
 ] as const;
 /** An identity row as the token read selects it (TOKEN_COLUMNS). */
 export type TokenRow = Pick<IdentityRow, (typeof TOKEN_COLUMNS)[number]>;
-export type EventRow = Selectable<EventTable>;
+
 /** The fields a new identity, or a new grant on an existing one, writes. */
 export interface IdentityWrite {
   service_id: string;
