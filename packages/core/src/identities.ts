@@ -21,7 +21,7 @@ import { isIdentityId } from './ids.js';
 import { revokeToken } from './oauth/engine.js';
 import type { Refresher } from './refresher.js';
 import type { Services } from './services.js';
-import type { IdentityRow, Store } from './store/store.js';
+import { isUserLookup, type IdentityListFilter, type IdentityRow, type Store, type TokenRow } from './store/store.js';
 import * as validate from './validate.js';
 
 export class Identities {
@@ -34,13 +34,20 @@ export class Identities {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The token read: the row, refreshed first when its token is due (within the read deadline), with its tokens opened. */
+  /**
+   * The token read: the token columns of the row, with its tokens opened. A token that is due is
+   * refreshed first (within the read deadline), from the whole row, read again for it.
+   */
   async get(serviceId: string, selector: IdentitySelector, options: GetIdentityOptions = {}): Promise<FreshIdentity | undefined> {
-    let row = await this.findRow(serviceId, selector);
+    const row = await this.locate(serviceId, selector, this.readers.token);
     if (!row) return undefined;
     if (row.status !== 'active') throw reauthError(row);
-    if (options.force || this.refresher.needsRefresh(row)) row = await this.refresher.read(row, options);
-    return toFresh(row, this.credentials.openTokens(row));
+    if (!options.force && !this.refresher.needsRefresh(row)) return toFresh(row, this.credentials.openTokens(row));
+    // A refresh is fenced on the row's version and lease and answers from its recorded failures.
+    const whole = await this.store.getIdentity(row.id);
+    if (!whole) return undefined;
+    const refreshed = await this.refresher.read(whole, options);
+    return toFresh(refreshed, this.credentials.openTokens(refreshed));
   }
 
   async find(serviceId: string, selector: IdentitySelector): Promise<IdentitySummary | undefined> {
@@ -104,26 +111,41 @@ export class Identities {
   }
 
   /** The one row the selector names, unopened; undefined when none matches, AmbiguousIdentity when several do. */
-  async findRow(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
+  findRow(serviceId: string, selector: IdentitySelector): Promise<IdentityRow | undefined> {
+    return this.locate(serviceId, selector, this.readers.whole);
+  }
+
+  /** How a lookup reads rows: whole, or the token columns alone (the token read). Made once: the token read is hot. */
+  private readonly readers = {
+    whole: {
+      byId: (id: string) => this.store.getIdentity(id),
+      find: (filter: IdentityListFilter) => this.store.findIdentities(filter, 2),
+    } satisfies RowReader<IdentityRow>,
+    token: {
+      byId: (id: string) => this.store.getTokenRow(id),
+      find: (filter: IdentityListFilter): Promise<TokenRow[]> =>
+        isUserLookup(filter, 2)
+          ? this.store.findTokenRows(filter.serviceId!, filter.userId!, filter.tenantId)
+          : this.store.findIdentities(filter, 2),
+    } satisfies RowReader<TokenRow>,
+  };
+
+  private async locate<R extends TokenRow>(serviceId: string, selector: IdentitySelector, read: RowReader<R>): Promise<R | undefined> {
     validate.serviceId(serviceId);
     // The token-read path: a plain id is only ever a bound parameter, so it needs no more than the
     // text check (NUL breaks PostgreSQL; a lone surrogate would match another user's U+FFFD).
     if (typeof selector === 'string' && selector.length > 0) {
       validate.lookupId(selector);
       if (isIdentityId(selector)) {
-        const row = await this.store.getIdentity(selector);
+        const row = await read.byId(selector);
         return row?.service_id === serviceId ? row : undefined;
       }
-      const rows = await this.store.findIdentities({ serviceId, userId: selector }, 2);
-      if (rows.length > 1) throw new AmbiguousIdentity(serviceId, rows.length);
-      return rows[0];
+      return theOne(serviceId, await read.find({ serviceId, userId: selector }));
     }
     const filter = validate.identityFilter(typeof selector === 'string' ? { userId: selector } : selector);
     if (validate.isEmptyFilter(filter))
       throw new InvalidInput('Name the identity: an identity id, a userId, or a filter with userId, tenantId or tags.', 'selector');
-    const rows = await this.store.findIdentities({ ...filter, serviceId }, 2);
-    if (rows.length > 1) throw new AmbiguousIdentity(serviceId, rows.length);
-    return rows[0];
+    return theOne(serviceId, await read.find({ ...filter, serviceId }));
   }
 
   private async revoke(row: IdentityRow): Promise<void> {
@@ -133,6 +155,18 @@ export class Identities {
     if (tokens.refreshToken) await revokeToken(ctx, tokens.refreshToken, 'refresh_token');
     else await revokeToken(ctx, tokens.accessToken, 'access_token');
   }
+}
+
+/** Reads a row by id, or up to two by a filter, for a lookup that must find one. */
+interface RowReader<R> {
+  byId(id: string): Promise<R | undefined>;
+  find(filter: IdentityListFilter): Promise<R[]>;
+}
+
+/** The one row of a lookup; two mean the selector names identities under several tenants. */
+function theOne<R>(serviceId: string, rows: R[]): R | undefined {
+  if (rows.length > 1) throw new AmbiguousIdentity(serviceId, rows.length);
+  return rows[0];
 }
 
 const encodeCursor = (id: string) => Buffer.from(id).toString('base64url');

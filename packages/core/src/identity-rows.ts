@@ -6,7 +6,7 @@ import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
 import { CredentialHolder, credentialOf, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
-import type { IdentityRow } from './store/store.js';
+import type { IdentityRow, TokenRow } from './store/store.js';
 
 export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
@@ -17,7 +17,7 @@ const parseObject = (json: string) => (json === '{}' ? {} : JSON.parse(json));
 export const tenantOf = (row: Pick<IdentityRow, 'tenant_id'>) => (row.tenant_id === '' ? undefined : row.tenant_id);
 
 /** The error for an identity whose grant is gone: the user must authorize again. */
-export function reauthError(row: IdentityRow): ReauthorizationRequired {
+export function reauthError(row: Pick<TokenRow, 'id' | 'service_id' | 'user_id' | 'tenant_id' | 'status'>): ReauthorizationRequired {
   return new ReauthorizationRequired(row.service_id, row.id, row.user_id, tenantOf(row), undefined, {
     identityStatus: row.status === 'dead' ? 'dead' : 'needs_reauth',
   });
@@ -45,7 +45,7 @@ export function toSummary(row: IdentityRow): IdentitySummary {
 }
 
 /** The row with its opened tokens, as getIdentity returns it: one shape for every kind. */
-export function toFresh(row: IdentityRow, tokens: TokenSet): FreshIdentity {
+export function toFresh(row: TokenRow, tokens: TokenSet): FreshIdentity {
   return new Fresh(row, tokens);
 }
 
@@ -62,7 +62,7 @@ class Fresh extends CredentialHolder implements FreshIdentity {
   readonly profile: FreshIdentity['profile'];
   readonly native: Record<string, unknown>;
 
-  constructor(row: IdentityRow, tokens: TokenSet) {
+  constructor(row: TokenRow, tokens: TokenSet) {
     super();
     // The token kinds keep accessToken; an API key, Basic or OAuth 1 credential has none.
     if (!tokens.credential) this.accessToken = tokens.accessToken;

@@ -2,14 +2,25 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
-import { isUserLookup, SqlStore } from './sql-store.js';
-import type { IdentityListFilter, IdentityRow, RefreshFailureWrite, RefreshWrite, Store } from './store.js';
+import { SELECT_TOKEN_ROW, SqlStore } from './sql-store.js';
+import {
+  isUserLookup,
+  type IdentityListFilter,
+  type IdentityRow,
+  type RefreshFailureWrite,
+  type RefreshWrite,
+  type Store,
+  type TokenRow,
+} from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
   /** Connections in the pool. */
   max?: number;
 }
+
+/** pg asks for the parsers of a result's columns on every query: one function, not a new one each time. */
+const parseInt8 = (v: string) => Number(v);
 
 /** Opens and migrates a PostgreSQL store. BIGINT columns are read as numbers: every value stored is a millisecond time, well inside 2^53. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
@@ -18,9 +29,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     max: options.max ?? 10,
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === pg.types.builtins.INT8
-          ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === pg.types.builtins.INT8 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   // A restart or failover kills connections. An idle one the pool drops (reporting it here); one in
@@ -130,5 +139,27 @@ class PostgresStore extends SqlStore {
             values: [filter.serviceId, filter.userId, filter.tenantId],
           });
     return r.rows.slice(0, limit);
+  }
+
+  // The token read's own columns: fewer values to send, and to parse in pg's protocol reader.
+  override async getTokenRow(id: string): Promise<TokenRow | undefined> {
+    const r = await this.pool.query<TokenRow>({ name: 'everyauth_token_by_id', text: `${SELECT_TOKEN_ROW} WHERE id = $1`, values: [id] });
+    return r.rows[0];
+  }
+
+  override async findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
+    const r =
+      tenantId === undefined
+        ? await this.pool.query<TokenRow>({
+            name: 'everyauth_token_by_user',
+            text: `${SELECT_TOKEN_ROW} WHERE service_id = $1 AND user_id = $2 LIMIT 2`,
+            values: [serviceId, userId],
+          })
+        : await this.pool.query<TokenRow>({
+            name: 'everyauth_token_by_tenant_user',
+            text: `${SELECT_TOKEN_ROW} WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2`,
+            values: [serviceId, userId, tenantId],
+          });
+    return r.rows;
   }
 }

@@ -4,26 +4,27 @@ import { leaseHolderGone } from '../lease-holder.js';
 import { migrationProvider, runMigrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 import type { Tags } from '../broker.js';
-import type {
-  AuthSessionRow,
-  EventRow,
-  IdentityListFilter,
-  IdentityRow,
-  IdentityWrite,
-  ProviderRow,
-  RefreshFailureWrite,
-  RefreshWrite,
-  ServiceRow,
-  SessionTake,
-  Store,
+import {
+  TOKEN_COLUMNS,
+  type AuthSessionRow,
+  type EventRow,
+  type IdentityListFilter,
+  type IdentityRow,
+  type IdentityWrite,
+  type ProviderRow,
+  type RefreshFailureWrite,
+  type RefreshWrite,
+  type ServiceRow,
+  type SessionTake,
+  type Store,
+  type TokenRow,
 } from './store.js';
 
 /** New tokens end a run of failures. */
 const NO_FAILURE = { refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 } as const;
 
-/** Whether a lookup is the token read by (service, user[, tenant]) that the backends prepare. */
-export const isUserLookup = (filter: IdentityListFilter, limit: number) =>
-  filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined && limit <= 2;
+/** The token read's SELECT list, for the backends' prepared statements. */
+export const SELECT_TOKEN_ROW = `SELECT ${TOKEN_COLUMNS.join(', ')} FROM identities`;
 
 /**
  * The Store in SQL that SQLite and PostgreSQL both run, over Kysely. The backends (sqlite.ts,
@@ -222,6 +223,14 @@ export class SqlStore implements Store {
   /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. */
   async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
     return this.filtered(this.db.selectFrom('identities').selectAll(), filter).limit(limit).execute();
+  }
+
+  getTokenRow(id: string): Promise<TokenRow | undefined> {
+    return this.db.selectFrom('identities').select(TOKEN_COLUMNS).where('id', '=', id).executeTakeFirst();
+  }
+
+  findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
+    return this.filtered(this.db.selectFrom('identities').select(TOKEN_COLUMNS), { serviceId, userId, tenantId }).limit(2).execute();
   }
 
   private filtered<O>(

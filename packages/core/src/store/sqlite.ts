@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
-import { isUserLookup, SqlStore } from './sql-store.js';
-import type { IdentityListFilter, IdentityRow, Store } from './store.js';
+import { SELECT_TOKEN_ROW, SqlStore } from './sql-store.js';
+import { isUserLookup, type IdentityListFilter, type IdentityRow, type Store, type TokenRow } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -33,6 +33,9 @@ class SqliteStore extends SqlStore {
   private readonly byId: BetterSqlite3.Statement<[string], IdentityRow>;
   private readonly byUser: BetterSqlite3.Statement<[string, string], IdentityRow>;
   private readonly byTenantUser: BetterSqlite3.Statement<[string, string, string], IdentityRow>;
+  private readonly tokenById: BetterSqlite3.Statement<[string], TokenRow>;
+  private readonly tokenByUser: BetterSqlite3.Statement<[string, string], TokenRow>;
+  private readonly tokenByTenantUser: BetterSqlite3.Statement<[string, string, string], TokenRow>;
 
   constructor(db: Kysely<Database>, onClose: () => Promise<void>, reader: BetterSqlite3.Database) {
     super(db, 'sqlite', onClose);
@@ -41,6 +44,13 @@ class SqliteStore extends SqlStore {
     this.byUser = reader.prepare<[string, string], IdentityRow>('SELECT * FROM identities WHERE service_id = ? AND user_id = ? LIMIT 2');
     this.byTenantUser = reader.prepare<[string, string, string], IdentityRow>(
       'SELECT * FROM identities WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2',
+    );
+    // The token read's own columns: better-sqlite3 builds an object of every column selected, and the
+    // fifteen the read does not use cost about a fifth of a read (measured on 10,000 identities).
+    this.tokenById = reader.prepare<[string], TokenRow>(`${SELECT_TOKEN_ROW} WHERE id = ?`);
+    this.tokenByUser = reader.prepare<[string, string], TokenRow>(`${SELECT_TOKEN_ROW} WHERE service_id = ? AND user_id = ? LIMIT 2`);
+    this.tokenByTenantUser = reader.prepare<[string, string, string], TokenRow>(
+      `${SELECT_TOKEN_ROW} WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2`,
     );
   }
 
@@ -55,6 +65,14 @@ class SqliteStore extends SqlStore {
         ? this.byUser.all(filter.serviceId!, filter.userId!)
         : this.byTenantUser.all(filter.serviceId!, filter.userId!, filter.tenantId);
     return rows.slice(0, limit);
+  }
+
+  override async getTokenRow(id: string): Promise<TokenRow | undefined> {
+    return this.tokenById.get(id);
+  }
+
+  override async findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
+    return tenantId === undefined ? this.tokenByUser.all(serviceId, userId) : this.tokenByTenantUser.all(serviceId, userId, tenantId);
   }
 }
 

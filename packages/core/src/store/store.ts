@@ -7,6 +7,26 @@ export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
 export type EventRow = Selectable<EventTable>;
+
+/**
+ * The columns a token read uses: enough to answer, to open the tokens and to tell whether they are
+ * due. A refresh re-reads the whole row; a read of a fresh token never needs the other columns.
+ */
+export const TOKEN_COLUMNS = [
+  'id',
+  'service_id',
+  'tenant_id',
+  'user_id',
+  'status',
+  'tokens',
+  'expires_at',
+  'updated_at',
+  'profile',
+  'tags',
+] as const;
+/** An identity row as the token read selects it (TOKEN_COLUMNS). */
+export type TokenRow = Pick<IdentityRow, (typeof TOKEN_COLUMNS)[number]>;
+
 /** The fields a new identity, or a new grant on an existing one, writes. */
 export interface IdentityWrite {
   service_id: string;
@@ -41,6 +61,10 @@ export interface RefreshFailureWrite {
 export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
 export type IdentityListFilter = IdentityFilter & { serviceId?: string };
+
+/** Whether a lookup is the token read by (service, user[, tenant]) that the backends prepare. */
+export const isUserLookup = (filter: IdentityListFilter, limit: number) =>
+  filter.serviceId !== undefined && filter.userId !== undefined && filter.status === undefined && filter.tags === undefined && limit <= 2;
 
 /**
  * All of core's persistence: one interface, two backends (sqlite.ts, postgres.ts) sharing their
@@ -90,8 +114,12 @@ export interface Store {
   upsertIdentity(write: IdentityWrite, newId: () => string, now: number): Promise<{ row: IdentityRow; created: boolean }>;
   /** Identities matching the filter, in id order, after the cursor. */
   listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]>;
-  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. On the token-read path by (service, user). */
+  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. */
   findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]>;
+  /** The token read by id: the token columns alone, a prepared statement where the driver has them. */
+  getTokenRow(id: string): Promise<TokenRow | undefined>;
+  /** The token read by (service, user[, tenant]): up to two rows (two tell ambiguity), the token columns alone, prepared. */
+  findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]>;
   deleteIdentity(id: string): Promise<boolean>;
   setStatus(id: string, status: IdentityRow['status'], now: number): Promise<void>;
   /** Replaces the given fields (tags keep identity_tags in step); returns the row, or undefined when there is none. */
