@@ -38,7 +38,7 @@ export class Connect {
     const variables = JSON.parse(service.variables) as Record<string, string>;
     const scopes = this.services.scopes(service, ctx.provider);
     const consumer = ctx.provider.kind === 'oauth1' ? this.services.consumer(service, ctx.provider) : undefined;
-    const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes, consumer }, this.now);
+    const { tokens, profile } = await checkCredential(ctx, input, { variables, scopes, consumer }, this.services.apiAgents, this.now);
     return toSummary(await this.write(service.id, tenantId, userId, tags, tokens, profile));
   }
 

@@ -202,7 +202,7 @@ export class Flow {
       const secrets = this.credentials.openSession(stateHash, session.secrets);
       const consumer = this.services.consumer(service, ctx.provider);
       const tokens = await oauth1.accessToken(ctx.provider, consumer, secrets.requestToken!, params, ctx.timeoutMs);
-      return { tokens, profile: await oauth1.readOAuth1Profile(ctx, tokens, JSON.parse(service.variables)) };
+      return { tokens, profile: await oauth1.readOAuth1Profile(ctx, tokens, JSON.parse(service.variables), this.services.apiAgents) };
     }
     const validated = validateAuthorizationResponse(ctx, params);
     if (!validated.get('code'))

@@ -103,7 +103,13 @@ export class LocalBroker implements Broker {
     const baseUrl = options.baseUrl.replace(/\/+$/, '');
     const credentials = new Credentials(options.vault);
     this.events = new Events(store, logger, now, options.onEvent);
-    this.services = new Services(store, credentials, { baseUrl, providerTimeoutMs: options.providerTimeoutMs ?? 10_000, now });
+    this.proxy = new CredentialProxy(options.proxy);
+    this.services = new Services(store, credentials, {
+      baseUrl,
+      providerTimeoutMs: options.providerTimeoutMs ?? 10_000,
+      apiAgents: this.proxy.agents,
+      now,
+    });
     this.refresher = new Refresher({
       store,
       credentials,
@@ -129,7 +135,6 @@ export class LocalBroker implements Broker {
     this.deadAfterMs = (options.deadAfterDays ?? DEFAULT_DEAD_AFTER_DAYS) * 24 * 3600_000;
     this.reconnectUrl = options.reconnectUrl;
     this.connect = new Connect(store, credentials, this.services, this.events, now);
-    this.proxy = new CredentialProxy(options.proxy);
     this.proxySubjects = new ProxySubjects({
       store,
       services: this.services,

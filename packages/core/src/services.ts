@@ -14,7 +14,8 @@ import {
   type CatalogEntry,
   type ProviderFilter,
 } from './catalog/index.js';
-import { placeholders } from './catalog/kinds.js';
+import { placeholders, variablesChooseHosts } from './catalog/kinds.js';
+import type { ApiAgents } from './proxy/agents.js';
 import type { Provider, ProviderInput } from './catalog/schema.js';
 import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
@@ -30,6 +31,8 @@ export interface ServicesOptions {
   baseUrl: string;
   /** Timeout of each request to a provider. */
   providerTimeoutMs: number;
+  /** The connection pools to providers' APIs, with the resolved-address rule (the proxy's): the test request of a typed-in credential goes through them. */
+  apiAgents: ApiAgents;
   now: () => number;
 }
 
@@ -253,9 +256,12 @@ export class Services {
    */
   apiHostsChosenByService(service: ServiceRow, provider: Provider): boolean {
     if (service.api_base_urls) return true;
-    const variables = JSON.parse(service.variables) as Record<string, string>;
-    const names = provider.api.baseUrls.flatMap((u) => placeholders(/^(?:https?:\/\/)?[^/?#]*/.exec(u)![0]));
-    return names.length > 0 && names.every((name) => name in variables);
+    return variablesChooseHosts(provider.api.baseUrls, JSON.parse(service.variables) as Record<string, string>);
+  }
+
+  /** The connection pools to providers' APIs (the proxy's), for a request that carries a credential outside the proxy. */
+  get apiAgents(): ApiAgents {
+    return this.options.apiAgents;
   }
 
   /** The scopes the service asks for: its own, else the provider's defaults. */

@@ -29,6 +29,7 @@ beforeAll(async () => {
   everyauth = createEveryAuth();
   const app = express();
   app.use('/keyed/connect/:userId', everyauth.authorize('keyed', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId }));
+  app.use('/hosted/connect/:userId', everyauth.authorize('hosted', { finishedUrl: '/done', mapToUserId: (req) => req.params.userId }));
   app.get('/done', (req, res) => void res.json(req.query));
   http = await listen(app);
   t = await startTestBroker(server, { baseUrl: http.origin });
@@ -42,6 +43,20 @@ beforeAll(async () => {
     }),
   );
   await t.broker.putService({ id: 'keyed', providerId: 'keyed' });
+  // Grafana's shape: the API host is typed into the form.
+  const port = new URL(api.origin).port;
+  await t.broker.putProvider(
+    keyedProvider(api.origin, {
+      id: 'hosted',
+      api: { baseUrls: [`https://{host}:${port}`] },
+      fields: [
+        { name: 'host', label: 'Grafana host', secret: false, help: 'e.g. yourstack.grafana.net' },
+        { name: 'apiKey', label: 'API key' },
+      ],
+      test: { url: `https://{host}:${port}/v1/me`, profile: { id: 'id' } },
+    }),
+  );
+  await t.broker.putService({ id: 'hosted', providerId: 'hosted' });
   everyauth.config({ broker: t.broker });
   browser = await launchChromium();
 });
@@ -101,6 +116,27 @@ describe('the embedded credential form', () => {
     const ok = await post({ cookie: cookie.split(';')[0]! }, csrf);
     expect(ok.status).toBe(303);
     expect(await t.broker.findIdentity('keyed', 'mallory')).toBeDefined();
+  });
+});
+
+describe('a host typed into the form', () => {
+  it('is refused as an IP address (the metadata address here), naming the field; nothing is sent or stored', async () => {
+    const page = await fetch(`${http.origin}/hosted/connect/mallory`);
+    const cookie = page.headers.getSetCookie()[0]!.split(';')[0]!;
+    const csrf = /name="everyauth_csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+    api.requests.length = 0;
+    const post = await fetch(`${http.origin}/hosted/connect/mallory`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+      body: new URLSearchParams({ everyauth_csrf: csrf, host: '169.254.169.254', apiKey: KEY }),
+      redirect: 'manual',
+    });
+    expect(post.status).toBe(400);
+    expect(await post.text()).toContain(
+      'Grafana host (host) must be a host name, not an IP address: type the name of the host, e.g. yourstack.grafana.net.',
+    );
+    expect(api.requests).toHaveLength(0);
+    expect(await t.broker.findIdentity('hosted', 'mallory')).toBeUndefined();
   });
 });
 

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { InvalidInput } from '../errors.js';
+import { namesAddress } from '../proxy/target.js';
 import type { Category } from './categories.js';
 import type { Kind } from './kinds.js';
 import { ENDPOINT_FIELDS, ProviderSchema, type EndpointField, type Provider } from './schema.js';
@@ -205,6 +206,7 @@ export function resolveApiUrls(provider: Provider, values: Record<string, string
  */
 function substituteUrl(provider: Provider, url: string, variables: Record<string, string>): string {
   const authorityEnd = url.indexOf('/', url.indexOf('://') + 3);
+  const typedInHost: string[] = [];
   const resolved = url.replace(/\{([^}]*)\}/g, (_match, name: string, offset: number) => {
     const given = Object.hasOwn(variables, name) ? variables[name] : undefined;
     const value = given === undefined || given === '' ? provider.variables[name]?.default : given;
@@ -219,6 +221,7 @@ function substituteUrl(provider: Provider, url: string, variables: Record<string
       return checkEndpointUrl(value, `The value of variable "${name}" of provider "${provider.id}"`, `variables.${name}`, { origin: true });
     }
     const inHost = authorityEnd === -1 || offset < authorityEnd;
+    if (inHost && provider.fields.some((f) => f.name === name)) typedInHost.push(name);
     if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
       throw new InvalidInput(
         inHost
@@ -229,12 +232,27 @@ function substituteUrl(provider: Provider, url: string, variables: Record<string
     }
     return encodeURIComponent(value);
   });
+  let parsed: URL;
   try {
-    new URL(resolved);
+    parsed = new URL(resolved);
   } catch {
     throw new InvalidInput(`Provider "${provider.id}": the URL ${url} is not valid with the variables given.`, 'variables');
   }
+  if (typedInHost.length > 0 && namesAddress(parsed)) refuseTypedAddress(provider, typedInHost[0]!);
   return resolved;
+}
+
+/**
+ * A host typed into the form must be a name: an IP address is never looked up, so the check of
+ * where a name resolves (proxy/address.ts: never a cloud's metadata address, nor a private network
+ * for a user's value) could not apply, and the test request would carry the credential there.
+ */
+function refuseTypedAddress(provider: Provider, name: string): never {
+  const field = provider.fields.find((f) => f.name === name)!;
+  throw new InvalidInput(
+    `${field.label} (${name}) must be a host name, not an IP address: type the name of the host${field.help ? `, ${field.help}` : ''}.`,
+    `fields.${name}`,
+  );
 }
 
 /** The `{name}` placeholders of a provider's URLs that are the service's variables (see splitPlaceholders). */

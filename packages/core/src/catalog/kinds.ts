@@ -86,6 +86,19 @@ export const JwtSchema = z.object({
 /** Placeholders of a template string. */
 export const placeholders = (text: string | undefined): string[] => [...(text ?? '').matchAll(/\{([^}]*)\}/g)].map((m) => m[1] ?? '');
 
+/** Placeholders in a URL template's scheme and authority: those that choose the host it goes to. */
+export const hostPlaceholders = (url: string): string[] => placeholders(/^(?:https?:\/\/)?[^/?#]*/.exec(url)![0]);
+
+/**
+ * Whether `variables` (the service's own) fill every placeholder that chooses the hosts of `urls`,
+ * and there is one: then the service's operator chose the hosts, not the catalog or a user's
+ * typed value, and they may be on its private network (proxy/address.ts).
+ */
+export function variablesChooseHosts(urls: readonly string[], variables: Record<string, string>): boolean {
+  const names = urls.flatMap(hostPlaceholders);
+  return names.length > 0 && names.every((name) => Object.hasOwn(variables, name));
+}
+
 /** The parts of a provider whose URLs may hold `{name}` placeholders. */
 export interface TemplatedUrls {
   issuer?: string | undefined;

@@ -1,6 +1,9 @@
+import type { Dispatcher } from 'undici';
 import type { Profile } from '../broker.js';
+import { variablesChooseHosts } from '../catalog/kinds.js';
 import type { Provider } from '../catalog/schema.js';
-import { CredentialRefused, InvalidInput, ProviderUnavailable } from '../errors.js';
+import { CredentialRefused, InvalidInput, ProviderUnavailable, ProxyRefused } from '../errors.js';
+import type { ApiAgents } from '../proxy/agents.js';
 import { readPath } from '../oauth/token-set.js';
 import { basicAuthorization } from './basic.js';
 import { applyCredential, type OAuth1Credential, type PlacedCredential } from './credential.js';
@@ -24,17 +27,41 @@ export function placeCredential(provider: Provider, fields: Record<string, strin
   return { type: provider.kind === 'basic' ? 'basic' : 'api_key', headers, query };
 }
 
+/** How the test request is sent: through which connection pool, and how long it may take. */
+export interface TestRequestOptions {
+  /** One of the proxy's pools (`testAgent`): it checks every address a host name resolves to. */
+  agent: Dispatcher;
+  timeoutMs: number;
+}
+
+/**
+ * The pool for a provider's test request: the service's rule (private networks allowed) only when
+ * the service's own variables name the test URL's host (a self-hosted install); the strict rule
+ * when the catalog does, or a value typed into the form (`typed`, which wins over a variable of
+ * the same name), so a user cannot aim the credential at the operator's network.
+ */
+export function testAgent(
+  agents: ApiAgents,
+  provider: Provider,
+  variables: Record<string, string>,
+  typed: Record<string, string>,
+): Dispatcher {
+  const serviceOwn = Object.fromEntries(Object.entries(variables).filter(([name]) => !Object.hasOwn(typed, name)));
+  return agents.for(variablesChooseHosts([provider.test!.url], serviceOwn));
+}
+
 /**
  * Sends the provider's declared test request with the credential and reads the account's profile
  * from the answer. `provider` has its API URLs resolved; the request may only go to a host of
- * `api.baseUrls` and is never redirected (a redirect could carry the key elsewhere). A non-2xx
- * answer throws CredentialRefused with the provider's message, secrets removed.
+ * `api.baseUrls`, to an address the agent allows, and is never redirected (a redirect could carry
+ * the key elsewhere). A non-2xx answer throws CredentialRefused with the provider's message,
+ * secrets removed.
  */
 export async function testCredential(
   provider: Provider,
   credential: PlacedCredential | OAuth1Credential,
   fields: Record<string, string>,
-  timeoutMs: number,
+  { agent, timeoutMs }: TestRequestOptions,
 ): Promise<Profile> {
   const test = provider.test!;
   const target = new URL(test.url);
@@ -45,29 +72,37 @@ export async function testCredential(
     );
   }
   const signed = applyCredential(credential, test.method, target.href);
-  let response: Response;
+  const url = new URL(signed.url);
+  let status: number;
+  let text: string;
   try {
-    response = await fetch(signed.url, {
+    // undici's request() through the proxy's agent: it follows no redirect, and its lookup refuses
+    // an address the host may not have (address.ts) before any byte of the credential is sent.
+    const response = await agent.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
       method: test.method,
-      headers: { accept: 'application/json', ...signed.headers },
-      redirect: 'manual',
+      // fetch() named itself; some APIs (GitHub's) refuse a request that names no user agent.
+      headers: { accept: 'application/json', 'user-agent': 'EveryAuth', ...signed.headers },
       signal: AbortSignal.timeout(timeoutMs),
     });
+    status = response.statusCode;
+    text = await response.body.text().catch(() => '');
   } catch (err) {
+    if (err instanceof ProxyRefused) throw err;
     throw new ProviderUnavailable(
       provider.id,
       `the test request failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`,
     );
   }
-  const text = await response.text().catch(() => '');
   const body = parse(text);
-  if (response.status >= 500 || response.status === 429) {
-    throw new ProviderUnavailable(provider.id, `the test request answered HTTP ${response.status}`);
+  if (status >= 500 || status === 429) {
+    throw new ProviderUnavailable(provider.id, `the test request answered HTTP ${status}`);
   }
-  if (response.status < 200 || response.status > 299) {
+  if (status < 200 || status > 299) {
     const said = test.errorPath ? readPath(body, test.errorPath) : undefined;
-    const message = typeof said === 'string' && said ? said : `the test request answered HTTP ${response.status}`;
-    throw new CredentialRefused(provider.id, redact(provider, fields, message).slice(0, 500), response.status);
+    const message = typeof said === 'string' && said ? said : `the test request answered HTTP ${status}`;
+    throw new CredentialRefused(provider.id, redact(provider, fields, message).slice(0, 500), status);
   }
   const profile: Profile = {};
   for (const key of ['id', 'name', 'email'] as const) {

@@ -4,7 +4,8 @@ import type { Provider } from '../catalog/schema.js';
 import { AuthorizationFailed, InvalidInput } from '../errors.js';
 import { readProfile, type ClientContext } from '../oauth/engine.js';
 import type { TokenSet } from '../oauth/token-set.js';
-import { testCredential } from './api-key.js';
+import type { ApiAgents } from '../proxy/agents.js';
+import { testAgent, testCredential } from './api-key.js';
 import type { OAuth1Credential } from './credential.js';
 import { signOAuth1 } from './oauth1-sign.js';
 
@@ -90,8 +91,16 @@ export async function accessToken(
  * The account behind token credentials: the provider's declared test request, signed with them
  * (Trello's /1/members/me), else what the access-token response carried (X's user_id), else nothing.
  */
-export async function readOAuth1Profile(ctx: ClientContext, tokens: TokenSet, variables: Record<string, string>): Promise<Profile> {
-  if (ctx.provider.test) return testCredential(resolveApiUrls(ctx.provider, variables), tokens.credential!, {}, ctx.timeoutMs);
+export async function readOAuth1Profile(
+  ctx: ClientContext,
+  tokens: TokenSet,
+  variables: Record<string, string>,
+  agents: ApiAgents,
+): Promise<Profile> {
+  if (ctx.provider.test) {
+    const options = { agent: testAgent(agents, ctx.provider, variables, {}), timeoutMs: ctx.timeoutMs };
+    return testCredential(resolveApiUrls(ctx.provider, variables), tokens.credential!, {}, options);
+  }
   return ctx.provider.profile?.source === 'token_response' ? readProfile(ctx, tokens, undefined) : {};
 }
 

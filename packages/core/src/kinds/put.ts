@@ -3,7 +3,8 @@ import { resolveApiUrls } from '../catalog/index.js';
 import { CredentialRefused, InvalidInput, ProviderUnavailable } from '../errors.js';
 import { RefreshFailure, readProfile, refreshTokenGrant, type ClientContext } from '../oauth/engine.js';
 import type { TokenSet } from '../oauth/token-set.js';
-import { placeCredential, testCredential } from './api-key.js';
+import type { ApiAgents } from '../proxy/agents.js';
+import { placeCredential, testAgent, testCredential } from './api-key.js';
 import { publicFields, readFields } from './fields.js';
 import { APP_USER_ID, clientCredentialsGrant } from './client-credentials.js';
 import { jwtGrant } from './jwt.js';
@@ -24,6 +25,7 @@ export async function checkCredential(
   ctx: ClientContext,
   input: PutIdentity,
   service: { variables: Record<string, string>; scopes: string[]; consumer?: Consumer },
+  agents: ApiAgents,
   now: () => number,
 ): Promise<CheckedCredential> {
   const { provider } = ctx;
@@ -34,7 +36,8 @@ export async function checkCredential(
       const shown = publicFields(provider, fields);
       const resolved = resolveApiUrls(provider, { ...service.variables, ...shown });
       const credential = placeCredential(resolved, fields);
-      const profile = await testCredential(resolved, credential, fields, ctx.timeoutMs);
+      const agent = testAgent(agents, provider, service.variables, shown);
+      const profile = await testCredential(resolved, credential, fields, { agent, timeoutMs: ctx.timeoutMs });
       return { tokens: { accessToken: '', tokenType: 'none', expiresAt: null, native: shown, kind: provider.kind, credential }, profile };
     }
     case 'jwt': {
@@ -49,7 +52,7 @@ export async function checkCredential(
       return tenantClient(ctx, input, service.scopes, now);
     case 'oauth1': {
       const tokens = importedToken(provider, service.consumer!, input.tokens?.accessToken, input.tokens?.tokenSecret);
-      return { tokens, profile: await readOAuth1Profile(ctx, tokens, service.variables) };
+      return { tokens, profile: await readOAuth1Profile(ctx, tokens, service.variables, agents) };
     }
     default:
       throw new InvalidInput(

@@ -67,11 +67,7 @@ export function checkedLookup(resolve: LookupFunction = dnsLookup, privateNetwor
       const allowed = all.filter((a) => addressRefusal(hostname, a.address, privateNetwork) === undefined);
       if (allowed.length === 0) {
         const why = all.length > 0 ? addressRefusal(hostname, all[0]!.address, privateNetwork) : 'no address';
-        return callback(
-          new ProxyRefused('target', `The API host ${hostname} resolves to ${why}; the proxy sends no credential there.`),
-          '',
-          0,
-        );
+        return callback(new ProxyRefused('target', `The API host ${hostname} resolves to ${why}; no credential is sent there.`), '', 0);
       }
       // net.connect asks for every address when it races IPv4 and IPv6 (autoSelectFamily), else for one.
       if (options.all) (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, allowed);

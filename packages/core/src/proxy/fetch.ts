@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LookupFunction } from 'node:net';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type { FetchInit } from '../broker.js';
 import { ProxyRefused, UpstreamFailed } from '../errors.js';
 import type { AuthFailure } from '../catalog/schema.js';
-import { checkedLookup } from './address.js';
+import { ApiAgents } from './agents.js';
 import { credentialRefused } from './auth-failure.js';
 import { outgoingBody } from './body.js';
 import { requestHeaders, responseHeaders } from './headers.js';
@@ -79,20 +79,12 @@ const PHASES: Record<string, UpstreamFailed['phase']> = {
  */
 export class CredentialProxy {
   readonly options: ProxyOptions;
-  private readonly agent: Agent;
-  /** For services whose own base URLs may name hosts on a private network: a pool apart, so no connection is shared across the rule. */
-  private readonly privateAgent: Agent;
+  /** The connection pools, with the resolved-address rule; the test request of a typed-in credential uses them too. */
+  readonly agents: ApiAgents;
 
   constructor(options: Partial<ProxyOptions> = {}) {
     this.options = { ...DEFAULT_PROXY_OPTIONS, ...options };
-    const agent = (privateNetwork: boolean) =>
-      new Agent({
-        connect: { timeout: this.options.connectTimeoutMs, lookup: checkedLookup(this.options.lookup, privateNetwork) },
-        headersTimeout: this.options.firstByteTimeoutMs,
-        bodyTimeout: this.options.idleTimeoutMs,
-      });
-    this.agent = agent(false);
-    this.privateAgent = agent(true);
+    this.agents = new ApiAgents(this.options);
   }
 
   async fetch(subject: ProxySubject, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
@@ -115,7 +107,7 @@ export class CredentialProxy {
       if (url.origin !== target.origin || url.pathname !== target.pathname) {
         throw new ProxyRefused('target', 'The credential moved the request to another URL; nothing was sent.');
       }
-      const agent = subject.privateNetwork ? this.privateAgent : this.agent;
+      const agent = this.agents.for(subject.privateNetwork ?? false);
       const response = await this.send(agent, subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
       const status = response.statusCode;
       const refused = await credentialRefused(response, subject.authFailure);
@@ -148,7 +140,7 @@ export class CredentialProxy {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.close(), this.privateAgent.close()]);
+    await this.agents.close();
   }
 
   private async send(

@@ -10,6 +10,13 @@ const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 const ABSOLUTE = /^(?:[a-z][a-z0-9+.-]*:|\/\/)/i;
 
 /**
+ * Whether a parsed URL names its host by IP address: v4, v6, or a number the URL parser reads as
+ * v4 (`0x7f.1`, `2130706433`, octal parts; WHATWG URL §3.5). Such a host is never looked up, so the
+ * resolved-address check (address.ts) cannot apply to it: credentials go only to hosts named by name.
+ */
+export const namesAddress = (url: URL): boolean => isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0;
+
+/**
  * Checks a declared API base URL and returns it in canonical form, without a trailing slash. It
  * must be written exactly as the URL parser reads it (no percent-encoded, IDN or numeric host, no
  * default port), name a host rather than an IP address, carry no userinfo, query or fragment, and
@@ -28,7 +35,7 @@ export function apiBase(raw: string, serviceId: string): string {
   const canonical = (url.origin + url.pathname).replace(/\/+$/, '');
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && url.hostname === 'localhost')) refuse('must use https');
   if (url.username || url.password || url.search || url.hash || raw.includes('@')) refuse('must not carry userinfo, a query or a fragment');
-  if (isIP(url.hostname.replace(/^\[|\]$/g, ''))) refuse('names an IP address; name the API by its host name');
+  if (namesAddress(url)) refuse('names an IP address; name the API by its host name');
   if (raw.replace(/\/+$/, '').toLowerCase() !== canonical.toLowerCase()) refuse(`is not in canonical form (write it as ${canonical})`);
   return canonical;
 }

@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CredentialRefused, InvalidInput, type LocalBroker, type ProviderInput } from '@everyauth/core';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CredentialRefused, InvalidInput, ProxyRefused, type LocalBroker, type ProviderInput } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
 import { startTestBroker, type TestBroker } from '../support/broker.js';
 import { keyedProvider, startApiStandIn, type ApiStandIn } from '../support/api-standin.js';
@@ -12,6 +14,20 @@ let server: AuthServer;
 let api: ApiStandIn;
 let t: TestBroker;
 let broker: LocalBroker;
+
+/** A stand-in DNS for names under example.test (a host typed into the form); everything else resolves as usual. */
+const answers: Record<string, string> = {
+  'metadata.example.test': '169.254.169.254',
+  'intranet.example.test': '10.0.0.5',
+  'loop.example.test': '127.0.0.1',
+};
+const lookup: LookupFunction = (hostname, options, callback) => {
+  const address = answers[hostname];
+  if (address === undefined) return dnsLookup(hostname, options, callback);
+  return options.all
+    ? (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, [{ address, family: 4 }])
+    : callback(null, address, 4);
+};
 
 /** An API-key provider like Anthropic's: `x-api-key`, a test request to GET /v1/me. */
 const keyProvider = (origin: string): ProviderInput =>
@@ -55,12 +71,32 @@ beforeAll(async () => {
       : { status: 401, body: { error: "Couldn't authenticate you" } };
   });
   api.route('GET /v1/things', () => ({ status: 200, body: [] }));
-  t = await startTestBroker(server);
+  t = await startTestBroker(server, { proxy: { lookup, connectTimeoutMs: 300 }, providerTimeoutMs: 2_000 });
   broker = t.broker;
   await broker.putProvider(keyProvider(api.origin));
   await broker.putProvider(basicProvider(new URL(api.origin).port));
   await broker.putService({ id: 'keyed', providerId: 'keyed' });
   await broker.putService({ id: 'basicly', providerId: 'basicly' });
+  // The same over https, as a real API's: a credential goes to a host typed by name only over TLS.
+  const tls = basicProvider(new URL(api.origin).port);
+  const https = (url: string) => url.replace('http:', 'https:');
+  await broker.putProvider({
+    ...tls,
+    id: 'basicly-tls',
+    api: { baseUrls: tls.api!.baseUrls!.map(https) },
+    test: { ...tls.test!, url: https(tls.test!.url) },
+  });
+  await broker.putService({ id: 'basicly-tls', providerId: 'basicly-tls' });
+  // A self-hosted install: the service's variable, not the form, names the host.
+  await broker.putProvider({
+    ...tls,
+    id: 'selfhosted',
+    api: { baseUrls: tls.api!.baseUrls!.map(https) },
+    test: { ...tls.test!, url: https(tls.test!.url) },
+    fields: tls.fields!.filter((f) => f.name !== 'host'),
+    variables: { host: { description: 'The API host' } },
+  });
+  await broker.putService({ id: 'selfhosted', providerId: 'selfhosted', variables: { host: 'intranet.example.test' } });
 });
 afterAll(async () => {
   await t?.close();
@@ -144,23 +180,71 @@ describe('basic', () => {
     const summary = await broker.putIdentity({
       serviceId: 'basicly',
       userId: 'ann',
-      fields: { host: '127.0.0.1', email: USERNAME, token: PASSWORD },
+      fields: { host: 'localhost', email: USERNAME, token: PASSWORD },
     });
     expect(summary.profile).toEqual({ id: '42', email: USERNAME });
     const fresh = await broker.getIdentity('basicly', 'ann');
     expect(fresh!.credential.type).toBe('basic');
     expect(fresh!.headers().authorization).toBe(`Basic ${Buffer.from(`${USERNAME}/token:${PASSWORD}`).toString('base64')}`);
-    expect(fresh!.native).toEqual({ host: '127.0.0.1', email: USERNAME });
+    expect(fresh!.native).toEqual({ host: 'localhost', email: USERNAME });
     expect(JSON.stringify(fresh!.native)).not.toContain(PASSWORD);
   });
 
   it('refuses a wrong token with the provider message; a host value cannot leave the host part', async () => {
     await expect(
-      broker.putIdentity({ serviceId: 'basicly', userId: 'cy', fields: { host: '127.0.0.1', email: USERNAME, token: 'wrong-token' } }),
+      broker.putIdentity({ serviceId: 'basicly', userId: 'cy', fields: { host: 'localhost', email: USERNAME, token: 'wrong-token' } }),
     ).rejects.toMatchObject({ code: 'credential_refused', providerMessage: "Couldn't authenticate you" });
     await expect(
       broker.putIdentity({ serviceId: 'basicly', userId: 'cy', fields: { host: 'evil.example/x?', email: USERNAME, token: PASSWORD } }),
     ).rejects.toMatchObject({ code: 'invalid_input', field: 'variables.host' });
     expect(await broker.findIdentity('basicly', 'cy')).toBeUndefined();
+  });
+});
+
+describe('where the test request may go', () => {
+  const put = (host: string) =>
+    broker
+      .putIdentity({ serviceId: 'basicly-tls', userId: 'mallory', fields: { host, email: USERNAME, token: PASSWORD } })
+      .catch((e: Error) => e);
+  beforeEach(() => {
+    api.requests.length = 0;
+  });
+
+  it('refuses a typed IP address, however the URL parser would read it, before sending anything', async () => {
+    // The metadata address plain, in hex parts, as one decimal number; a private and the loopback address.
+    for (const host of ['169.254.169.254', '0xa9.0xfe.0xa9.0xfe', '2852039166', '10.0.0.5', '127.0.0.1']) {
+      const err = await put(host);
+      expect(err, host).toBeInstanceOf(InvalidInput);
+      expect((err as InvalidInput).field).toBe('fields.host');
+      expect((err as Error).message).toContain('Host (host) must be a host name, not an IP address');
+    }
+    expect(api.requests).toHaveLength(0);
+    expect(await broker.findIdentity('basicly-tls', 'mallory')).toBeUndefined();
+  });
+
+  it('refuses a typed name that resolves to the metadata address, a private network or loopback', async () => {
+    const refusals = {
+      'metadata.example.test': 'link-local, metadata',
+      'intranet.example.test': 'private-network address',
+      'loop.example.test': 'loopback address',
+    };
+    for (const [host, why] of Object.entries(refusals)) {
+      const err = await put(host);
+      expect(err, host).toBeInstanceOf(ProxyRefused);
+      expect((err as Error).message).toContain(`${host} resolves to a ${why}`);
+    }
+    expect(api.requests).toHaveLength(0);
+    expect(await broker.findIdentity('basicly-tls', 'mallory')).toBeUndefined();
+  });
+  it("lets a host the service's own variables name be on its private network, not on the metadata address", async () => {
+    const put = () => broker.putIdentity({ serviceId: 'selfhosted', userId: 'ann', fields: { email: USERNAME, token: PASSWORD } });
+    // Nothing answers at 10.0.0.5: the connection fails, but not by the rule.
+    await expect(put()).rejects.toMatchObject({ code: 'provider_unavailable' });
+    answers['intranet.example.test'] = '169.254.169.254';
+    try {
+      await expect(put()).rejects.toBeInstanceOf(ProxyRefused);
+    } finally {
+      answers['intranet.example.test'] = '10.0.0.5';
+    }
   });
 });
