@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
 import { isUserLookup, SqlStore } from './sql-store.js';
-import type { IdentityListFilter, IdentityRow, RefreshFailureWrite, RefreshWrite, Store } from './store.js';
+import type { IdentityListFilter, IdentityRow, RefreshFailureWrite, RefreshWrite, ServiceRow, Store } from './store.js';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -110,6 +110,16 @@ class PostgresStore extends SqlStore {
     const r = await this.pool.query<IdentityRow>({
       name: 'everyauth_identity_by_id',
       text: 'SELECT * FROM identities WHERE id = $1',
+      values: [id],
+    });
+    return r.rows[0];
+  }
+
+  /** Read on every proxied request, with the identity: a named statement too. */
+  override async getService(id: string): Promise<ServiceRow | undefined> {
+    const r = await this.pool.query<ServiceRow>({
+      name: 'everyauth_service_by_id',
+      text: 'SELECT * FROM services WHERE id = $1',
       values: [id],
     });
     return r.rows[0];

@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { isUserLookup, SqlStore } from './sql-store.js';
-import type { IdentityListFilter, IdentityRow, Store } from './store.js';
+import type { IdentityListFilter, IdentityRow, ServiceRow, Store } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -33,6 +33,7 @@ class SqliteStore extends SqlStore {
   private readonly byId: BetterSqlite3.Statement<[string], IdentityRow>;
   private readonly byUser: BetterSqlite3.Statement<[string, string], IdentityRow>;
   private readonly byTenantUser: BetterSqlite3.Statement<[string, string, string], IdentityRow>;
+  private readonly serviceById: BetterSqlite3.Statement<[string], ServiceRow>;
 
   constructor(db: Kysely<Database>, onClose: () => Promise<void>, reader: BetterSqlite3.Database) {
     super(db, 'sqlite', onClose);
@@ -42,10 +43,16 @@ class SqliteStore extends SqlStore {
     this.byTenantUser = reader.prepare<[string, string, string], IdentityRow>(
       'SELECT * FROM identities WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2',
     );
+    // Read on every proxied request, with the identity.
+    this.serviceById = reader.prepare<[string], ServiceRow>('SELECT * FROM services WHERE id = ?');
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {
     return this.byId.get(id);
+  }
+
+  override async getService(id: string): Promise<ServiceRow | undefined> {
+    return this.serviceById.get(id);
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {

@@ -72,6 +72,26 @@ describe('broker.fetch', () => {
     await broker.deleteService('bare');
   });
 
+  it("takes a service's new base URLs from the next request on, and forgets a deleted service's", async () => {
+    await authorizeUser(broker, server, 'alice');
+    expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/api/x');
+    await broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/other`] });
+    try {
+      expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/other/x');
+      // The old base URL no longer receives the token.
+      expect(await code(broker.fetch('local', 'alice', `${base}/x`))).toBe('proxy_refused');
+    } finally {
+      await broker.putService({ id: 'local', apiBaseUrls: [base] });
+    }
+    expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/api/x');
+    // The same id, deleted and made again without base URLs of its own: its provider declares none.
+    await broker.putService({ id: 'again', providerId: 'local-idp', clientId: CLIENT_ID, apiBaseUrls: [base] });
+    await broker.deleteService('again');
+    await broker.putService({ id: 'again', providerId: 'local-idp', clientId: CLIENT_ID });
+    expect(await code(broker.fetch('again', 'alice', '/x'))).toBe('proxy_refused');
+    await broker.deleteService('again');
+  });
+
   it('refuses a base URL the service tries to declare on an IP address or without https', async () => {
     for (const url of ['http://127.0.0.1:1/api', 'http://api.example.com/', 'https://u:p@api.example.com/']) {
       await expect(broker.putService({ id: 'local', apiBaseUrls: [url] })).rejects.toMatchObject({ code: 'proxy_refused' });
