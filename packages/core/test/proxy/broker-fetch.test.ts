@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, ReauthorizationRequired, UpstreamFailed, type LocalBroker } from '@everyauth/core';
@@ -166,6 +168,24 @@ describe('broker.fetch', () => {
         expect(response.headers.get(name)).toBeNull();
       }
       expect(response.headers.get('x-kept')).toBe('yes');
+    });
+
+    it('forward gives the status, the fields the caller may see and the body as a Node stream', async () => {
+      const proxied = await broker.forward('local', 'alice', '/leaky');
+      expect(proxied.status).toBe(200);
+      expect(proxied.body).toBeInstanceOf(Readable);
+      expect(proxied.headers['x-kept']).toBe('yes');
+      for (const name of ['set-cookie', 'authorization', 'proxy-authorization', 'x-hop', 'connection']) {
+        expect(proxied.headers[name]).toBeUndefined();
+      }
+      expect(JSON.parse(await text(proxied.body!))).toEqual({ ok: true });
+    });
+
+    it("takes a Node request's parsed fields: a repeated field joined with commas, values trimmed", async () => {
+      const proxied = await broker.forward('local', 'alice', '/x', { headers: { 'x-many': ['a', 'b'], 'x-pad': ' \tv ', 'X-Case': 'k' } });
+      await text(proxied.body!);
+      const seen = upstream.seen[0]!.headers;
+      expect([seen['x-many'], seen['x-pad'], seen['x-case']]).toEqual(['a, b', 'v', 'k']);
     });
 
     it('passes a compressed body as sent, its Content-Encoding still true', async () => {
