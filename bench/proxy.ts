@@ -30,6 +30,7 @@ import { pino } from 'pino';
 import { Agent } from 'undici';
 import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
 import { buildServer, createApiKey, serverLogger } from '@everyauth/server';
+import { jsonFromChild } from './child.js';
 import { seedTokenBench } from './seed.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -172,24 +173,10 @@ async function loop(origin: string, call: () => Promise<Response>): Promise<Figu
 async function autocannon(origin: string, url: string, headers: Record<string, string>, server?: string): Promise<Figures> {
   const upstream = await upstreamCpu(origin);
   const cpu = cpuMicros();
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--conditions=@everyauth/source',
-      fileURLToPath(import.meta.url),
-      '--load',
-      JSON.stringify({ url, headers, seconds: SECONDS }),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  const line = out.split('\n').find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`autocannon exited ${code} without a result`);
-  const figures = JSON.parse(line) as Figures & { total: number };
+  const figures = await jsonFromChild<Figures & { total: number }>(fileURLToPath(import.meta.url), [
+    '--load',
+    JSON.stringify({ url, headers, seconds: SECONDS }),
+  ]);
   const own = (cpuMicros() - cpu) / figures.total;
   const api = ((await upstreamCpu(origin)) - upstream) / figures.total;
   return { ...figures, cpu: { ...figures.cpu, ...(server ? { [server]: own } : {}), upstream: api } };
