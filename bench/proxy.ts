@@ -342,7 +342,12 @@ async function streaming(server: string, proxyHeaders: Record<string, string>): 
         (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c));
-          res.on('end', () => resolve(JSON.parse(text).bytes));
+          // The server's own answer (e.g. 408 when the upload outlasts its requestTimeoutMs) is reported, not read as a count.
+          res.on('end', () =>
+            res.statusCode === 200
+              ? resolve(JSON.parse(text).bytes)
+              : reject(new Error(`the upload was answered ${res.statusCode}: ${text}`)),
+          );
         },
       );
       req.on('error', reject);
