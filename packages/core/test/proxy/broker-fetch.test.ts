@@ -324,3 +324,21 @@ describe('broker.fetch', () => {
     });
   });
 });
+
+describe('broker.fetch on PostgreSQL', () => {
+  it('reads the service (a named statement) and the identity at once, the service refused first, an edit seen next', async () => {
+    const pg = await startTestBroker(server, { kind: 'postgres' });
+    try {
+      await pg.broker.putService({ id: 'local', apiBaseUrls: [base] });
+      await authorizeUser(pg.broker, server, 'pat');
+      expect((await (await pg.broker.fetch('local', 'pat', '/x')).json()).path).toBe('/api/x');
+      await pg.broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/other`] });
+      expect((await (await pg.broker.fetch('local', 'pat', '/x')).json()).path).toBe('/other/x');
+      // An unknown service is what is reported, even with an identity that would not be found either.
+      expect(await code(pg.broker.fetch('nothing', 'nobody', '/x'))).toBe('service_not_found');
+      expect(await code(pg.broker.fetch('local', 'nobody', '/x'))).toBe('identity_not_found');
+    } finally {
+      await pg.close();
+    }
+  });
+});
