@@ -69,7 +69,8 @@ export class ProxySubjects {
           identityId: row.id,
           apply: (headers, method, url) => {
             const signed = applyCredential(credential, method, url.href);
-            Object.assign(headers, signed.headers);
+            // Lower-case, as the caller's fields are: the credential replaces a field of the same name.
+            for (const name in signed.headers) headers[name.toLowerCase()] = signed.headers[name]!;
             return signed.url === url.href ? url : new URL(signed.url);
           },
         };

@@ -81,6 +81,11 @@ describe('broker.fetch with other credential kinds', () => {
     expect(await response.json()).toEqual({ key: KEY, query: '' });
   });
 
+  it("replaces the caller's own field of the key's name, whatever its case", async () => {
+    const response = await broker.fetch('keyed', 'ann', '/things', { headers: { 'x-api-key': 'forged', 'X-API-KEY': 'forged too' } });
+    expect(await response.json()).toEqual({ key: KEY, query: '' });
+  });
+
   it('puts an API key in the query, keeping the caller’s parameters', async () => {
     const response = await broker.fetch('queried', 'ann', '/things?page=2');
     expect(await response.json()).toEqual({ query: `?page=2&key=${KEY}` });
