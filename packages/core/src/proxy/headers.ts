@@ -1,11 +1,12 @@
 import { ProxyRefused } from '../errors.js';
 
 /**
- * Header fields as undici's `request()` takes and gives them, and as Node's HTTP server parses
- * them: lower-case names. A request's fields are one string each; a response may repeat a field
- * (Set-Cookie), given as an array.
+ * Request header fields as undici's `request()` takes them: lower-case names, one string each (a
+ * repeated field joined with ", ").
  */
 export type RequestFields = Record<string, string>;
+
+/** Response header fields as undici gives them and Fastify's `reply.headers` takes them: lower-case names, a repeated field (Set-Cookie) as an array. */
 export type ResponseFields = Record<string, string | string[]>;
 
 /** What a caller may give as request fields: fetch's `HeadersInit`, or a Node request's parsed fields. */
