@@ -9,7 +9,6 @@
  *   npm run bench:server-token        # BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_IDENTITIES, BENCH_STORES=sqlite,postgres,
  *                                     # BENCH_RATE_LIMIT=off (to see what the limiter costs)
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
 import { buildServer, createApiKey, serverLogger } from '@everyauth/server';
+import { jsonFromChild } from './child.js';
 import { seedTokenBench } from './seed.js';
 
 interface LoadResult {
@@ -87,29 +87,10 @@ async function load(urls: string[], headers: Record<string, string>, seconds = S
 }
 
 function loadOnce(urls: string[], headers: Record<string, string>, seconds: number): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--conditions=@everyauth/source',
-        fileURLToPath(import.meta.url),
-        '--load',
-        JSON.stringify({ urls, headers, seconds, connections: CONNECTIONS, pipelining: PIPELINING }),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) resolve(JSON.parse(line));
-      else reject(new Error(`load process exited ${code} without a result`));
-    });
-  });
+  return jsonFromChild<LoadResult>(fileURLToPath(import.meta.url), [
+    '--load',
+    JSON.stringify({ urls, headers, seconds, connections: CONNECTIONS, pipelining: PIPELINING }),
+  ]);
 }
 
 async function benchStore(kind: string): Promise<void> {

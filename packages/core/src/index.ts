@@ -56,5 +56,6 @@ export type { Kind } from './catalog/kinds.js';
 export { KINDS } from './catalog/kinds.js';
 export { CATEGORIES, type Category } from './catalog/categories.js';
 export { filterProviders, type ProviderFilter } from './catalog/index.js';
-export { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from './proxy/fetch.js';
+export { DEFAULT_PROXY_OPTIONS, type ProxiedResponse, type ProxyInit, type ProxyOptions } from './proxy/fetch.js';
+export type { FieldsInit, ResponseFields } from './proxy/headers.js';
 export type { RetryBudget } from './proxy/retry.js';

@@ -34,7 +34,7 @@ import { KeepAlive, type RenewIdleOptions } from './keep-alive.js';
 import { Events, type EventListener } from './events.js';
 import { Flow } from './flow.js';
 import { Identities } from './identities.js';
-import { CredentialProxy, type ProxyOptions } from './proxy/fetch.js';
+import { CredentialProxy, toResponse, type ProxiedResponse, type ProxyInit, type ProxyOptions } from './proxy/fetch.js';
 import { ProxySubjects } from './proxy/subject.js';
 import { DEFAULT_REFRESH_POLICY, Refresher, type RefreshExpiringOptions, type RefreshPolicy } from './refresher.js';
 import { Services } from './services.js';
@@ -319,7 +319,16 @@ export class LocalBroker implements Broker {
   }
 
   async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: FetchInit): Promise<Response> {
-    return this.proxy.fetch(await this.proxySubjects.for(serviceId, who), pathOrUrl, init);
+    return toResponse(await this.forward(serviceId, who, pathOrUrl, init));
+  }
+
+  /**
+   * `fetch` one level down, by the same rules: the API's status, the header fields the caller may
+   * see, and its body as a Node stream. The server's proxy route pipes that straight into its reply
+   * (no web stream in between), and may pass a Node request's header fields as they were parsed.
+   */
+  async forward(serviceId: string, who: IdentitySelector, pathOrUrl: string, init?: ProxyInit): Promise<ProxiedResponse> {
+    return this.proxy.request(await this.proxySubjects.for(serviceId, who), pathOrUrl, init);
   }
 
   async close(): Promise<void> {

@@ -235,11 +235,9 @@ export class RemoteBroker implements Broker {
    * anything the API answered (marked `EveryAuth-Proxy: upstream`) comes back as the Response.
    */
   async fetch(serviceId: string, who: IdentitySelector, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
-    const headers = requestHeaders(init.headers);
-    headers.set('authorization', this.auth);
-    for (const [name, value] of Object.entries(identityHeaders(who))) headers.set(name, value);
+    const headers: Record<string, string> = { ...requestHeaders(init.headers), authorization: this.auth, ...identityHeaders(who) };
     let path = '';
-    if (/^(?:[a-z][a-z0-9+.-]*:|\/\/)/i.test(pathOrUrl)) headers.set('everyauth-url', pathOrUrl);
+    if (/^(?:[a-z][a-z0-9+.-]*:|\/\/)/i.test(pathOrUrl)) headers['everyauth-url'] = pathOrUrl;
     else {
       // Checked here as the server will, so that the URL parser does not fold a ".." away first.
       const checked = resolveTarget(['https://proxy.invalid'], pathOrUrl);

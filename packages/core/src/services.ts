@@ -21,7 +21,7 @@ import type { Credentials } from './credentials.js';
 import { Conflict, InvalidInput, NotFound, ProxyRefused } from './errors.js';
 import { clientContext, type ClientContext } from './oauth/engine.js';
 import { apiBase } from './proxy/target.js';
-import type { ServiceRow, Store } from './store/store.js';
+import type { ProviderRow, ServiceRow, Store } from './store/store.js';
 import type { Consumer } from './kinds/oauth1.js';
 import { issuerFor, registerClient } from './kinds/registration.js';
 import * as validate from './validate.js';
@@ -36,14 +36,21 @@ export interface ServicesOptions {
   now: () => number;
 }
 
+/**
+ * A service's API base URLs, canonical: fixed, or completed by the identity's non-secret values
+ * (read only when the service's provider refers to one).
+ */
+export type ApiBases = (identityValues: () => Record<string, string>) => string[];
+
 export class Services {
   private readonly catalog: Map<string, CatalogEntry> = loadBuiltInCatalog();
   /**
-   * Custom providers as last parsed, with the stored definition they came from: the proxy reads its
-   * service's provider on every request, and an unchanged definition is not validated again.
+   * Custom providers as parsed, with the stored definition they came from: zod runs once per edit, not per read.
    * Shared like the built-in entries, so callers copy rather than change them (resolveProviderUrls does).
    */
   private readonly parsed = new Map<string, { definition: string; provider: Provider }>();
+  /** Each service's API base URLs, with what they were made from (see `apiBases`). */
+  private readonly bases = new Map<string, { source: string | Provider; variables: string; bases: ApiBases }>();
   private readonly baseUrl: string;
 
   constructor(
@@ -74,10 +81,14 @@ export class Services {
     if (builtIn) return builtIn;
     const row = await this.store.getProvider(id);
     if (!row) throw new NotFound('provider', id);
-    const cached = this.parsed.get(id);
+    return this.parsedProvider(row);
+  }
+
+  private parsedProvider(row: ProviderRow): Provider {
+    const cached = this.parsed.get(row.id);
     if (cached?.definition === row.definition) return cached.provider;
-    const provider = parseProvider(JSON.parse(row.definition), `custom provider "${id}"`);
-    this.parsed.set(id, { definition: row.definition, provider });
+    const provider = parseProvider(JSON.parse(row.definition), `custom provider "${row.id}"`);
+    this.parsed.set(row.id, { definition: row.definition, provider });
     return provider;
   }
 
@@ -98,12 +109,13 @@ export class Services {
     if (this.catalog.has(id)) throw new InvalidInput(`"${id}" is a built-in provider and cannot be deleted.`, 'id');
     const users = await this.store.countServicesUsingProvider(id);
     if (users > 0) throw new Conflict(`Provider "${id}" is used by ${users} service(s); delete or change them first.`);
+    this.parsed.delete(id);
     return this.store.deleteProvider(id);
   }
 
   private async customProviders(): Promise<Provider[]> {
     const rows = await this.store.listProviders();
-    return rows.map((r) => parseProvider(JSON.parse(r.definition), `custom provider "${r.id}"`));
+    return rows.map((r) => this.parsedProvider(r));
   }
 
   // ---- services ----
@@ -170,6 +182,7 @@ export class Services {
   }
 
   deleteService(id: string): Promise<boolean> {
+    this.bases.delete(id);
     return this.store.deleteService(id);
   }
 
@@ -228,24 +241,41 @@ export class Services {
 
   /**
    * Where the proxy may send the service's credentials: its own API base URLs, else its provider's;
-   * canonical, never empty. The provider's may hold placeholders filled from the service's variables
-   * and, for a form kind, the identity's non-secret values (a Zendesk subdomain): `identityValues`
-   * gives those, read only when the service refers to one.
+   * canonical, never empty (a service with none is refused). The provider's may hold placeholders
+   * filled from the service's variables and, for a form kind, the identity's non-secret values (a
+   * Zendesk subdomain): the function returned takes those, and reads them only when the service
+   * refers to one. Worked out once per configuration: the result is kept with what it was made
+   * from (the service's own list, or its provider and variables), so an edit takes effect at once.
    */
-  async apiBaseUrls(service: ServiceRow, identityValues?: () => Record<string, string>): Promise<string[]> {
-    if (service.api_base_urls) return JSON.parse(service.api_base_urls);
+  async apiBases(service: ServiceRow): Promise<ApiBases> {
+    const cached = this.bases.get(service.id);
+    const own = service.api_base_urls;
+    if (own) {
+      if (cached?.source === own) return cached.bases;
+      const urls = JSON.parse(own) as string[];
+      return this.keepBases(service.id, own, service.variables, () => urls);
+    }
     const provider = await this.getProvider(service.provider_id);
+    if (cached?.source === provider && cached.variables === service.variables) return cached.bases;
     if (provider.api.baseUrls.length === 0) {
       throw new ProxyRefused(
         'config',
         `Service "${service.id}" has no API base URLs: its provider "${provider.id}" declares none, so set the service's apiBaseUrls.`,
       );
     }
-    if (!identityValues) return [];
     const variables = JSON.parse(service.variables) as Record<string, string>;
+    const fill = (values: Record<string, string>) => resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
     const names = provider.api.baseUrls.flatMap(placeholders);
-    const values = names.every((name) => name in variables) ? variables : { ...identityValues(), ...variables };
-    return resolveApiUrls(provider, values).api.baseUrls.map((u) => apiBase(u, service.id));
+    if (names.every((name) => name in variables)) {
+      const urls = fill(variables);
+      return this.keepBases(service.id, provider, service.variables, () => urls);
+    }
+    return this.keepBases(service.id, provider, service.variables, (identityValues) => fill({ ...identityValues(), ...variables }));
+  }
+
+  private keepBases(serviceId: string, source: string | Provider, variables: string, bases: ApiBases): ApiBases {
+    this.bases.set(serviceId, { source, variables, bases });
+    return bases;
   }
 
   /**

@@ -88,6 +88,12 @@ export class Metrics {
     { latency: ReturnType<Histogram['labels']>; byStatus: Map<number, ReturnType<Counter['labels']>> }
   >();
 
+  /** The same for proxied requests, by service. */
+  private readonly services = new Map<
+    string,
+    { latency: ReturnType<Histogram['labels']>; byClass: Map<number, ReturnType<Counter['labels']>> }
+  >();
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'everyauth_' });
   }
@@ -110,8 +116,19 @@ export class Metrics {
 
   /** One proxied request: the status answered (the API's, or EveryAuth's own when it refused or the API failed) and the time to it. */
   observeProxy(service: string, status: number, seconds: number): void {
-    this.proxyRequests.inc({ service, class: `${Math.floor(status / 100)}xx` });
-    this.proxyLatency.observe({ service }, seconds);
+    let children = this.services.get(service);
+    if (!children) {
+      children = { latency: this.proxyLatency.labels({ service }), byClass: new Map() };
+      this.services.set(service, children);
+    }
+    const statusClass = Math.floor(status / 100);
+    let counter = children.byClass.get(statusClass);
+    if (!counter) {
+      counter = this.proxyRequests.labels({ service, class: `${statusClass}xx` });
+      children.byClass.set(statusClass, counter);
+    }
+    counter.inc();
+    children.latency.observe(seconds);
   }
 
   /** Refresh outcomes and provider errors, read off the broker's events. */

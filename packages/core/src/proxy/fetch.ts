@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LookupFunction } from 'node:net';
 import type { Agent, Dispatcher } from 'undici';
@@ -7,7 +8,7 @@ import type { AuthFailure } from '../catalog/schema.js';
 import { ApiAgents } from './agents.js';
 import { credentialRefused } from './auth-failure.js';
 import { outgoingBody } from './body.js';
-import { requestHeaders, responseHeaders } from './headers.js';
+import { requestHeaders, responseHeaders, toHeaders, type FieldsInit, type RequestFields, type ResponseFields } from './headers.js';
 import { DEFAULT_RETRY_BUDGET, retryDelay, type RetryBudget } from './retry.js';
 import { resolveTarget } from './target.js';
 
@@ -18,7 +19,7 @@ export interface ProxyCredential {
    * Puts the credential on one request: sets header fields, and returns the URL to send to (a key
    * that goes in the query, an OAuth 1.0a signature over method and URL need it).
    */
-  apply(headers: Headers, method: string, url: URL): URL;
+  apply(headers: RequestFields, method: string, url: URL): URL;
 }
 
 /** What the proxy needs of the broker for one request: where it may go, and the credential. */
@@ -62,6 +63,25 @@ export const DEFAULT_PROXY_OPTIONS: ProxyOptions = {
   passResponseHeaders: [],
 };
 
+/** What a proxied request gives: `fetch`'s `init`, or a Node request's parsed header fields (the server's route). */
+export type ProxyInit = Omit<FetchInit, 'headers'> & { headers?: FieldsInit };
+
+/**
+ * The API's answer before it becomes a fetch `Response`: status, the header fields the caller may
+ * see, and undici's body stream (null for HEAD and the statuses that have none). The server pipes
+ * it to its reply as it is; `toResponse` gives embedded callers the standard type.
+ */
+export interface ProxiedResponse {
+  status: number;
+  headers: ResponseFields;
+  body: Readable | null;
+}
+
+/** A `ProxiedResponse` as a fetch `Response`, its body read as the consumer pulls (with backpressure). */
+export function toResponse(proxied: ProxiedResponse): Response {
+  return new Response(proxied.body as unknown as ReadableStream | null, { status: proxied.status, headers: toHeaders(proxied.headers) });
+}
+
 /** RFC 9110 §5.6.2 token; fetch refuses CONNECT, TRACE and TRACK itself. */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -87,7 +107,11 @@ export class CredentialProxy {
     this.agents = new ApiAgents(this.options);
   }
 
-  async fetch(subject: ProxySubject, pathOrUrl: string, init: FetchInit = {}): Promise<Response> {
+  /**
+   * Sends one request as the subject, by the rules above, and gives back the answer with its body
+   * still on the connection: the caller reads it, or destroys it to release the connection.
+   */
+  async request(subject: ProxySubject, pathOrUrl: string, init: ProxyInit = {}): Promise<ProxiedResponse> {
     const method = (init.method ?? 'GET').toUpperCase();
     if (!METHOD.test(method) || ['CONNECT', 'TRACE', 'TRACK'].includes(method)) {
       throw new ProxyRefused('header', `The method ${JSON.stringify(method.slice(0, 20))} cannot be proxied (RFC 9110 §9).`);
@@ -95,20 +119,21 @@ export class CredentialProxy {
     const target = resolveTarget(subject.baseUrls, pathOrUrl);
     const headers = requestHeaders(init.headers);
     const body = await outgoingBody(init.body, this.options.replayLimitBytes);
+    const signal = init.signal ?? undefined;
     let credential = await subject.credential(false);
     let renewed = false;
     let retried = 0;
     let waited = 0;
-    if (body.contentType && !headers.has('content-type')) headers.set('content-type', body.contentType);
+    if (body.contentType && headers['content-type'] === undefined) headers['content-type'] = body.contentType;
     for (;;) {
-      const sent = new Headers(headers);
+      const sent = { ...headers };
       const url = credential.apply(sent, method, target);
       // A credential adds query parameters at most: it may not move the request.
-      if (url.origin !== target.origin || url.pathname !== target.pathname) {
+      if (url !== target && (url.origin !== target.origin || url.pathname !== target.pathname)) {
         throw new ProxyRefused('target', 'The credential moved the request to another URL; nothing was sent.');
       }
       const agent = this.agents.for(subject.privateNetwork ?? false);
-      const response = await this.send(agent, subject.serviceId, url, method, sent, body.next(), init.signal ?? undefined);
+      const response = await this.send(agent, subject.serviceId, url, method, sent, body.next(), signal);
       const status = response.statusCode;
       const refused = await credentialRefused(response, subject.authFailure);
       if (refused && body.replayable && !renewed) {
@@ -124,18 +149,14 @@ export class CredentialProxy {
         : undefined;
       if (wait !== undefined) {
         await response.body.dump();
-        await sleep(wait, undefined, { signal: init.signal ?? undefined });
+        await sleep(wait, undefined, { signal });
         retried++;
         waited += wait;
         continue;
       }
       const empty = NULL_BODY.has(status) || method === 'HEAD';
       if (empty) await response.body.dump();
-      // Node's Response reads an async iterable as the consumer pulls: the body streams with backpressure.
-      return new Response(empty ? null : (response.body as unknown as ReadableStream), {
-        status,
-        headers: responseHeaders(response.headers, this.options.passResponseHeaders),
-      });
+      return { status, headers: responseHeaders(response.headers, this.options.passResponseHeaders), body: empty ? null : response.body };
     }
   }
 
@@ -148,7 +169,7 @@ export class CredentialProxy {
     serviceId: string,
     target: URL,
     method: string,
-    headers: Headers,
+    headers: RequestFields,
     body: Uint8Array | AsyncIterable<Uint8Array> | null,
     signal?: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
@@ -159,7 +180,7 @@ export class CredentialProxy {
         origin: target.origin,
         path: target.pathname + target.search,
         method: method as Dispatcher.HttpMethod,
-        headers: Object.fromEntries(headers),
+        headers,
         // undici writes any (async) iterable with backpressure; its type names only Readable.
         body: body as Dispatcher.RequestOptions['body'],
         signal,

@@ -4,10 +4,11 @@ import { applyCredential, credentialOf } from '../kinds/credential.js';
 import { NotFound } from '../errors.js';
 import type { Events } from '../events.js';
 import type { Identities } from '../identities.js';
+import type { TokenSet } from '../oauth/token-set.js';
 import { reauthError } from '../identity-rows.js';
 import type { Refresher } from '../refresher.js';
 import type { Services } from '../services.js';
-import type { Store } from '../store/store.js';
+import type { IdentityRow, Store } from '../store/store.js';
 import * as validate from '../validate.js';
 import type { ProxySubject } from './fetch.js';
 
@@ -34,13 +35,24 @@ export class ProxySubjects {
   constructor(private readonly deps: ProxySubjectsDeps) {}
 
   async for(serviceId: string, who: IdentitySelector): Promise<ProxySubject> {
-    const { store, services, identities, refresher, credentials, events, now } = this.deps;
-    const service = await services.row(validate.serviceId(serviceId));
+    const { services, identities, refresher, credentials } = this.deps;
+    const id = validate.serviceId(serviceId);
+    // Both rows are read at once (on PostgreSQL, one round trip's wait instead of two); the
+    // identity's errors come after the service's own, which it waits for.
+    const identity = identities.findRow(id, who);
+    identity.catch(() => undefined);
+    const service = await services.row(id);
     // A service without base URLs is refused before anything else: it is a configuration error.
-    await services.apiBaseUrls(service);
-    const found = await identities.findRow(service.id, who);
+    const bases = await services.apiBases(service);
+    const found = await identity;
     if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
-    const baseUrls = await services.apiBaseUrls(service, () => stringsOf(credentials.openTokens(found).native));
+    // The tokens are opened once here, for the base URLs (only when they need the identity's values) and the first attempt.
+    let opened: { row: IdentityRow; tokens: TokenSet } | undefined;
+    const open = (row: IdentityRow) => {
+      if (opened?.row !== row) opened = { row, tokens: credentials.openTokens(row) };
+      return opened.tokens;
+    };
+    const baseUrls = bases(() => stringsOf(open(found).native));
     let row = found;
     const provider = await services.getProvider(service.provider_id);
     return {
@@ -53,20 +65,21 @@ export class ProxySubjects {
         // The row whose token was refused: a caller that renewed meanwhile changed its version, so
         // the refresher hands back that result instead of refreshing again (one refresh per 401 wave).
         if (renew || refresher.needsRefresh(row)) row = await refresher.refresh(row, renew);
-        const tokens = credentials.openTokens(row);
         // Each kind applies itself: a bearer token (RFC 6750 §2.1), placed key headers and query
         // parameters, Basic, an OAuth 1.0a signature over this method and URL.
-        const credential = credentialOf(tokens);
+        const credential = credentialOf(open(row));
         return {
           identityId: row.id,
           apply: (headers, method, url) => {
             const signed = applyCredential(credential, method, url.href);
-            for (const [name, value] of Object.entries(signed.headers)) headers.set(name, value);
-            return new URL(signed.url);
+            // Lower-case, as the caller's fields are: the credential replaces a field of the same name.
+            for (const name in signed.headers) headers[name.toLowerCase()] = signed.headers[name]!;
+            return signed.url === url.href ? url : new URL(signed.url);
           },
         };
       },
       rejected: async (identityId, status) => {
+        const { store, events, now } = this.deps;
         // Concurrent callers may all see their resend refused: the first to get here marks it.
         const current = await store.getIdentity(identityId);
         if (current?.status !== 'active') return;

@@ -67,10 +67,11 @@ export function resolveTarget(bases: readonly string[], pathOrUrl: string): URL 
   const path = rest.split('?')[0]!;
   if (path.split('/').some((segment) => DOT_SEGMENT.test(segment))) refuse('the path holds a "." or ".." segment');
   const url = new URL(base + rest);
-  const basePath = new URL(base).pathname.replace(/\/$/, '');
+  const parsedBase = new URL(base);
+  const basePath = parsedBase.pathname.replace(/\/$/, '');
   // Defence in depth: whatever the checks above missed, the parsed URL must still sit under the base.
   if (
-    url.origin !== new URL(base).origin ||
+    url.origin !== parsedBase.origin ||
     url.username ||
     url.password ||
     !(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))

@@ -9,6 +9,7 @@ import {
   type IdentityRow,
   type RefreshFailureWrite,
   type RefreshWrite,
+  type ServiceRow,
   type Store,
   type TokenRow,
 } from './store.js';
@@ -119,6 +120,16 @@ class PostgresStore extends SqlStore {
     const r = await this.pool.query<IdentityRow>({
       name: 'everyauth_identity_by_id',
       text: 'SELECT * FROM identities WHERE id = $1',
+      values: [id],
+    });
+    return r.rows[0];
+  }
+
+  /** Read on every proxied request, with the identity: a named statement too. */
+  override async getService(id: string): Promise<ServiceRow | undefined> {
+    const r = await this.pool.query<ServiceRow>({
+      name: 'everyauth_service_by_id',
+      text: 'SELECT * FROM services WHERE id = $1',
       values: [id],
     });
     return r.rows[0];

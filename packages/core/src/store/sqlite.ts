@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { SELECT_TOKEN_ROW, SqlStore } from './sql-store.js';
-import { isUserLookup, type IdentityListFilter, type IdentityRow, type Store, type TokenRow } from './store.js';
+import { isUserLookup, type IdentityListFilter, type IdentityRow, type ServiceRow, type Store, type TokenRow } from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -36,6 +36,7 @@ class SqliteStore extends SqlStore {
   private readonly tokenById: BetterSqlite3.Statement<[string], TokenRow>;
   private readonly tokenByUser: BetterSqlite3.Statement<[string, string], TokenRow>;
   private readonly tokenByTenantUser: BetterSqlite3.Statement<[string, string, string], TokenRow>;
+  private readonly serviceById: BetterSqlite3.Statement<[string], ServiceRow>;
 
   constructor(db: Kysely<Database>, onClose: () => Promise<void>, reader: BetterSqlite3.Database) {
     super(db, 'sqlite', onClose);
@@ -52,10 +53,16 @@ class SqliteStore extends SqlStore {
     this.tokenByTenantUser = reader.prepare<[string, string, string], TokenRow>(
       `${SELECT_TOKEN_ROW} WHERE service_id = ? AND user_id = ? AND tenant_id = ? LIMIT 2`,
     );
+    // Read on every proxied request, with the identity.
+    this.serviceById = reader.prepare<[string], ServiceRow>('SELECT * FROM services WHERE id = ?');
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {
     return this.byId.get(id);
+  }
+
+  override async getService(id: string): Promise<ServiceRow | undefined> {
+    return this.serviceById.get(id);
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {

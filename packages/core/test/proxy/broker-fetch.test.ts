@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, ReauthorizationRequired, UpstreamFailed, type LocalBroker } from '@everyauth/core';
@@ -56,6 +58,26 @@ describe('broker.fetch', () => {
     expect(err).toBeInstanceOf(ProxyRefused);
     expect((err as Error).message).toMatch(/apiBaseUrls/);
     await broker.deleteService('bare');
+  });
+
+  it("takes a service's new base URLs from the next request on, and forgets a deleted service's", async () => {
+    await authorizeUser(broker, server, 'alice');
+    expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/api/x');
+    await broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/other`] });
+    try {
+      expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/other/x');
+      // The old base URL no longer receives the token.
+      expect(await code(broker.fetch('local', 'alice', `${base}/x`))).toBe('proxy_refused');
+    } finally {
+      await broker.putService({ id: 'local', apiBaseUrls: [base] });
+    }
+    expect((await (await broker.fetch('local', 'alice', '/x')).json()).path).toBe('/api/x');
+    // The same id, deleted and made again without base URLs of its own: its provider declares none.
+    await broker.putService({ id: 'again', providerId: 'local-idp', clientId: CLIENT_ID, apiBaseUrls: [base] });
+    await broker.deleteService('again');
+    await broker.putService({ id: 'again', providerId: 'local-idp', clientId: CLIENT_ID });
+    expect(await code(broker.fetch('again', 'alice', '/x'))).toBe('proxy_refused');
+    await broker.deleteService('again');
   });
 
   it('refuses a base URL the service tries to declare on an IP address or without https', async () => {
@@ -132,6 +154,24 @@ describe('broker.fetch', () => {
         expect(response.headers.get(name)).toBeNull();
       }
       expect(response.headers.get('x-kept')).toBe('yes');
+    });
+
+    it('forward gives the status, the fields the caller may see and the body as a Node stream', async () => {
+      const proxied = await broker.forward('local', 'alice', '/leaky');
+      expect(proxied.status).toBe(200);
+      expect(proxied.body).toBeInstanceOf(Readable);
+      expect(proxied.headers['x-kept']).toBe('yes');
+      for (const name of ['set-cookie', 'authorization', 'proxy-authorization', 'x-hop', 'connection']) {
+        expect(proxied.headers[name]).toBeUndefined();
+      }
+      expect(JSON.parse(await text(proxied.body!))).toEqual({ ok: true });
+    });
+
+    it("takes a Node request's parsed fields: a repeated field joined with commas, values trimmed", async () => {
+      const proxied = await broker.forward('local', 'alice', '/x', { headers: { 'x-many': ['a', 'b'], 'x-pad': ' \tv ', 'X-Case': 'k' } });
+      await text(proxied.body!);
+      const seen = upstream.seen[0]!.headers;
+      expect([seen['x-many'], seen['x-pad'], seen['x-case']]).toEqual(['a, b', 'v', 'k']);
     });
 
     it('passes a compressed body as sent, its Content-Encoding still true', async () => {
@@ -268,5 +308,23 @@ describe('broker.fetch', () => {
         await broker.putService({ id: 'local', apiBaseUrls: [base] });
       }
     });
+  });
+});
+
+describe('broker.fetch on PostgreSQL', () => {
+  it('reads the service (a named statement) and the identity at once, the service refused first, an edit seen next', async () => {
+    const pg = await startTestBroker(server, { kind: 'postgres' });
+    try {
+      await pg.broker.putService({ id: 'local', apiBaseUrls: [base] });
+      await authorizeUser(pg.broker, server, 'pat');
+      expect((await (await pg.broker.fetch('local', 'pat', '/x')).json()).path).toBe('/api/x');
+      await pg.broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/other`] });
+      expect((await (await pg.broker.fetch('local', 'pat', '/x')).json()).path).toBe('/other/x');
+      // An unknown service is what is reported, even with an identity that would not be found either.
+      expect(await code(pg.broker.fetch('nothing', 'nobody', '/x'))).toBe('service_not_found');
+      expect(await code(pg.broker.fetch('local', 'nobody', '/x'))).toBe('identity_not_found');
+    } finally {
+      await pg.close();
+    }
   });
 });

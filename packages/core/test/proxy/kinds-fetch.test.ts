@@ -81,6 +81,11 @@ describe('broker.fetch with other credential kinds', () => {
     expect(await response.json()).toEqual({ key: KEY, query: '' });
   });
 
+  it("replaces the caller's own field of the key's name, whatever its case", async () => {
+    const response = await broker.fetch('keyed', 'ann', '/things', { headers: { 'x-api-key': 'forged', 'X-API-KEY': 'forged too' } });
+    expect(await response.json()).toEqual({ key: KEY, query: '' });
+  });
+
   it('puts an API key in the query, keeping the caller’s parameters', async () => {
     const response = await broker.fetch('queried', 'ann', '/things?page=2');
     expect(await response.json()).toEqual({ query: `?page=2&key=${KEY}` });
@@ -91,6 +96,54 @@ describe('broker.fetch with other credential kinds', () => {
     const expected = `Basic ${Buffer.from('me/token:tok-1').toString('base64')}`;
     expect(await response.json()).toEqual({ authorization: expected });
     expect(api.requests.at(-1)!.headers.host).toBe(new URL(origin).host);
+  });
+
+  it("takes an edited custom provider's base URLs from the next request on", async () => {
+    api.route('GET /v1/moved', () => ({ status: 200, body: { at: 'v1' } }));
+    api.route('GET /v2/moved', () => ({ status: 200, body: { at: 'v2' } }));
+    const provider = {
+      docs: 'https://example.test/docs',
+      id: 'edited',
+      name: 'Edited',
+      kind: 'api_key' as const,
+      fields: [{ name: 'apiKey', label: 'API key' }],
+      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
+    };
+    const at = (path: string) => ({ api: { baseUrls: [`${origin}${path}`] }, test: { errorPath: 'error', url: `${origin}${path}/me` } });
+    await broker.putProvider({ ...provider, ...at('/v1') });
+    await broker.putService({ id: 'edited', providerId: 'edited' });
+    await broker.putIdentity({ serviceId: 'edited', userId: 'ann', fields: { apiKey: KEY } });
+    expect(await (await broker.fetch('edited', 'ann', '/moved')).json()).toEqual({ at: 'v1' });
+    await broker.putProvider({ ...provider, ...at('/v2') });
+    expect(await (await broker.fetch('edited', 'ann', '/moved')).json()).toEqual({ at: 'v2' });
+    // The old base URL no longer receives the key.
+    await expect(broker.fetch('edited', 'ann', `${origin}/v1/moved`)).rejects.toMatchObject({ code: 'proxy_refused' });
+    await broker.deleteService('edited');
+    await broker.deleteProvider('edited');
+  });
+
+  it("takes a service's edited variables into its provider's base URLs from the next request on", async () => {
+    api.route('GET /eu/where', () => ({ status: 200, body: { region: 'eu' } }));
+    api.route('GET /us/where', () => ({ status: 200, body: { region: 'us' } }));
+    api.route('GET /eu/me', () => ({ status: 200, body: { id: 'acct_eu' } }));
+    await broker.putProvider({
+      docs: 'https://example.test/docs',
+      id: 'regional',
+      name: 'Regional',
+      kind: 'api_key',
+      variables: { region: { description: 'Region' } },
+      api: { baseUrls: [`${origin}/{region}`] },
+      fields: [{ name: 'apiKey', label: 'API key' }],
+      apply: { headers: { 'X-Api-Key': '{apiKey}' } },
+      test: { errorPath: 'error', url: `${origin}/{region}/me` },
+    });
+    await broker.putService({ id: 'regional', providerId: 'regional', variables: { region: 'eu' } });
+    await broker.putIdentity({ serviceId: 'regional', userId: 'ann', fields: { apiKey: KEY } });
+    expect(await (await broker.fetch('regional', 'ann', '/where')).json()).toEqual({ region: 'eu' });
+    await broker.putService({ id: 'regional', variables: { region: 'us' } });
+    expect(await (await broker.fetch('regional', 'ann', '/where')).json()).toEqual({ region: 'us' });
+    await broker.deleteService('regional');
+    await broker.deleteProvider('regional');
   });
 
   it('a refused key is passed back and marks the identity needs_reauth, with no loop', async () => {

@@ -1,11 +1,9 @@
-import { Readable } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidInput, type IdentitySelector, type Tags } from '@everyauth/core';
+import { InvalidInput, type IdentitySelector, type ProxiedResponse, type Tags } from '@everyauth/core';
 import { errorResponses, serviceIdParam } from '../schemas.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const PREFIX = '/v1/proxy/';
-const SMALL_BODY = 64 * 1024;
 
 const header = (request: FastifyRequest, name: string) => {
   const value = request.headers[name];
@@ -77,11 +75,11 @@ export const proxyRoutes: FastifyPluginAsync = async (app) => {
       if (!reply.raw.writableFinished) abort.abort();
     });
     const started = performance.now();
-    let response: Response;
+    let response: ProxiedResponse;
     try {
-      response = await broker.fetch(serviceId, selector, path, {
+      response = await broker.forward(serviceId, selector, path, {
         method: request.method,
-        headers: request.headers as Record<string, string>,
+        headers: request.headers,
         body: hasBody ? (request.raw as AsyncIterable<Uint8Array>) : null,
         signal: abort.signal,
       });
@@ -92,14 +90,9 @@ export const proxyRoutes: FastifyPluginAsync = async (app) => {
       throw err;
     }
     metrics.observeProxy(serviceId, response.status, (performance.now() - started) / 1000);
-    reply.code(response.status);
-    for (const [name, value] of response.headers) reply.header(name, value);
-    reply.header('everyauth-proxy', 'upstream');
-    if (!response.body) return reply.send(null);
-    // A small body of known length goes out in one write with its length; anything else streams.
-    const length = Number(response.headers.get('content-length') ?? Infinity);
-    if (length <= SMALL_BODY) return reply.send(Buffer.from(await response.arrayBuffer()));
-    return reply.send(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream));
+    // undici's body stream goes to the socket as it is: Fastify pipes it, with backpressure, and
+    // destroys it (releasing the API's connection) if the caller goes away.
+    return reply.code(response.status).headers(response.headers).header('everyauth-proxy', 'upstream').send(response.body);
   };
 
   const schema = {
