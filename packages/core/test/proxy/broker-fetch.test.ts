@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProxyRefused, ReauthorizationRequired, UpstreamFailed, type LocalBroker } from '@everyauth/core';
 import type { AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, authorizeUser } from '../support/broker.js';
+import { CLIENT_ID, authorizeUser, startTestBroker } from '../support/broker.js';
 import { revokeAccessToken as revoke, startProxyTestbed, type ProxyTestbed } from '../support/proxy-testbed.js';
 import type { Upstream } from '../support/upstream.js';
 
