@@ -127,7 +127,8 @@ export const EnvSchema = z.object({
     expected: 'a whole number of milliseconds from 1000 to 600000',
   }),
   EVERYAUTH_REQUEST_TIMEOUT_MS: variable(wholeNumber(1_000, 600_000), {
-    description: 'How long a client has to send the server its whole request, headers and body; a slower one gets 408.',
+    description:
+      'How long a client has to send the server its request headers, and then its body (a body streamed through /v1/proxy may take longer but may not pause this long); a slower one gets 408.',
     example: '5000',
     default: '10000',
     expected: 'a whole number of milliseconds from 1000 to 600000',

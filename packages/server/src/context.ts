@@ -9,6 +9,8 @@ export type Access = 'public' | Scope;
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    /** The body streams on as it arrives (the proxy): it has no total deadline, only a pause limit (body-deadline.ts). */
+    streamsBody?: boolean;
   }
   interface FastifyRequest {
     apiKey?: VerifiedKey;

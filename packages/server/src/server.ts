@@ -10,6 +10,7 @@ import { Forbidden, RateLimited, Unauthorized, handleError } from './errors.js';
 import { migrateServerTables } from './migrations/index.js';
 import { LifecycleLoop, type LifecycleLoopOptions } from './lifecycle-loop.js';
 import { Metrics } from './metrics.js';
+import { bodyDeadline } from './body-deadline.js';
 import { RequestLog } from './request-log.js';
 import { adminRoutes } from './routes/admin.js';
 import { apiRoutes } from './routes/api.js';
@@ -50,8 +51,9 @@ export interface BuildServerOptions {
   /** Largest request body in bytes (default 64 KiB). */
   bodyLimit?: number;
   /**
-   * How long a client has to send its whole request, headers and body (default 10 s). A slower
-   * sender gets 408 and its connection is closed, so a few slow clients cannot hold every socket.
+   * How long a client has to send its request's headers, and then its body (default 10 s); a body
+   * streamed through the proxy may take longer, but may not pause that long. A slower sender gets 408
+   * and its connection is closed, so a few slow clients cannot hold every socket.
    */
   requestTimeoutMs?: number;
   /** How long a verified API key's row is cached (default 5 s). */
@@ -105,9 +107,10 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? 64 * 1024,
-    // Node checks these deadlines on a timer (30 s by default): checking every second keeps a slow
-    // sender's cut-off near its deadline. Headers alone get the same budget as the whole request.
-    requestTimeout: requestTimeoutMs,
+    // Node's requestTimeout would cut off a long upload through the proxy, and cannot be set per
+    // route: the body's deadline is set per route instead (body-deadline.ts). Node checks the headers'
+    // deadline on a timer (30 s by default): checking every second keeps a slow sender's cut-off near it.
+    requestTimeout: 0,
     http: { headersTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1_000, requestTimeoutMs) },
     // Unknown properties fail validation instead of being silently dropped, so a typo gets a clear 400.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -122,6 +125,7 @@ export async function buildServer(options: BuildServerOptions): Promise<FastifyI
     reply.code(404).send({ error: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}.`, retryable: false }),
   );
 
+  app.addHook('onRequest', bodyDeadline(requestTimeoutMs));
   app.addHook('onRequest', (request, reply, done) => authenticate(ctx, request, reply, done));
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);

@@ -211,3 +211,68 @@ describe('RemoteBroker.fetch', () => {
     await expect(remote.fetch('local', { userId: 'bob', tenantId: 'acme' }, '/x')).rejects.toBeInstanceOf(ReauthorizationRequired);
   });
 });
+
+describe('/v1/proxy uploads and the server request timeout', () => {
+  /** PUTs `chunks` chunks of 16 KiB, `gapMs` apart, through `server`; the status, or the error that ended it. */
+  function slowUpload(server: TestServer, chunks: number, gapMs: number): Promise<{ status?: number; body?: string; error?: string }> {
+    return new Promise((resolve) => {
+      const url = new URL('/v1/proxy/local/echo', server.url);
+      const req = httpRequest(url, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${shortKey}`, 'everyauth-user-id': 'alice', 'content-type': 'application/octet-stream' },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode, body }));
+      });
+      req.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }));
+      let sent = 0;
+      const next = () => {
+        if (req.destroyed) return;
+        if (sent++ === chunks) return void req.end();
+        req.write(Buffer.alloc(16 * 1024, 1));
+        setTimeout(next, gapMs);
+      };
+      next();
+    });
+  }
+
+  let short: TestServer;
+  let shortKey: string;
+  beforeAll(async () => {
+    short = await startTestServer(as, { server: { apiKeyRateLimit: false, requestTimeoutMs: 500 } });
+    await short.broker.putService({ id: 'local', apiBaseUrls: [`${upstream.origin}/api`] });
+    shortKey = (await createApiKey(short.store, { name: 'proxy only', scopes: ['proxy'] })).key;
+    const started = await short.broker.beginAuthorization({ serviceId: 'local', userId: 'alice' });
+    await short.broker.completeAuthorization('local', (await as.authorize(started.url, { login: 'alice' })).searchParams);
+  });
+  afterAll(async () => {
+    await short?.close();
+  });
+
+  it('lets an upload take longer than the timeout while it keeps sending, and cuts one that pauses that long', async () => {
+    // 12 chunks 100 ms apart: 1.2 s in all, more than twice the 500 ms budget, never a pause near it.
+    const steady = await slowUpload(short, 12, 100);
+    expect(steady.status).toBe(200);
+    expect(JSON.parse(steady.body!)).toMatchObject({ method: 'PUT', path: '/api/echo', bytes: 12 * 16 * 1024 });
+    // A pause of 1.5 s: the connection is closed (the answer may already have started, so no 200 with the whole body).
+    const stalled = await slowUpload(short, 2, 1_500);
+    expect(stalled.status === 200 && JSON.parse(stalled.body!).bytes === 2 * 16 * 1024).toBe(false);
+  });
+
+  it("still gives the other routes' bodies the timeout in all", async () => {
+    const r = await new Promise<string>((resolve) => {
+      const req = httpRequest(new URL('/v1/services', short.url), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${short.adminKey}`, 'content-type': 'application/json', 'content-length': '500' },
+      });
+      req.on('response', (res) => resolve(String(res.statusCode)));
+      req.on('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message));
+      // A byte every 100 ms: never idle, but the whole body would take 50 s.
+      const drip = setInterval(() => (req.destroyed ? clearInterval(drip) : req.write('{')), 100);
+      req.on('close', () => clearInterval(drip));
+    });
+    expect(r).toBe('408');
+  });
+});

@@ -106,6 +106,6 @@ export const proxyRoutes: FastifyPluginAsync = async (app) => {
     response: errorResponses,
   };
   for (const url of ['/v1/proxy/:serviceId', '/v1/proxy/:serviceId/*']) {
-    app.route({ method: METHODS, url, config: { access: 'proxy' }, schema, handler });
+    app.route({ method: METHODS, url, config: { access: 'proxy', streamsBody: true }, schema, handler });
   }
 };

@@ -158,10 +158,10 @@ describe('slow senders are cut off', () => {
     }
   });
 
-  it('the default budget is 10 s for the whole request, headers included', async () => {
+  it("the default budget is 10 s for the headers, then the body's own (Node's whole-request timeout would cut proxied uploads)", async () => {
     const plain = await startTestServer(as);
     try {
-      expect(plain.app.server.requestTimeout).toBe(10_000);
+      expect(plain.app.server.requestTimeout).toBe(0);
       expect(plain.app.server.headersTimeout).toBe(10_000);
     } finally {
       await plain.close();
