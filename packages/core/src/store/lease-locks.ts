@@ -11,7 +11,11 @@ import pg from 'pg';
 export class LeaseLocks {
   private session?: Promise<pg.Client>;
 
-  constructor(private readonly connectionString: string) {}
+  /** `types`: the store pool's type parsers, so that rows read on this session (lease claims) parse alike. */
+  constructor(
+    private readonly connectionString: string,
+    private readonly types?: pg.CustomTypesConfig,
+  ) {}
 
   /** Takes the identity's lock, unless another session holds it. */
   async tryLock(identityId: string): Promise<boolean> {
@@ -26,6 +30,15 @@ export class LeaseLocks {
     await client?.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [identityId]).catch(() => undefined);
   }
 
+  /**
+   * Runs a statement on the session that holds the locks, so that a lease claim or write and its
+   * lock are one round trip. A named statement is prepared once on the session.
+   */
+  async query<R extends pg.QueryResultRow>(statement: { name?: string; text: string; values: unknown[] }): Promise<R[]> {
+    const client = await this.connection();
+    return (await client.query<R>(statement)).rows;
+  }
+
   async close(): Promise<void> {
     const session = this.session;
     this.session = undefined;
@@ -34,7 +47,11 @@ export class LeaseLocks {
 
   private connection(): Promise<pg.Client> {
     this.session ??= (async () => {
-      const client = new pg.Client({ connectionString: this.connectionString, application_name: 'everyauth-lease-locks' });
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        application_name: 'everyauth-lease-locks',
+        ...(this.types ? { types: this.types } : {}),
+      });
       // A broken session (database restart) is replaced on the next call; its locks are gone with it.
       const forget = () => {
         if (this.session === connected) this.session = undefined;

@@ -6,10 +6,12 @@ import type { Database } from './schema.js';
 import type { Tags } from '../broker.js';
 import type {
   AuthSessionRow,
+  EventDraft,
   EventRow,
   IdentityListFilter,
   IdentityRow,
   IdentityWrite,
+  LeaseClaim,
   ProviderRow,
   RefreshFailureWrite,
   RefreshWrite,
@@ -17,9 +19,27 @@ import type {
   SessionTake,
   Store,
 } from './store.js';
+import { eventRow } from './store.js';
 
 /** New tokens end a run of failures. */
 const NO_FAILURE = { refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 } as const;
+
+/**
+ * An update's `updated_at`: `now`, or one more than the stored value when that is not older, so
+ * that it changes on every write and serves as the row's version (client contexts are cached by it).
+ */
+const nextVersion = (table: 'providers' | 'services', now: number) =>
+  sql<number>`CASE WHEN ${sql.ref(`${table}.updated_at`)} >= ${now} THEN ${sql.ref(`${table}.updated_at`)} + 1 ELSE ${now} END`;
+
+/** A claim's UPDATE … RETURNING row; all null (a LEFT JOIN's) when nothing was claimed. */
+export type ClaimedRow = IdentityRow & { service_version: number | null; provider_version: number | null };
+
+/** A claim's returned row, split into the row and the versions read with it. */
+export function leaseClaim(r: ClaimedRow | undefined): LeaseClaim | undefined {
+  if (!r?.id) return undefined;
+  const { service_version, provider_version, ...row } = r;
+  return { row, serviceVersion: service_version, providerVersion: provider_version };
+}
 
 /** Whether a lookup is the token read by (service, user[, tenant]) that the backends prepare. */
 export const isUserLookup = (filter: IdentityListFilter, limit: number) =>
@@ -50,7 +70,7 @@ export class SqlStore implements Store {
     await this.db
       .insertInto('providers')
       .values({ id, definition, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: now }))
+      .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: nextVersion('providers', now) }))
       .execute();
   }
 
@@ -74,7 +94,7 @@ export class SqlStore implements Store {
     await this.db
       .insertInto('services')
       .values(row)
-      .onConflict((oc) => oc.column('id').doUpdateSet(update))
+      .onConflict((oc) => oc.column('id').doUpdateSet({ ...update, updated_at: nextVersion('services', row.updated_at) }))
       .execute();
   }
 
@@ -359,15 +379,30 @@ export class SqlStore implements Store {
   // ---- refresh lease ----
 
   /**
-   * Claims the refresh lease: only if nobody holds a live one and the row is still at `version`
-   * (someone who refreshed meanwhile bumped it). A conditional UPDATE, so it is atomic on any database.
+   * Claims the refresh lease: only if nobody holds a live one, the row is still at `version`
+   * (someone who refreshed meanwhile bumped it), active, and not cooling down after a recorded
+   * failure. One conditional UPDATE returning the row, so it is atomic on any database and needs no re-read.
    */
-  async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
-    const r = await this.db
+  async claimLease(
+    id: string,
+    version: number,
+    owner: string,
+    now: number,
+    until: number,
+    takeOver?: string,
+  ): Promise<LeaseClaim | undefined> {
+    return leaseClaim(await this.claimQuery(id, version, owner, now, until, takeOver).executeTakeFirst());
+  }
+
+  /** The claim's UPDATE … RETURNING, with the versions of the row's service and custom provider (see LeaseClaim). */
+  protected claimQuery(id: string, version: number, owner: string, now: number, until: number, takeOver: string | undefined) {
+    return this.db
       .updateTable('identities')
       .set({ lease_owner: owner, lease_until: until })
       .where('id', '=', id)
       .where('version', '=', version)
+      .where('status', '=', 'active')
+      .where((eb) => eb.or([eb('refresh_retry_at', 'is', null), eb('refresh_retry_at', '<=', now)]))
       .where((eb) =>
         eb.or([
           eb('lease_until', 'is', null),
@@ -375,8 +410,16 @@ export class SqlStore implements Store {
           ...(takeOver === undefined ? [] : [eb('lease_owner', '=', takeOver)]),
         ]),
       )
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+      .returningAll()
+      .returning((eb) => [
+        eb.selectFrom('services').select('services.updated_at').whereRef('services.id', '=', 'identities.service_id').as('service_version'),
+        eb
+          .selectFrom('providers')
+          .innerJoin('services', 'services.provider_id', 'providers.id')
+          .select('providers.updated_at')
+          .whereRef('services.id', '=', 'identities.service_id')
+          .as('provider_version'),
+      ]);
   }
 
   /** On one machine (SQLite) the owner names its process, id and start time (lease-holder.ts); PostgreSQL overrides this. */
@@ -384,16 +427,31 @@ export class SqlStore implements Store {
     return row.lease_owner !== null && leaseHolderGone(row.lease_owner);
   }
 
-  /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
-  async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
-    const r = await this.db
+  /** Writes refreshed tokens and gives the lease back, fenced on owner and version; the event in the same transaction. */
+  async completeRefresh(
+    id: string,
+    version: number,
+    owner: string,
+    write: RefreshWrite,
+    now: number,
+    event: EventDraft,
+  ): Promise<IdentityRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await this.refreshQuery(trx, id, version, owner, write, now).executeTakeFirst();
+      if (row) await trx.insertInto('events').values(eventRow(event, row)).execute();
+      return row;
+    });
+  }
+
+  /** The refresh's fenced UPDATE … RETURNING the row written. */
+  protected refreshQuery(db: Kysely<Database>, id: string, version: number, owner: string, write: RefreshWrite, now: number) {
+    return db
       .updateTable('identities')
       .set({ ...write, ...NO_FAILURE, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
       .where('id', '=', id)
       .where('version', '=', version)
       .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+      .returningAll();
   }
 
   /** Extends a lease this owner still holds. */
@@ -430,12 +488,15 @@ export class SqlStore implements Store {
       .execute();
   }
 
-  /** Active identities whose token expires before `before` and whose lease is free: the background refresher's work list. */
-  listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]> {
+  /**
+   * Active identities whose token expires before `before` and whose lease is free: the background
+   * refresher's work list, whole rows, so that each refresh starts at its claim without a re-read.
+   */
+  listExpiring(before: number, now: number, limit: number): Promise<IdentityRow[]> {
     return (
       this.db
         .selectFrom('identities')
-        .select(['id', 'service_id'])
+        .selectAll()
         .where('status', '=', 'active')
         .where('expires_at', 'is not', null)
         .where('expires_at', '<', before)
