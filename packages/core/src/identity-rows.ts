@@ -23,7 +23,7 @@ export function reauthError(row: IdentityRow): ReauthorizationRequired {
   });
 }
 
-export function toSummary(row: IdentityRow): IdentitySummary {
+export function toSummary(row: Omit<IdentityRow, 'tokens'>): IdentitySummary {
   return {
     id: row.id,
     serviceId: row.service_id,

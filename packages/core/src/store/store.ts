@@ -5,6 +5,8 @@ import type { AuthSessionTable, Database, EventTable, IdentityTable, ProviderTab
 export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
+/** An identity as a listing reads it: without the sealed tokens. */
+export type ListedIdentityRow = Omit<IdentityRow, 'tokens'>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
 export type EventRow = Selectable<EventTable>;
 /** The fields a new identity, or a new grant on an existing one, writes. */
@@ -107,8 +109,8 @@ export interface Store {
    * keeps its id. Returns the row and whether it was created.
    */
   upsertIdentity(write: IdentityWrite, newId: () => string, now: number): Promise<{ row: IdentityRow; created: boolean }>;
-  /** Identities matching the filter, in id order, after the cursor. */
-  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]>;
+  /** Identities matching the filter, in id order, after the cursor, without their tokens. */
+  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<ListedIdentityRow[]>;
   /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. On the token-read path by (service, user). */
   findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]>;
   deleteIdentity(id: string): Promise<boolean>;
