@@ -79,7 +79,7 @@ class PostgresStore extends SqlStore {
       .where(sql<boolean>`(SELECT ok FROM lease_lock)`)
       .compile();
     const key = `hashtextextended($${update.parameters.length + 1}, 0)`;
-    const [r] = await this.locks.query<ClaimedRow & { unlocked: boolean | null }>({
+    const [r] = await this.locks.query<ClaimedRow & { unlocked: boolean | null }>(id, {
       name: takeOver === undefined ? 'everyauth_claim_lease' : 'everyauth_claim_lease_taking_over',
       text:
         `WITH lease_lock AS MATERIALIZED (SELECT pg_try_advisory_lock(${key}) AS ok), claimed AS (${update.sql}) ` +
@@ -105,7 +105,7 @@ class PostgresStore extends SqlStore {
   ): Promise<IdentityRow | undefined> {
     const update = this.refreshQuery(this.db, id, version, owner, write, now).compile();
     const n = update.parameters.length;
-    const [r] = await this.locks.query<IdentityRow & { unlocked: boolean }>({
+    const [r] = await this.locks.query<IdentityRow & { unlocked: boolean }>(id, {
       name: 'everyauth_complete_refresh',
       text:
         `WITH done AS (${update.sql}), logged AS (INSERT INTO events (id, type, service_id, identity_id, user_id, tenant_id, tags, data, at) ` +
