@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventType } from './broker.js';
 import { newEventId } from './ids.js';
-import type { EventRow, IdentityRow, Store } from './store/store.js';
+import { eventRow, type EventDraft, type EventRow, type IdentityRow, type Store } from './store/store.js';
 import * as validate from './validate.js';
 
 /** Called after each event is stored. Errors thrown here are logged, not raised. */
@@ -25,25 +25,24 @@ export class Events {
     row: Pick<IdentityRow, 'id' | 'service_id' | 'user_id' | 'tenant_id' | 'tags'>,
     data: Record<string, unknown>,
   ): Promise<void> {
-    const at = this.now();
-    const event: EventRow = {
-      id: newEventId(at),
-      type,
-      service_id: row.service_id,
-      identity_id: row.id,
-      user_id: row.user_id,
-      tenant_id: row.tenant_id,
-      tags: row.tags,
-      data: JSON.stringify(data),
-      at,
-    };
+    const event = eventRow(this.draft(type, data), row);
     await this.store.insertEvent(event);
-    if (this.listener) {
-      try {
-        await this.listener(toEvent(event));
-      } catch (err) {
-        this.logger.error({ err, eventId: event.id }, 'event listener failed');
-      }
+    await this.announce(event);
+  }
+
+  /** An event's own fields, for a write that stores it together with its change (a refresh: Store.completeRefresh). */
+  draft(type: EventType, data: Record<string, unknown>): EventDraft {
+    const at = this.now();
+    return { id: newEventId(at), type, data: JSON.stringify(data), at };
+  }
+
+  /** Tells the listener of an event once it is stored. */
+  async announce(event: EventRow): Promise<void> {
+    if (!this.listener) return;
+    try {
+      await this.listener(toEvent(event));
+    } catch (err) {
+      this.logger.error({ err, eventId: event.id }, 'event listener failed');
     }
   }
 

@@ -23,7 +23,7 @@ export function reauthError(row: Pick<TokenRow, 'id' | 'service_id' | 'user_id' 
   });
 }
 
-export function toSummary(row: IdentityRow): IdentitySummary {
+export function toSummary(row: Omit<IdentityRow, 'tokens'>): IdentitySummary {
   return {
     id: row.id,
     serviceId: row.service_id,

@@ -12,7 +12,7 @@ import { RefreshFailure, toBrokerError, type ClientContext } from './oauth/engin
 import type { TokenSet } from './oauth/token-set.js';
 import { backoffDelay, retry, sleep } from './retry.js';
 import type { Services } from './services.js';
-import type { IdentityRow, Store } from './store/store.js';
+import { eventRow, type IdentityRow, type Store } from './store/store.js';
 
 export interface RefreshPolicy {
   /** Refresh when the token expires within this many ms. */
@@ -181,12 +181,13 @@ export class Refresher {
     shuffle(due);
     let started = 0;
     const running = new Set<Promise<void>>();
-    for (const { id } of due) {
+    for (const row of due) {
       if (options.shouldStop?.()) break;
       if (running.size >= (options.concurrency ?? 4)) await Promise.race(running);
-      const row = await this.store.getIdentity(id);
-      // Re-read: another replica may have refreshed it since the list was made; refresh() is fenced on this version.
-      if (!row || row.status !== 'active' || !this.needsRefresh(row, options.aheadMs)) continue;
+      // The listed row may be a little old (another replica may have refreshed it since): the lease
+      // claim is fenced on its version, and refresh() reads the row again only when the claim fails.
+      if (!this.needsRefresh(row, options.aheadMs)) continue;
+      const id = row.id;
       started++;
       const run: Promise<void> = this.refresh(row, true)
         .then(
@@ -204,8 +205,13 @@ export class Refresher {
     // A waiter gives up with the read deadline: nobody waits for it longer.
     const giveUpAt = this.now() + this.policy.readDeadlineMs;
     let checkedHolderAt = this.now();
+    // The first look is the caller's row (read just now, or listed by the background round): the
+    // claim re-checks version, status, cool-down and lease in its own statement, so a row that
+    // changed meanwhile is read again only when the claim fails.
+    let row: IdentityRow | undefined = start;
     for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
-      const row = await this.store.getIdentity(start.id);
+      const firstLook = row === start;
+      row ??= await this.store.getIdentity(start.id);
       if (!row) throw new NotFound('identity', start.id);
       if (row.status !== 'active') throw reauthError(row);
       // Someone else wrote new tokens since we looked: theirs are as fresh as ours would be.
@@ -228,11 +234,12 @@ export class Refresher {
         if (await this.store.leaseHolderGone(row, row.lease_until! - this.policy.leaseMs)) takeOver = row.lease_owner;
       }
       if (!leased || takeOver) {
-        // Built before the lease is claimed, so a service that cannot make a client holds no lease.
-        const ctx = await this.services.context(await this.services.row(row.service_id), row.tenant_id);
-        if (await this.store.claimLease(row.id, row.version, this.owner, this.now(), this.now() + this.policy.leaseMs, takeOver)) {
-          if (takeOver) this.logger.warn({ identityId: row.id, serviceId: row.service_id }, 'refresh lease holder is gone; taking over');
-          return this.refreshHoldingLease(row, ctx, giveUpAt, force);
+        const claimed = await this.claim(row, takeOver);
+        if (claimed) return this.refreshHoldingLease(claimed.row, claimed.ctx, giveUpAt, force);
+        // The caller's row was out of date: look again at once.
+        if (firstLook) {
+          row = undefined;
+          continue;
         }
       }
       // Someone probes after a cool-down: the others get the recorded failure at once rather than wait.
@@ -241,7 +248,27 @@ export class Refresher {
         if (!force && stillValid(row, this.now())) return row;
         throw unavailable(await this.providerId(row), 'timeout', this.policy.coolDownMs);
       }
+      row = undefined;
       await sleep(wait / 2 + Math.random() * wait);
+    }
+  }
+
+  /**
+   * Claims the row's lease; returns the row as claimed and the client context to refresh it with.
+   * The context is made (or found cached) before the claim, so a service that cannot make a client
+   * holds no lease; the claim reads the service's and provider's versions, and a context built from
+   * older ones is made again (giving the lease back if that fails).
+   */
+  private async claim(row: IdentityRow, takeOver: string | undefined): Promise<{ row: IdentityRow; ctx: ClientContext } | undefined> {
+    await this.services.clientContext(row.service_id, row.tenant_id);
+    const claim = await this.store.claimLease(row.id, row.version, this.owner, this.now(), this.now() + this.policy.leaseMs, takeOver);
+    if (!claim) return undefined;
+    if (takeOver) this.logger.warn({ identityId: row.id, serviceId: row.service_id }, 'refresh lease holder is gone; taking over');
+    try {
+      return { row: claim.row, ctx: await this.services.clientContext(row.service_id, row.tenant_id, claim) };
+    } catch (err) {
+      await this.store.releaseLease(row.id, this.owner, this.now());
+      throw err;
     }
   }
 
@@ -343,15 +370,17 @@ export class Refresher {
     };
     const now = this.now();
     const sealed = this.credentials.sealTokens(row.id, merged);
-    let written: boolean;
+    const event = this.events.draft('identity.refreshed', { expiresAt: iso(merged.expiresAt) });
+    let updated: IdentityRow | undefined;
     try {
-      written = await this.retryStoreErrors(row, () =>
+      updated = await this.retryStoreErrors(row, () =>
         this.store.completeRefresh(
           row.id,
           row.version,
           this.owner,
           { tokens: sealed, expires_at: merged.expiresAt, scope: merged.scope ?? null, last_refresh_at: now, failing_since: null },
           now,
+          event,
         ),
       );
     } catch (err) {
@@ -359,15 +388,15 @@ export class Refresher {
       await this.store.releaseLease(row.id, this.owner, this.now()).catch(() => undefined);
       throw err;
     }
-    if (!written) {
+    if (!updated) {
       this.logger.error(
         { identityId: row.id, serviceId: row.service_id },
         'refresh lease lost before the write; the new tokens were discarded',
       );
       throw new ProviderUnavailable(ctx.provider.id, 'the refresh lease was lost before its result could be stored');
     }
-    const updated = (await this.store.getIdentity(row.id))!;
-    await this.events.emit('identity.refreshed', updated, { expiresAt: iso(updated.expires_at) });
+    // Stored with the write (one transaction); the listener hears of it now.
+    await this.events.announce(eventRow(event, updated));
     if (row.failing_since !== null) await this.events.emit('identity.recovered', updated, { failingSince: iso(row.failing_since) });
     return updated;
   }
@@ -377,7 +406,7 @@ export class Refresher {
    * here ends the grant at the next refresh. So a failing store (a database restart) is retried for
    * up to two lease lengths; the write stays fenced by lease owner and version, so retrying is safe.
    */
-  private retryStoreErrors(row: IdentityRow, write: () => Promise<boolean>): Promise<boolean> {
+  private retryStoreErrors<T>(row: IdentityRow, write: () => Promise<T>): Promise<T> {
     const until = this.now() + this.policy.leaseMs * 2;
     return retry(write, {
       delayMs: (_err, attempt) => {

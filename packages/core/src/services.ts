@@ -42,6 +42,19 @@ export interface ServicesOptions {
  */
 export type ApiBases = (identityValues: () => Record<string, string>) => string[];
 
+/** The versions (`updated_at`) a cached client context was built from: the service's, and its custom provider's (null for a built-in one). */
+export interface ContextVersions {
+  serviceVersion: number | null;
+  providerVersion: number | null;
+}
+
+/** A service's client context (for no tenant), with what it was built from. */
+interface CachedContext extends ContextVersions {
+  service: ServiceRow;
+  provider: Provider;
+  context: ClientContext;
+}
+
 export class Services {
   private readonly catalog: Map<string, CatalogEntry> = loadBuiltInCatalog();
   /**
@@ -51,6 +64,8 @@ export class Services {
   private readonly parsed = new Map<string, { definition: string; provider: Provider }>();
   /** Each service's API base URLs, with what they were made from (see `apiBases`). */
   private readonly bases = new Map<string, { source: string | Provider; variables: string; bases: ApiBases }>();
+  /** The refresher's client contexts by service id: checked against the versions each lease claim reads. */
+  private readonly contexts = new Map<string, CachedContext>();
   private readonly baseUrl: string;
 
   constructor(
@@ -77,11 +92,16 @@ export class Services {
   }
 
   async getProvider(id: string): Promise<Provider> {
+    return (await this.versionedProvider(id)).provider;
+  }
+
+  /** A provider with the version of its row: null for a built-in one. */
+  private async versionedProvider(id: string): Promise<{ provider: Provider; version: number | null }> {
     const builtIn = this.catalog.get(id);
-    if (builtIn) return builtIn;
+    if (builtIn) return { provider: builtIn, version: null };
     const row = await this.store.getProvider(id);
     if (!row) throw new NotFound('provider', id);
-    return this.parsedProvider(row);
+    return { provider: this.parsedProvider(row), version: row.updated_at };
   }
 
   private parsedProvider(row: ProviderRow): Provider {
@@ -183,6 +203,7 @@ export class Services {
 
   deleteService(id: string): Promise<boolean> {
     this.bases.delete(id);
+    this.contexts.delete(id);
     return this.store.deleteService(id);
   }
 
@@ -204,12 +225,44 @@ export class Services {
    * (Microsoft's per-tenant token URL).
    */
   async context(service: ServiceRow, tenantId = ''): Promise<ClientContext> {
-    const unresolved = await this.getProvider(service.provider_id);
+    return this.build(service, await this.getProvider(service.provider_id), tenantId);
+  }
+
+  private build(service: ServiceRow, unresolved: Provider, tenantId: string): ClientContext {
     const variables = JSON.parse(service.variables) as Record<string, string>;
     if (tenantId && unresolved.kind === 'oauth2_client_credentials' && 'tenant' in unresolved.variables) variables.tenant = tenantId;
     const provider = resolveProviderUrls(unresolved, variables);
     const secret = service.client_secret === null ? undefined : this.credentials.openClientSecret(service.id, service.client_secret);
     return clientContext(provider, service.client_id, secret, this.options.providerTimeoutMs);
+  }
+
+  /**
+   * The refresher's client context for a service: cached, so that a refresh neither reads the
+   * service and provider nor parses a custom provider's definition again. `versions` (read by the
+   * lease claim) must match the cached ones, else both rows are read again; without them any cached
+   * context serves (a check before the claim, which then brings the versions).
+   */
+  async clientContext(serviceId: string, tenantId: string, versions?: ContextVersions): Promise<ClientContext> {
+    let cached = this.contexts.get(serviceId);
+    if (
+      !cached ||
+      (versions && (versions.serviceVersion !== cached.serviceVersion || versions.providerVersion !== cached.providerVersion))
+    ) {
+      const service = await this.row(serviceId);
+      const { provider, version } = await this.versionedProvider(service.provider_id);
+      cached = {
+        service,
+        provider,
+        serviceVersion: service.updated_at,
+        providerVersion: version,
+        context: this.build(service, provider, ''),
+      };
+      this.contexts.set(serviceId, cached);
+    }
+    // A client-credentials identity's tenant is part of its provider's URLs: built for it (no I/O).
+    if (tenantId && cached.provider.kind === 'oauth2_client_credentials' && 'tenant' in cached.provider.variables)
+      return this.build(cached.service, cached.provider, tenantId);
+    return cached.context;
   }
 
   /** An OAuth 1.0a service's consumer: its client id, and its secret or RSA private key. */

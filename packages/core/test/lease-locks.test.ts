@@ -38,6 +38,23 @@ describe('lease locks on PostgreSQL sessions', () => {
     expect((await leaseLockState(pool, 'ident_b')).held).toBe(false);
   });
 
+  it('the locks of many identities, spread over several sessions, are each given back where they were taken', async () => {
+    const mine = new LeaseLocks(db.url);
+    const ids = Array.from({ length: 24 }, (_, i) => `ident_many_${i}`);
+    try {
+      for (const id of ids) expect(await mine.tryLock(id)).toBe(true);
+      for (const id of ids) expect((await leaseLockState(pool, id)).held).toBe(true);
+      const sessions = await pool.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'everyauth-lease-locks' AND datname = current_database()",
+      );
+      expect(sessions.rows[0].n).toBeGreaterThan(1);
+      for (const id of ids) await mine.unlock(id);
+      for (const id of ids) expect((await leaseLockState(pool, id)).held).toBe(false);
+    } finally {
+      await mine.close();
+    }
+  });
+
   it('reports when the server started, which frees every lock', async () => {
     const { serverStartedAt } = await leaseLockState(pool, 'x');
     expect(serverStartedAt).toBeGreaterThan(Date.UTC(2000, 0));

@@ -99,6 +99,18 @@ describe.each(STORES)('on %s', (kind) => {
       expect(server.tokenRequests.byGrant.refresh_token).toBe(1);
     });
 
+    it('the next refresh after a change to the service uses the changed service (the cached client is not reused)', async () => {
+      await broker.getIdentity('local', 'sam', { force: true }); // the refresher has the service's client now
+      await broker.putService({ id: 'local', clientSecret: 'not-the-secret' });
+      try {
+        await expect(broker.getIdentity('local', 'sam', { force: true })).rejects.toThrow();
+      } finally {
+        await broker.putService({ id: 'local', clientSecret: CLIENT_SECRET });
+      }
+      const after = await broker.getIdentity('local', 'sam', { force: true });
+      expect((await server.userinfo(after!.accessToken)).status).toBe(200);
+    });
+
     it('invalid_grant marks the identity needs_reauth, raises a typed error, and keeps the old row', async () => {
       await authorizeUser(broker, server, 'tom');
       const summary = await broker.findIdentity('local', 'tom');

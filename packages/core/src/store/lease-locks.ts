@@ -1,52 +1,85 @@
 import pg from 'pg';
 
 /**
- * Ties this process's refresh leases to a PostgreSQL session: the holder of an identity's lease
+ * Ties this process's refresh leases to PostgreSQL sessions: the holder of an identity's lease
  * also holds an advisory lock keyed by the identity id, on a connection of its own that lives as
- * long as the process. When the process dies its socket closes, PostgreSQL ends the session and
- * frees its locks, and the other replicas see that in their next look at `pg_locks`, instead of
- * waiting for the lease's expiry. One session holds every lock of the process (advisory locks are
- * per session, and re-entrant within it).
+ * long as the process. When the process dies its sockets close, PostgreSQL ends the sessions and
+ * frees their locks, and the other replicas see that in their next look at `pg_locks`, instead of
+ * waiting for the lease's expiry. Advisory locks are per session (and re-entrant within it), so an
+ * identity's lock is always taken and given back on the same session: the one its id hashes to,
+ * among a few. The claims and writes run on these sessions (`query`), each waiting for its commit:
+ * on one connection they would queue behind one another's.
  */
 export class LeaseLocks {
-  private session?: Promise<pg.Client>;
+  private readonly sessions: (Promise<pg.Client> | undefined)[];
 
-  constructor(private readonly connectionString: string) {}
+  /**
+   * `types`: the store pool's type parsers, so that rows read on these sessions (lease claims) parse
+   * alike. `sessions`: how many connections hold the locks.
+   */
+  constructor(
+    private readonly connectionString: string,
+    private readonly types?: pg.CustomTypesConfig,
+    sessions = 4,
+  ) {
+    this.sessions = new Array<undefined>(sessions).fill(undefined);
+  }
 
   /** Takes the identity's lock, unless another session holds it. */
   async tryLock(identityId: string): Promise<boolean> {
-    const client = await this.connection();
+    const client = await this.connection(identityId);
     const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [identityId]);
     return r.rows[0]!.ok;
   }
 
   /** Gives the lock back; a session that died meanwhile has freed it already. */
   async unlock(identityId: string): Promise<void> {
-    const client = await this.connection().catch(() => undefined);
+    const client = await this.connection(identityId).catch(() => undefined);
     await client?.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [identityId]).catch(() => undefined);
   }
 
-  async close(): Promise<void> {
-    const session = this.session;
-    this.session = undefined;
-    await (await session?.catch(() => undefined))?.end();
+  /**
+   * Runs a statement on the session that holds (or takes) the identity's lock, so that a lease claim
+   * or write and the lock are one round trip. A named statement is prepared once per session.
+   */
+  async query<R extends pg.QueryResultRow>(
+    identityId: string,
+    statement: { name?: string; text: string; values: unknown[] },
+  ): Promise<R[]> {
+    const client = await this.connection(identityId);
+    return (await client.query<R>(statement)).rows;
   }
 
-  private connection(): Promise<pg.Client> {
-    this.session ??= (async () => {
-      const client = new pg.Client({ connectionString: this.connectionString, application_name: 'everyauth-lease-locks' });
+  async close(): Promise<void> {
+    const sessions = this.sessions.splice(0, this.sessions.length, ...this.sessions.map(() => undefined));
+    await Promise.all(sessions.map(async (session) => (await session?.catch(() => undefined))?.end()));
+  }
+
+  /** The identity's session (FNV-1a of its id picks it), connected on first use and again after it broke. */
+  private connection(identityId: string): Promise<pg.Client> {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < identityId.length; i++) hash = Math.imul(hash ^ identityId.charCodeAt(i), 0x01000193);
+    const slot = (hash >>> 0) % this.sessions.length;
+    const existing = this.sessions[slot];
+    if (existing) return existing;
+    const connected: Promise<pg.Client> = (async () => {
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        application_name: 'everyauth-lease-locks',
+        ...(this.types ? { types: this.types } : {}),
+      });
       // A broken session (database restart) is replaced on the next call; its locks are gone with it.
       const forget = () => {
-        if (this.session === connected) this.session = undefined;
+        if (this.sessions[slot] === connected) this.sessions[slot] = undefined;
       };
       client.on('error', forget);
       client.on('end', forget);
       await client.connect();
       return client;
     })();
-    const connected = this.session;
+    this.sessions[slot] = connected;
     connected.catch(() => {
-      if (this.session === connected) this.session = undefined;
+      if (this.sessions[slot] === connected) this.sessions[slot] = undefined;
     });
     return connected;
   }

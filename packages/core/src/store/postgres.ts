@@ -1,12 +1,14 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
-import { SELECT_TOKEN_ROW, SqlStore } from './sql-store.js';
+import { SELECT_TOKEN_ROW, leaseClaim, SqlStore, type ClaimedRow } from './sql-store.js';
 import {
   isUserLookup,
+  type EventDraft,
   type IdentityListFilter,
   type IdentityRow,
+  type LeaseClaim,
   type RefreshFailureWrite,
   type RefreshWrite,
   type ServiceRow,
@@ -25,14 +27,11 @@ const parseInt8 = (v: string) => Number(v);
 
 /** Opens and migrates a PostgreSQL store. BIGINT columns are read as numbers: every value stored is a millisecond time, well inside 2^53. */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
-  const pool = new pg.Pool({
-    connectionString: options.connectionString,
-    max: options.max ?? 10,
-    types: {
-      getTypeParser: ((oid: number, format?: string) =>
-        oid === pg.types.builtins.INT8 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-    },
-  });
+  const types: pg.CustomTypesConfig = {
+    getTypeParser: ((oid: number, format?: string) =>
+      oid === pg.types.builtins.INT8 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+  };
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, types });
   // A restart or failover kills connections. An idle one the pool drops (reporting it here); one in
   // use fails its query, and pg also emits 'error' on the client, which the pool does not listen to
   // while the client is checked out: without these listeners either event would crash the process.
@@ -40,7 +39,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on('error', () => undefined);
   pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const locks = new LeaseLocks(options.connectionString);
+  const locks = new LeaseLocks(options.connectionString, types);
   const store = new PostgresStore(
     db,
     'postgres',
@@ -75,23 +74,59 @@ class PostgresStore extends SqlStore {
     super(db, dialect, onClose);
   }
 
-  // The lock first: a row leased by a holder without its lock would look like a dead holder's.
-  override async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
-    if (!(await this.locks.tryLock(id))) return false;
-    let claimed = false;
-    try {
-      claimed = await super.claimLease(id, version, owner, now, until, takeOver);
-      return claimed;
-    } finally {
-      if (!claimed) await this.locks.unlock(id);
-    }
+  /**
+   * The lock first: a row leased by a holder without its lock would look like a dead holder's. So
+   * the claim runs on the lock session, the lock taken in the same statement (a materialised CTE,
+   * evaluated once) as a condition of the UPDATE, and given back in it when the row was not claimed.
+   */
+  override async claimLease(
+    id: string,
+    version: number,
+    owner: string,
+    now: number,
+    until: number,
+    takeOver?: string,
+  ): Promise<LeaseClaim | undefined> {
+    const update = this.claimQuery(id, version, owner, now, until, takeOver)
+      .where(sql<boolean>`(SELECT ok FROM lease_lock)`)
+      .compile();
+    const key = `hashtextextended($${update.parameters.length + 1}, 0)`;
+    const [r] = await this.locks.query<ClaimedRow & { unlocked: boolean | null }>(id, {
+      name: takeOver === undefined ? 'everyauth_claim_lease' : 'everyauth_claim_lease_taking_over',
+      text:
+        `WITH lease_lock AS MATERIALIZED (SELECT pg_try_advisory_lock(${key}) AS ok), claimed AS (${update.sql}) ` +
+        `SELECT claimed.*, CASE WHEN (SELECT ok FROM lease_lock) AND NOT EXISTS (SELECT 1 FROM claimed) THEN pg_advisory_unlock(${key}) END AS unlocked ` +
+        'FROM (SELECT 1) AS one LEFT JOIN claimed ON true',
+      values: [...update.parameters, id],
+    });
+    const { unlocked: _unlocked, ...claimed } = r!;
+    return leaseClaim(claimed);
   }
 
-  // Unlocked once the write is decided; a write that threw is retried under the same lock.
-  override async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
-    const written = await super.completeRefresh(id, version, owner, write, now);
-    await this.locks.unlock(id);
-    return written;
+  /**
+   * The write, its event and the unlock in one statement on the lock session: one round trip.
+   * The lock is given back however the write was decided; a write that threw is retried, fenced as ever.
+   */
+  override async completeRefresh(
+    id: string,
+    version: number,
+    owner: string,
+    write: RefreshWrite,
+    now: number,
+    event: EventDraft,
+  ): Promise<IdentityRow | undefined> {
+    const update = this.refreshQuery(this.db, id, version, owner, write, now).compile();
+    const n = update.parameters.length;
+    const [r] = await this.locks.query<IdentityRow & { unlocked: boolean }>(id, {
+      name: 'everyauth_complete_refresh',
+      text:
+        `WITH done AS (${update.sql}), logged AS (INSERT INTO events (id, type, service_id, identity_id, user_id, tenant_id, tags, data, at) ` +
+        `SELECT $${n + 1}::text, $${n + 2}::text, service_id, id, user_id, tenant_id, tags, $${n + 3}::text, $${n + 4}::bigint FROM done) ` +
+        `SELECT done.*, pg_advisory_unlock(hashtextextended($${n + 5}, 0)) AS unlocked FROM (SELECT 1) AS one LEFT JOIN done ON true`,
+      values: [...update.parameters, event.id, event.type, event.data, event.at, id],
+    });
+    const { unlocked: _unlocked, ...row } = r!;
+    return row.id ? row : undefined;
   }
 
   override async releaseLease(

@@ -7,10 +7,13 @@ import type { Tags } from '../broker.js';
 import {
   TOKEN_COLUMNS,
   type AuthSessionRow,
+  type EventDraft,
   type EventRow,
   type IdentityListFilter,
   type IdentityRow,
   type IdentityWrite,
+  type LeaseClaim,
+  type ListedIdentityRow,
   type ProviderRow,
   type RefreshFailureWrite,
   type RefreshWrite,
@@ -19,12 +22,58 @@ import {
   type Store,
   type TokenRow,
 } from './store.js';
+import { eventRow } from './store.js';
 
 /** New tokens end a run of failures. */
 const NO_FAILURE = { refresh_failed_at: null, refresh_failure: null, refresh_retry_at: null, refresh_failures: 0 } as const;
 
 /** The token read's SELECT list, for the backends' prepared statements. */
 export const SELECT_TOKEN_ROW = `SELECT ${TOKEN_COLUMNS.join(', ')} FROM identities`;
+
+/**
+ * An update's `updated_at`: `now`, or one more than the stored value when that is not older, so
+ * that it changes on every write and serves as the row's version (client contexts are cached by it).
+ */
+const nextVersion = (table: 'providers' | 'services', now: number) =>
+  sql<number>`CASE WHEN ${sql.ref(`${table}.updated_at`)} >= ${now} THEN ${sql.ref(`${table}.updated_at`)} + 1 ELSE ${now} END`;
+
+/** Every identity column but the sealed tokens (the type below fails to compile when a column is missing). */
+const LISTED_COLUMNS = [
+  'id',
+  'service_id',
+  'tenant_id',
+  'user_id',
+  'status',
+  'expires_at',
+  'scope',
+  'profile',
+  'tags',
+  'version',
+  'lease_owner',
+  'lease_until',
+  'refresh_failed_at',
+  'refresh_failure',
+  'refresh_retry_at',
+  'refresh_failures',
+  'last_refresh_at',
+  'metadata',
+  'failing_since',
+  'last_checked_at',
+  'healthy',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof ListedIdentityRow)[];
+const _everyListedColumn: Exclude<keyof ListedIdentityRow, (typeof LISTED_COLUMNS)[number]> extends never ? true : never = true;
+
+/** A claim's UPDATE … RETURNING row; all null (a LEFT JOIN's) when nothing was claimed. */
+export type ClaimedRow = IdentityRow & { service_version: number | null; provider_version: number | null };
+
+/** A claim's returned row, split into the row and the versions read with it. */
+export function leaseClaim(r: ClaimedRow | undefined): LeaseClaim | undefined {
+  if (!r?.id) return undefined;
+  const { service_version, provider_version, ...row } = r;
+  return { row, serviceVersion: service_version, providerVersion: provider_version };
+}
 
 /**
  * The Store in SQL that SQLite and PostgreSQL both run, over Kysely. The backends (sqlite.ts,
@@ -51,7 +100,7 @@ export class SqlStore implements Store {
     await this.db
       .insertInto('providers')
       .values({ id, definition, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: now }))
+      .onConflict((oc) => oc.column('id').doUpdateSet({ definition, updated_at: nextVersion('providers', now) }))
       .execute();
   }
 
@@ -75,7 +124,7 @@ export class SqlStore implements Store {
     await this.db
       .insertInto('services')
       .values(row)
-      .onConflict((oc) => oc.column('id').doUpdateSet(update))
+      .onConflict((oc) => oc.column('id').doUpdateSet({ ...update, updated_at: nextVersion('services', row.updated_at) }))
       .execute();
   }
 
@@ -213,9 +262,9 @@ export class SqlStore implements Store {
     throw new Error('Could not store the identity: concurrent authorizations for the same user kept colliding.');
   }
 
-  /** Identities matching the filter, in id order, after the cursor. */
-  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]> {
-    let q = this.filtered(this.db.selectFrom('identities').selectAll(), filter);
+  /** Identities matching the filter, in id order, after the cursor; without their tokens, which a listing never returns. */
+  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<ListedIdentityRow[]> {
+    let q = this.filtered(this.db.selectFrom('identities').select(LISTED_COLUMNS), filter);
     if (after !== undefined) q = q.where('id', '>', after);
     return q.orderBy('id').limit(limit).execute();
   }
@@ -346,14 +395,18 @@ export class SqlStore implements Store {
   }
 
   listUnchecked(before: number, limit: number): Promise<IdentityRow[]> {
-    return this.db
-      .selectFrom('identities')
-      .selectAll()
-      .where('status', '=', 'active')
-      .where((eb) => eb.or([eb('last_checked_at', 'is', null), eb('last_checked_at', '<', before)]))
-      .orderBy(sql`coalesce(last_checked_at, 0)`)
-      .limit(limit)
-      .execute();
+    return (
+      this.db
+        .selectFrom('identities')
+        .selectAll()
+        .where('status', '=', 'active')
+        // The expression of the partial index identities_unchecked (migration 0006), so that a round
+        // walks it instead of sorting every active identity; never checked (NULL) counts as 0.
+        .where(sql<number>`coalesce(last_checked_at, 0)`, '<', before)
+        .orderBy(sql`coalesce(last_checked_at, 0)`)
+        .limit(limit)
+        .execute()
+    );
   }
 
   async countIdentities(): Promise<{ service_id: string; status: string; n: number }[]> {
@@ -368,15 +421,30 @@ export class SqlStore implements Store {
   // ---- refresh lease ----
 
   /**
-   * Claims the refresh lease: only if nobody holds a live one and the row is still at `version`
-   * (someone who refreshed meanwhile bumped it). A conditional UPDATE, so it is atomic on any database.
+   * Claims the refresh lease: only if nobody holds a live one, the row is still at `version`
+   * (someone who refreshed meanwhile bumped it), active, and not cooling down after a recorded
+   * failure. One conditional UPDATE returning the row, so it is atomic on any database and needs no re-read.
    */
-  async claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean> {
-    const r = await this.db
+  async claimLease(
+    id: string,
+    version: number,
+    owner: string,
+    now: number,
+    until: number,
+    takeOver?: string,
+  ): Promise<LeaseClaim | undefined> {
+    return leaseClaim(await this.claimQuery(id, version, owner, now, until, takeOver).executeTakeFirst());
+  }
+
+  /** The claim's UPDATE … RETURNING, with the versions of the row's service and custom provider (see LeaseClaim). */
+  protected claimQuery(id: string, version: number, owner: string, now: number, until: number, takeOver: string | undefined) {
+    return this.db
       .updateTable('identities')
       .set({ lease_owner: owner, lease_until: until })
       .where('id', '=', id)
       .where('version', '=', version)
+      .where('status', '=', 'active')
+      .where((eb) => eb.or([eb('refresh_retry_at', 'is', null), eb('refresh_retry_at', '<=', now)]))
       .where((eb) =>
         eb.or([
           eb('lease_until', 'is', null),
@@ -384,8 +452,16 @@ export class SqlStore implements Store {
           ...(takeOver === undefined ? [] : [eb('lease_owner', '=', takeOver)]),
         ]),
       )
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+      .returningAll()
+      .returning((eb) => [
+        eb.selectFrom('services').select('services.updated_at').whereRef('services.id', '=', 'identities.service_id').as('service_version'),
+        eb
+          .selectFrom('providers')
+          .innerJoin('services', 'services.provider_id', 'providers.id')
+          .select('providers.updated_at')
+          .whereRef('services.id', '=', 'identities.service_id')
+          .as('provider_version'),
+      ]);
   }
 
   /** On one machine (SQLite) the owner names its process, id and start time (lease-holder.ts); PostgreSQL overrides this. */
@@ -393,16 +469,31 @@ export class SqlStore implements Store {
     return row.lease_owner !== null && leaseHolderGone(row.lease_owner);
   }
 
-  /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
-  async completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean> {
-    const r = await this.db
+  /** Writes refreshed tokens and gives the lease back, fenced on owner and version; the event in the same transaction. */
+  async completeRefresh(
+    id: string,
+    version: number,
+    owner: string,
+    write: RefreshWrite,
+    now: number,
+    event: EventDraft,
+  ): Promise<IdentityRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await this.refreshQuery(trx, id, version, owner, write, now).executeTakeFirst();
+      if (row) await trx.insertInto('events').values(eventRow(event, row)).execute();
+      return row;
+    });
+  }
+
+  /** The refresh's fenced UPDATE … RETURNING the row written. */
+  protected refreshQuery(db: Kysely<Database>, id: string, version: number, owner: string, write: RefreshWrite, now: number) {
+    return db
       .updateTable('identities')
       .set({ ...write, ...NO_FAILURE, version: version + 1, lease_owner: null, lease_until: null, updated_at: now })
       .where('id', '=', id)
       .where('version', '=', version)
       .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(r.numUpdatedRows) === 1;
+      .returningAll();
   }
 
   /** Extends a lease this owner still holds. */
@@ -439,12 +530,15 @@ export class SqlStore implements Store {
       .execute();
   }
 
-  /** Active identities whose token expires before `before` and whose lease is free: the background refresher's work list. */
-  listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]> {
+  /**
+   * Active identities whose token expires before `before` and whose lease is free: the background
+   * refresher's work list, whole rows, so that each refresh starts at its claim without a re-read.
+   */
+  listExpiring(before: number, now: number, limit: number): Promise<IdentityRow[]> {
     return (
       this.db
         .selectFrom('identities')
-        .select(['id', 'service_id'])
+        .selectAll()
         .where('status', '=', 'active')
         .where('expires_at', 'is not', null)
         .where('expires_at', '<', before)

@@ -5,6 +5,8 @@ import type { AuthSessionTable, Database, EventTable, IdentityTable, ProviderTab
 export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
+/** An identity as a listing reads it: without the sealed tokens. */
+export type ListedIdentityRow = Omit<IdentityRow, 'tokens'>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
 export type EventRow = Selectable<EventTable>;
 
@@ -56,6 +58,25 @@ export interface RefreshFailureWrite {
   refresh_failure: string;
   refresh_retry_at: number;
   refresh_failures: number;
+}
+
+/**
+ * A refresh lease claimed: the row as the claim left it, and the versions (`updated_at`) of its
+ * service and of its custom provider (null for a built-in one, or a service that is gone), read in
+ * the same statement so that a client context cached per service can be checked without reading them.
+ */
+export interface LeaseClaim {
+  row: IdentityRow;
+  serviceVersion: number | null;
+  providerVersion: number | null;
+}
+
+/** An event's own fields, made before the write that stores it; the identity's fields come from the row written. */
+export type EventDraft = Pick<EventRow, 'id' | 'type' | 'data' | 'at'>;
+
+/** The stored event for a draft about this identity. */
+export function eventRow(draft: EventDraft, row: Pick<IdentityRow, 'id' | 'service_id' | 'user_id' | 'tenant_id' | 'tags'>): EventRow {
+  return { ...draft, service_id: row.service_id, identity_id: row.id, user_id: row.user_id, tenant_id: row.tenant_id, tags: row.tags };
 }
 
 export type SessionTake = { ok: true; session: AuthSessionRow } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
@@ -112,9 +133,9 @@ export interface Store {
    * keeps its id. Returns the row and whether it was created.
    */
   upsertIdentity(write: IdentityWrite, newId: () => string, now: number): Promise<{ row: IdentityRow; created: boolean }>;
-  /** Identities matching the filter, in id order, after the cursor. */
-  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<IdentityRow[]>;
-  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. */
+  /** Identities matching the filter, in id order, after the cursor, without their tokens. */
+  listIdentities(filter: IdentityListFilter, after: string | undefined, limit: number): Promise<ListedIdentityRow[]>;
+  /** Up to `limit` identities matching the filter; used to find one and tell ambiguity. On the token-read path by (service, user). */
   findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]>;
   /** The token read by id: the token columns alone, a prepared statement where the driver has them. */
   getTokenRow(id: string): Promise<TokenRow | undefined>;
@@ -142,19 +163,31 @@ export interface Store {
 
   // the refresh lease
   /**
-   * Claims the lease only if nobody holds a live one and the row is still at `version`. `takeOver`
-   * names the owner of a live lease whose holder is known to be gone (leaseHolderGone): that lease
-   * may be taken too, but only while that owner still holds it.
+   * Claims the lease only if nobody holds a live one, the row is still at `version`, active, and not
+   * cooling down after a recorded failure; returns the row as claimed (one statement: no re-read
+   * needed), or undefined. `takeOver` names the owner of a live lease whose holder is known to be
+   * gone (leaseHolderGone): that lease may be taken too, but only while that owner still holds it.
    */
-  claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<boolean>;
+  claimLease(id: string, version: number, owner: string, now: number, until: number, takeOver?: string): Promise<LeaseClaim | undefined>;
   /**
    * Whether the process holding this row's lease is known to have ended, so the lease need not run
    * out: on PostgreSQL its database session (the lease's advisory lock is free), on SQLite its
    * process (id and start time, one machine). `claimedAt` is when the lease was last claimed or extended.
    */
   leaseHolderGone(row: IdentityRow, claimedAt: number): Promise<boolean>;
-  /** Writes refreshed tokens, fenced: only while this owner still holds the lease on this version. */
-  completeRefresh(id: string, version: number, owner: string, write: RefreshWrite, now: number): Promise<boolean>;
+  /**
+   * Writes refreshed tokens and gives the lease back, fenced: only while this owner still holds the
+   * lease on this version. The event is stored in the same transaction. Returns the row written, or
+   * undefined when the lease was lost (nothing written).
+   */
+  completeRefresh(
+    id: string,
+    version: number,
+    owner: string,
+    write: RefreshWrite,
+    now: number,
+    event: EventDraft,
+  ): Promise<IdentityRow | undefined>;
   /** Extends a lease this owner still holds. */
   extendLease(id: string, owner: string, until: number): Promise<boolean>;
   /**
@@ -168,7 +201,7 @@ export interface Store {
     change?: { status?: IdentityRow['status']; failure?: RefreshFailureWrite },
   ): Promise<void>;
   /** Active identities whose token expires before `before`, whose lease is free and who are not cooling down after a failure: the background refresh's work list. */
-  listExpiring(before: number, now: number, limit: number): Promise<Pick<IdentityRow, 'id' | 'service_id'>[]>;
+  listExpiring(before: number, now: number, limit: number): Promise<IdentityRow[]>;
 
   // events
   insertEvent(row: EventRow): Promise<void>;

@@ -4,6 +4,7 @@ import * as m0002 from './0002_server_moved.js';
 import * as m0003 from './0003_service_api.js';
 import * as m0004 from './0004_lifecycle.js';
 import * as m0005 from './0005_refresh_failures.js';
+import * as m0006 from './0006_scale_indexes.js';
 
 /** Every migration, in order. A new one is a new file here and a new line below. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0003_service_api': m0003,
   '0004_lifecycle': m0004,
   '0005_refresh_failures': m0005,
+  '0006_scale_indexes': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
