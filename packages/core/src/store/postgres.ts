@@ -9,6 +9,7 @@ import {
   type IdentityListFilter,
   type IdentityRow,
   type LeaseClaim,
+  type ProviderRow,
   type RefreshFailureWrite,
   type RefreshWrite,
   type ServiceRow,
@@ -165,6 +166,15 @@ class PostgresStore extends SqlStore {
     const r = await this.pool.query<ServiceRow>({
       name: 'everyauth_service_by_id',
       text: 'SELECT * FROM services WHERE id = $1',
+      values: [id],
+    });
+    return r.rows[0];
+  }
+
+  override async getProvider(id: string): Promise<ProviderRow | undefined> {
+    const r = await this.pool.query<ProviderRow>({
+      name: 'everyauth_provider_by_id',
+      text: 'SELECT * FROM providers WHERE id = $1',
       values: [id],
     });
     return r.rows[0];

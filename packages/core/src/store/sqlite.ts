@@ -4,7 +4,15 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { SELECT_TOKEN_ROW, SqlStore } from './sql-store.js';
-import { isUserLookup, type IdentityListFilter, type IdentityRow, type ServiceRow, type Store, type TokenRow } from './store.js';
+import {
+  isUserLookup,
+  type IdentityListFilter,
+  type IdentityRow,
+  type ProviderRow,
+  type ServiceRow,
+  type Store,
+  type TokenRow,
+} from './store.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -37,6 +45,7 @@ class SqliteStore extends SqlStore {
   private readonly tokenByUser: BetterSqlite3.Statement<[string, string], TokenRow>;
   private readonly tokenByTenantUser: BetterSqlite3.Statement<[string, string, string], TokenRow>;
   private readonly serviceById: BetterSqlite3.Statement<[string], ServiceRow>;
+  private readonly providerById: BetterSqlite3.Statement<[string], ProviderRow>;
 
   constructor(db: Kysely<Database>, onClose: () => Promise<void>, reader: BetterSqlite3.Database) {
     super(db, 'sqlite', onClose);
@@ -55,6 +64,8 @@ class SqliteStore extends SqlStore {
     );
     // Read on every proxied request, with the identity.
     this.serviceById = reader.prepare<[string], ServiceRow>('SELECT * FROM services WHERE id = ?');
+    // Read with it when the service's provider is a custom one (its authFailure rule, its base URLs).
+    this.providerById = reader.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE id = ?');
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {
@@ -63,6 +74,10 @@ class SqliteStore extends SqlStore {
 
   override async getService(id: string): Promise<ServiceRow | undefined> {
     return this.serviceById.get(id);
+  }
+
+  override async getProvider(id: string): Promise<ProviderRow | undefined> {
+    return this.providerById.get(id);
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
