@@ -299,8 +299,9 @@ export class Services {
    * Zendesk subdomain): the function returned takes those, and reads them only when the service
    * refers to one. Worked out once per configuration: the result is kept with what it was made
    * from (the service's own list, or its provider and variables), so an edit takes effect at once.
+   * `provider` is the service's (`getProvider(service.provider_id)`), which the caller reads anyway.
    */
-  async apiBases(service: ServiceRow): Promise<ApiBases> {
+  apiBases(service: ServiceRow, provider: Provider): ApiBases {
     const cached = this.bases.get(service.id);
     const own = service.api_base_urls;
     if (own) {
@@ -308,7 +309,6 @@ export class Services {
       const urls = JSON.parse(own) as string[];
       return this.keepBases(service.id, own, service.variables, () => urls);
     }
-    const provider = await this.getProvider(service.provider_id);
     if (cached?.source === provider && cached.variables === service.variables) return cached.bases;
     if (provider.api.baseUrls.length === 0) {
       throw new ProxyRefused(

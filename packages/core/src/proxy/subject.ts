@@ -42,8 +42,9 @@ export class ProxySubjects {
     const identity = identities.findRow(id, who);
     identity.catch(() => undefined);
     const service = await services.row(id);
+    const provider = await services.getProvider(service.provider_id);
     // A service without base URLs is refused before anything else: it is a configuration error.
-    const bases = await services.apiBases(service);
+    const bases = services.apiBases(service, provider);
     const found = await identity;
     if (!found) throw new NotFound('identity', typeof who === 'string' ? who : JSON.stringify(who));
     // The tokens are opened once here, for the base URLs (only when they need the identity's values) and the first attempt.
@@ -54,7 +55,6 @@ export class ProxySubjects {
     };
     const baseUrls = bases(() => stringsOf(open(found).native));
     let row = found;
-    const provider = await services.getProvider(service.provider_id);
     return {
       serviceId: service.id,
       baseUrls,
