@@ -153,69 +153,61 @@ class PostgresStore extends SqlStore {
   }
 
   override async getIdentity(id: string): Promise<IdentityRow | undefined> {
-    const r = await this.pool.query<IdentityRow>({
-      name: 'everyauth_identity_by_id',
-      text: 'SELECT * FROM identities WHERE id = $1',
-      values: [id],
-    });
-    return r.rows[0];
+    return (await this.named<IdentityRow>('everyauth_identity_by_id', 'SELECT * FROM identities WHERE id = $1', [id]))[0];
   }
 
   /** Read on every proxied request, with the identity: a named statement too. */
   override async getService(id: string): Promise<ServiceRow | undefined> {
-    const r = await this.pool.query<ServiceRow>({
-      name: 'everyauth_service_by_id',
-      text: 'SELECT * FROM services WHERE id = $1',
-      values: [id],
-    });
-    return r.rows[0];
+    return (await this.named<ServiceRow>('everyauth_service_by_id', 'SELECT * FROM services WHERE id = $1', [id]))[0];
   }
 
   override async getProvider(id: string): Promise<ProviderRow | undefined> {
-    const r = await this.pool.query<ProviderRow>({
-      name: 'everyauth_provider_by_id',
-      text: 'SELECT * FROM providers WHERE id = $1',
-      values: [id],
-    });
-    return r.rows[0];
+    return (await this.named<ProviderRow>('everyauth_provider_by_id', 'SELECT * FROM providers WHERE id = $1', [id]))[0];
   }
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
     if (!isUserLookup(filter, limit)) return super.findIdentities(filter, limit);
-    const r =
-      filter.tenantId === undefined
-        ? await this.pool.query<IdentityRow>({
-            name: 'everyauth_identities_by_user',
-            text: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 LIMIT 2',
-            values: [filter.serviceId, filter.userId],
-          })
-        : await this.pool.query<IdentityRow>({
-            name: 'everyauth_identities_by_tenant_user',
-            text: 'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2',
-            values: [filter.serviceId, filter.userId, filter.tenantId],
-          });
-    return r.rows.slice(0, limit);
+    const rows = await this.byUser<IdentityRow>(
+      'everyauth_identities',
+      'SELECT * FROM identities',
+      filter.serviceId!,
+      filter.userId!,
+      filter.tenantId,
+    );
+    return rows.slice(0, limit);
   }
 
   // The token read's own columns: fewer values to send, and to parse in pg's protocol reader.
   override async getTokenRow(id: string): Promise<TokenRow | undefined> {
-    const r = await this.pool.query<TokenRow>({ name: 'everyauth_token_by_id', text: `${SELECT_TOKEN_ROW} WHERE id = $1`, values: [id] });
-    return r.rows[0];
+    return (await this.named<TokenRow>('everyauth_token_by_id', `${SELECT_TOKEN_ROW} WHERE id = $1`, [id]))[0];
   }
 
-  override async findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
-    const r =
-      tenantId === undefined
-        ? await this.pool.query<TokenRow>({
-            name: 'everyauth_token_by_user',
-            text: `${SELECT_TOKEN_ROW} WHERE service_id = $1 AND user_id = $2 LIMIT 2`,
-            values: [serviceId, userId],
-          })
-        : await this.pool.query<TokenRow>({
-            name: 'everyauth_token_by_tenant_user',
-            text: `${SELECT_TOKEN_ROW} WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2`,
-            values: [serviceId, userId, tenantId],
-          });
-    return r.rows;
+  override findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
+    return this.byUser<TokenRow>('everyauth_token', SELECT_TOKEN_ROW, serviceId, userId, tenantId);
+  }
+
+  /**
+   * A named statement: PostgreSQL parses and plans it once per connection. Only for point lookups,
+   * whose plan never depends on the values (a generic plan would be bad for the tag queries).
+   */
+  private async named<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> {
+    return (await this.pool.query<R>({ name, text, values })).rows;
+  }
+
+  /** Up to two rows of `select` by (service, user) or (service, user, tenant): the token read's lookups, two named statements per `name`. */
+  private byUser<R extends pg.QueryResultRow>(
+    name: string,
+    select: string,
+    serviceId: string,
+    userId: string,
+    tenantId: string | undefined,
+  ): Promise<R[]> {
+    return tenantId === undefined
+      ? this.named<R>(`${name}_by_user`, `${select} WHERE service_id = $1 AND user_id = $2 LIMIT 2`, [serviceId, userId])
+      : this.named<R>(`${name}_by_tenant_user`, `${select} WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2`, [
+          serviceId,
+          userId,
+          tenantId,
+        ]);
   }
 }
