@@ -8,6 +8,7 @@
 import type { RequestToken } from './kinds/oauth1.js';
 import type { TokenSet } from './oauth/token-set.js';
 import type { IdentityRow } from './store/store.js';
+import { OpenedTokens } from './opened-tokens.js';
 import type { Vault } from './vault.js';
 
 /** The associated data each kind of sealed value is bound to. */
@@ -50,6 +51,9 @@ interface SealedTokens {
 
 /** Seals and opens the secrets of identities, services and authorization sessions with one vault. */
 export class Credentials {
+  /** Token sets already opened, by identity: a token read of an unchanged row skips decrypting it. */
+  readonly #opened = new OpenedTokens<SealedTokens>();
+
   constructor(readonly vault: Vault) {}
 
   sealTokens(identityId: string, t: TokenSet): string {
@@ -70,7 +74,9 @@ export class Credentials {
 
   /** The token set of a row; the expiry comes from the row, where refresh and listings read it unsealed. */
   openTokens(row: Pick<IdentityRow, 'id' | 'tokens' | 'expires_at'>): TokenSet {
-    const s = JSON.parse(this.vault.open(row.tokens, sealedLabel.identity(row.id))) as SealedTokens;
+    const s =
+      this.#opened.get(row.id, row.tokens) ??
+      this.#opened.set(row.id, row.tokens, JSON.parse(this.vault.open(row.tokens, sealedLabel.identity(row.id))) as SealedTokens);
     return {
       accessToken: s.a,
       refreshToken: s.r,
