@@ -1,7 +1,9 @@
 /**
  * Token requests through the EveryAuth server as `everyauth serve` configures it (logging at info,
  * rate limiter on) — GET /v1/services/{id}/token?userId=…: API key, store read, decrypt, JSON —
- * against a bare Fastify route returning a constant, in the same run,
+ * against a bare Fastify route returning a constant, in the same run, and against a bare Fastify
+ * route that calls the same broker's `getIdentity` (no API key, limiter, metrics or logging: what
+ * the server's own plumbing adds is the difference),
  * on SQLite and on PostgreSQL. Load comes from autocannon in a second process, so the server's
  * process does nothing else. Rounds alternate between the two targets; medians are reported.
  * Each store's section ends in `ratio: X` (server req/s ÷ bare req/s); targets 0.5 (SQLite), 0.35 (PostgreSQL).
@@ -128,11 +130,16 @@ async function benchStore(kind: string): Promise<void> {
     native: { scope: 'repo', token_type: 'bearer' },
   };
   bare.get('/v1/services/:serviceId/token', async () => constant);
+  const floor = Fastify();
+  floor.get<{ Params: { serviceId: string }; Querystring: { userId: string } }>('/v1/services/:serviceId/token', async (request) =>
+    app.everyauth.broker.getIdentity(request.params.serviceId, request.query.userId),
+  );
   try {
     await seedTokenBench(app.everyauth.broker, store, vault, IDENTITIES);
     const { key } = await createApiKey(store, { name: 'bench', scopes: ['tokens:read'] });
     const serverUrl = await app.listen({ port: 0, host: '127.0.0.1' });
     const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
+    const floorUrl = await floor.listen({ port: 0, host: '127.0.0.1' });
     const users = Array.from(
       { length: Math.min(IDENTITIES, 500) },
       (_, i) => `/v1/services/github/token?userId=user-${Math.floor((i * IDENTITIES) / Math.min(IDENTITIES, 500))}`,
@@ -153,7 +160,12 @@ async function benchStore(kind: string): Promise<void> {
       headers,
       2,
     );
-    const results = { bare: [] as LoadResult[], server: [] as LoadResult[] };
+    await load(
+      users.map((u) => floorUrl + u),
+      {},
+      2,
+    );
+    const results = { bare: [] as LoadResult[], server: [] as LoadResult[], floor: [] as LoadResult[] };
     for (let r = 0; r < ROUNDS; r++) {
       results.bare.push(
         await load(
@@ -167,10 +179,17 @@ async function benchStore(kind: string): Promise<void> {
           headers,
         ),
       );
+      results.floor.push(
+        await load(
+          users.map((u) => floorUrl + u),
+          {},
+        ),
+      );
     }
     const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)]!;
     const b = median(results.bare);
     const s = median(results.server);
+    const f = median(results.floor);
     const bad = results.server.reduce((n, x) => n + x.errors + x.non2xx, 0);
     console.log(
       `\n== ${kind} (${IDENTITIES} identities, ${CONNECTIONS} connections × ${PIPELINING} pipelined, ${ROUNDS} × ${SECONDS} s rounds, medians)`,
@@ -183,10 +202,18 @@ async function benchStore(kind: string): Promise<void> {
       `EveryAuth token route:       ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, ${cpu(results.server).toFixed(0)} µs CPU per request${bad ? ` (${bad} errors or non-2xx!)` : ''}`,
     );
     console.log(
+      `bare route + getIdentity:    ${Math.round(f.rps)} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, ${cpu(results.floor).toFixed(0)} µs CPU per request`,
+    );
+    console.log(
       `ratio: ${(s.rps / b.rps).toFixed(2)} (CPU per request, bare ÷ server: ${(cpu(results.bare) / cpu(results.server)).toFixed(2)})`,
+    );
+    console.log(
+      `ratio, bare route + getIdentity: ${(f.rps / b.rps).toFixed(2)} (CPU per request: ${(cpu(results.bare) / cpu(results.floor)).toFixed(2)}); ` +
+        `the server's own work (key, limiter, metrics, logging, schemas): ${(cpu(results.server) - cpu(results.floor)).toFixed(0)} µs CPU per request`,
     );
   } finally {
     await bare.close();
+    await floor.close();
     await app.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
