@@ -221,13 +221,16 @@ function substituteUrl(provider: Provider, url: string, variables: Record<string
       return checkEndpointUrl(value, `The value of variable "${name}" of provider "${provider.id}"`, `variables.${name}`, { origin: true });
     }
     const inHost = authorityEnd === -1 || offset < authorityEnd;
-    if (inHost && provider.fields.some((f) => f.name === name)) typedInHost.push(name);
+    // A value typed into the form is named as the form names it, so the form can mark that field.
+    const typed = provider.fields.find((f) => f.name === name);
+    if (inHost && typed) typedInHost.push(name);
     if (typeof value !== 'string' || isUnsafeValue(value, inHost)) {
+      const what = typed ? `${typed.label} (${name})` : `The value of variable "${name}" of provider "${provider.id}"`;
       throw new InvalidInput(
         inHost
-          ? `The value of variable "${name}" of provider "${provider.id}" is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
-          : `The value of variable "${name}" of provider "${provider.id}" is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
-        `variables.${name}`,
+          ? `${what} is not allowed: it is part of the host name, so only letters, digits, dashes and dots may be used.`
+          : `${what} is not allowed: it must not contain / \\ @ ? # : % whitespace or control characters, nor be . or ..`,
+        typed ? `fields.${name}` : `variables.${name}`,
       );
     }
     return encodeURIComponent(value);
