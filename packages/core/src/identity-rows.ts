@@ -6,7 +6,7 @@ import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
 import { CredentialHolder, credentialOf, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
-import type { IdentityRow, TokenRow } from './store/store.js';
+import type { IdentityRow, ListedIdentityRow, TokenRow } from './store/store.js';
 
 export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
 
@@ -23,7 +23,7 @@ export function reauthError(row: Pick<TokenRow, 'id' | 'service_id' | 'user_id' 
   });
 }
 
-export function toSummary(row: Omit<IdentityRow, 'tokens'>): IdentitySummary {
+export function toSummary(row: ListedIdentityRow): IdentitySummary {
   return {
     id: row.id,
     serviceId: row.service_id,
