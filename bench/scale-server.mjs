@@ -68,7 +68,8 @@ if (role === 'server') {
     if (recording && text && !seen.has(text)) seen.set(text, (typeof first === 'string' ? second : first.values) ?? []);
     return query.call(this, first, second, ...rest);
   };
-  const { startServer } = await import('@everyauth/server');
+  const { limitHeapGrowth, startServer } = await import('@everyauth/server');
+  limitHeapGrowth(); // as `everyauth serve` does
   const server = await startServer({
     port: 0,
     store: process.env.STORE_URL,
