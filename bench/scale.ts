@@ -36,7 +36,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LocalBroker, Vault, createKeyRing, openStore, type KeyRing } from '@everyauth/core';
+import { LISTED_COLUMNS, LocalBroker, Vault, createKeyRing, openStore, type KeyRing } from '@everyauth/core';
 import { createApiKey } from '@everyauth/server';
 import { copyRows } from './pg-copy.js';
 
@@ -78,10 +78,8 @@ interface Lookup {
   unnamed?: boolean;
 }
 
-/** What a listing reads: every column but the sealed tokens (sql-store.ts). */
-const LISTED =
-  'id, service_id, tenant_id, user_id, status, expires_at, scope, profile, tags, version, lease_owner, lease_until, refresh_failed_at,' +
-  ' refresh_failure, refresh_retry_at, refresh_failures, last_refresh_at, metadata, failing_since, last_checked_at, healthy, created_at, updated_at';
+/** What a listing reads: the summary's columns (store.ts). */
+const LISTED = LISTED_COLUMNS.join(', ');
 
 const LOOKUP_LIST: Lookup[] = [
   {
