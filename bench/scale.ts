@@ -1,8 +1,9 @@
 /**
  * 1,000,000 identities of one service in PostgreSQL (BENCH_SCALE_IDENTITIES), and 1 % as many of a
  * second service created after them (so their ids, which sort by time, all come after), seeded
- * with COPY, served by the EveryAuth server in a second process (bench/scale-server.mjs, plain
- * JavaScript on the built packages, so its memory is the server's and not a TypeScript loader's).
+ * with COPY, served by the EveryAuth server in a process of its own (bench/scale-server.mjs, plain
+ * JavaScript on the built packages, so its memory is the server's and not a TypeScript loader's;
+ * the baseline routes run in a third process, so they add nothing to it).
  *
  * The database (BENCH_SCALE_DB, default everyauth_scale_<identities>) is kept after a run and
  * reused by the next one when it was seeded with the same number of identities (a table
@@ -15,12 +16,13 @@
  *   - sql:    the same SQL straight to PostgreSQL through `pg`, a named prepared statement where
  *             the server names it (unnamed for the tag queries, as the server sends them), with
  *             the same decryption for tokens: the database's floor;
- *   - route:  a bare Fastify route in the server's process running that prepared statement: the
- *             floor for HTTP plus the query, without EveryAuth;
+ *   - route:  a bare Fastify route running that prepared statement, in a process like the
+ *             server's (same script, its own `pg` pool): the floor for HTTP plus the query,
+ *             without EveryAuth;
  *   - server: the EveryAuth route.
  * Prints req/s, p50 and p99 of each as the bench's clients saw them and, for the two HTTP ways,
- * as the server process measured them itself (from Node's `request` event to the response's
- * `finish`) with its CPU µs per request: on a busy machine the client's figures hold the time a
+ * as the process that served them measured them itself (from Node's `request` event to the
+ * response's `finish`) with its CPU µs per request: on a busy machine the client's figures hold the time a
  * request waits for a core, the in-process ones much less of it, and the bare route's own figures
  * in the same run show how much the machine adds. Then `ratio:` lines (server ÷ sql and server ÷
  * route, client-observed and in-process), `goal:` lines for the issue's targets, the server's
@@ -34,7 +36,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LocalBroker, Vault, createKeyRing, openStore, type KeyRing } from '@everyauth/core';
+import { LISTED_COLUMNS, LocalBroker, Vault, createKeyRing, openStore, type KeyRing } from '@everyauth/core';
 import { createApiKey } from '@everyauth/server';
 import { copyRows } from './pg-copy.js';
 
@@ -76,10 +78,8 @@ interface Lookup {
   unnamed?: boolean;
 }
 
-/** What a listing reads: every column but the sealed tokens (sql-store.ts). */
-const LISTED =
-  'id, service_id, tenant_id, user_id, status, expires_at, scope, profile, tags, version, lease_owner, lease_until, refresh_failed_at,' +
-  ' refresh_failure, refresh_retry_at, refresh_failures, last_refresh_at, metadata, failing_since, last_checked_at, healthy, created_at, updated_at';
+/** What a listing reads: the summary's columns (store.ts). */
+const LISTED = LISTED_COLUMNS.join(', ');
 
 const LOOKUP_LIST: Lookup[] = [
   {
@@ -152,53 +152,50 @@ async function main(): Promise<void> {
   const admin = new pg.Client({ connectionString: PG_ADMIN });
   await admin.connect();
   const url = PG_ADMIN.replace(/\/[^/]*$/, `/${DB_NAME}`);
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   let sql: pg.Pool | undefined;
   try {
     const { ring, key } = await database(admin, url);
     const vault = Vault.fromKeyRing(ring);
     sql = new pg.Pool({ connectionString: url, max: CONCURRENCY });
-    const server = await spawnServer(url, ring);
-    child = server.child;
+    const server = await spawnServer('server', url, ring);
+    children.push(server.child);
+    const baseline = await spawnServer('baseline', url, ring);
+    children.push(baseline.child);
     const headers = { authorization: `Bearer ${key}` };
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-    const stats = async () =>
-      (await fetch(`${server.bare}/bench/stats`)).json() as Promise<{ rss: number; peakRss: number; queries: [string, unknown[]][] }>;
-    const recording = (on: boolean) =>
-      fetch(`${server.bare}/bench/recording`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ recording: on }),
-      });
-    /** Runs one phase of HTTP load and adds the server process's own figures for the port it hit. */
-    const phase = async (base: string, path: () => string, hdrs: Record<string, string>): Promise<Result> => {
-      await fetch(`${server.bare}/bench/phase`, { method: 'POST' });
-      const result = await http(base, path, hdrs, LOOKUPS);
-      const inside = (await (await fetch(`${server.bare}/bench/phase`)).json()) as {
-        ports: Record<string, { n: number; p50: number; p99: number }>;
-        cpuUsPerRequest: number;
-      };
-      const mine = inside.ports[new URL(base).port];
-      return mine ? { ...result, inside: { p50: mine.p50, p99: mine.p99, cpuUs: inside.cpuUsPerRequest } } : result;
+    const stats = () =>
+      ask<{ rss: number; peakRss: number; memory: NodeJS.MemoryUsage; queries: [string, unknown[]][] }>(server.child, { op: 'stats' });
+    /** The JavaScript heap beside the RSS: what the collector lets grow under load, apart from the code and Node's own. */
+    const heap = (m: NodeJS.MemoryUsage) => `JavaScript heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)}`;
+    /** Runs one phase of HTTP load and adds the figures of the process that served it, measured by that process. */
+    const phase = async (to: Spawned, path: () => string, hdrs: Record<string, string>): Promise<Result> => {
+      await ask(to.child, { op: 'phase-start' });
+      const result = await http(to.url, path, hdrs, LOOKUPS);
+      const inside = await ask<{ n: number; p50: number; p99: number; cpuUsPerRequest: number }>(to.child, { op: 'phase-end' });
+      return inside.n ? { ...result, inside: { p50: inside.p50, p99: inside.p99, cpuUs: inside.cpuUsPerRequest } } : result;
     };
 
     // Warm-up: JIT, connection pools, prepared statements on both sides.
     for (const [n, lookup] of LOOKUP_LIST.entries()) {
       await http(server.url, () => lookup.path(lookup.args()), headers, 200);
-      await http(server.bare, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {}, 200);
+      await http(baseline.url, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {}, 200);
     }
-    console.log(`server memory at idle: rss ${mib((await stats()).rss)}`);
-    await recording(true);
+    const idle = await stats();
+    console.log(
+      `server memory at idle: rss ${mib(idle.rss)}, ${heap(idle.memory)} (the baseline routes' process: rss ${mib((await ask<{ rss: number }>(baseline.child, { op: 'stats' })).rss)})`,
+    );
+    await ask(server.child, { op: 'recording', on: true });
 
     const columns = `${''.padEnd(28)}${'client p50 / p99'.padEnd(20)}${'client rate'.padEnd(12)}in-process p50 / p99, CPU per request`;
-    const floor = await phase(server.bare, () => '/bare', {});
+    const floor = await phase(baseline, () => '/bare', {});
     console.log(`\nbare Fastify route (HTTP alone, no query), ${CONCURRENCY} clients`);
     console.log(columns);
     console.log(`  bare route:               ${withInside(floor)}`);
     for (const [n, lookup] of LOOKUP_LIST.entries()) {
       const direct = await direct_(sql, n, lookup, vault);
-      const route = await phase(server.bare, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {});
-      const served = await phase(server.url, () => lookup.path(lookup.args()), headers);
+      const route = await phase(baseline, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {});
+      const served = await phase(server, () => lookup.path(lookup.args()), headers);
       console.log(`\n${lookup.name}`);
       console.log(`  sql (pg, prepared):       ${direct.line}`);
       console.log(`  bare route + same sql:    ${withInside(route)}`);
@@ -220,14 +217,15 @@ async function main(): Promise<void> {
     }
 
     const after = await stats();
-    await recording(false);
-    console.log(`\nserver memory under the load: peak rss ${mib(after.peakRss)} (now ${mib(after.rss)})`);
+    await ask(server.child, { op: 'recording', on: false });
+    console.log(`\nserver memory under the load: peak rss ${mib(after.peakRss)} (now ${mib(after.rss)}, ${heap(after.memory)})`);
     await explain(sql, after.queries);
   } finally {
     await sql?.end();
-    if (child && child.exitCode === null) {
+    for (const child of children) {
+      if (child.exitCode !== null) continue;
       child.kill('SIGTERM');
-      await new Promise((r) => child!.once('exit', r));
+      await new Promise((r) => child.once('exit', r));
     }
     if (process.env.BENCH_SCALE_DROP === '1') await admin.query(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
     await admin.end();
@@ -428,13 +426,24 @@ async function explain(pool: pg.Pool, queries: [string, unknown[]][]): Promise<v
   console.log(`plans saved to artifacts/scale-explain.txt`);
 }
 
-function spawnServer(url: string, ring: unknown): Promise<{ url: string; bare: string; child: ChildProcess }> {
+interface Spawned {
+  url: string;
+  child: ChildProcess;
+}
+
+/**
+ * Starts bench/scale-server.mjs in `role` ("server": EveryAuth as `serve` runs it; "baseline": the
+ * bare Fastify routes), each in a process of its own so the server's RSS is its own. Resolves
+ * when it listens.
+ */
+function spawnServer(role: 'server' | 'baseline', url: string, ring: unknown): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       [
-        ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${ARTIFACTS}`] : []),
+        ...(process.env.BENCH_PROFILE && role === 'server' ? ['--cpu-prof', `--cpu-prof-dir=${ARTIFACTS}`] : []),
         fileURLToPath(new URL('scale-server.mjs', import.meta.url)),
+        role,
       ],
       {
         env: {
@@ -445,20 +454,25 @@ function spawnServer(url: string, ring: unknown): Promise<{ url: string; bare: s
           BENCH_BASELINE_SQL: JSON.stringify(LOOKUP_LIST.map((l) => ({ sql: l.sql, decrypt: l.decrypt, unnamed: l.unnamed }))),
           BENCH_POOL: String(CONCURRENCY),
         },
-        stdio: ['ignore', 'pipe', 'inherit'],
+        // The server logs to stdout at its default level (info), as in production; read and dropped.
+        stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       },
     );
-    // The server logs to stdout at its default level (info), as in production; read and dropped.
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.startsWith('{"ready"'));
-      if (!line) return;
-      const { ready, bare } = JSON.parse(line);
-      child.stdout!.off('data', onData).resume();
-      resolve({ url: ready, bare, child });
+    child.stdout!.resume();
+    child.once('message', (m: { op: string; url: string }) => resolve({ url: m.url, child }));
+    child.on('exit', (code) => reject(new Error(`${role} process exited ${code}`)));
+  });
+}
+
+/** Sends the process a question (bench/scale-server.mjs's `answers`) and resolves to its answer. */
+function ask<T = unknown>(child: ChildProcess, message: { op: string; on?: boolean }): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (m: T & { op: string }) => {
+      if (m.op !== message.op) return;
+      child.off('message', onMessage);
+      resolve(m);
     };
-    child.stdout!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
+    child.on('message', onMessage);
+    child.send(message);
   });
 }

@@ -4,11 +4,12 @@
  */
 import type { FreshIdentity, IdentitySummary } from './broker.js';
 import { ReauthorizationRequired } from './errors.js';
+import { isoTime } from './iso-time.js';
 import { CredentialHolder, credentialOf, type Credential } from './kinds/credential.js';
 import type { TokenSet } from './oauth/token-set.js';
-import type { IdentityRow, TokenRow } from './store/store.js';
+import type { IdentityRow, ListedIdentityRow, TokenRow } from './store/store.js';
 
-export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : new Date(ms).toISOString());
+export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : isoTime(ms));
 
 /** JSON.parse for the stored objects, skipping the parser for the common empty one. */
 const parseObject = (json: string) => (json === '{}' ? {} : JSON.parse(json));
@@ -23,7 +24,7 @@ export function reauthError(row: Pick<TokenRow, 'id' | 'service_id' | 'user_id' 
   });
 }
 
-export function toSummary(row: Omit<IdentityRow, 'tokens'>): IdentitySummary {
+export function toSummary(row: ListedIdentityRow): IdentitySummary {
   return {
     id: row.id,
     serviceId: row.service_id,
@@ -39,8 +40,8 @@ export function toSummary(row: Omit<IdentityRow, 'tokens'>): IdentitySummary {
     failingSince: iso(row.failing_since),
     lastCheckedAt: iso(row.last_checked_at),
     healthy: row.healthy === null ? undefined : row.healthy === 1,
-    createdAt: new Date(row.created_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
+    createdAt: isoTime(row.created_at),
+    updatedAt: isoTime(row.updated_at),
   };
 }
 

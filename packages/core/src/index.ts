@@ -15,7 +15,7 @@ export { KeyedLimit } from './keyed-limit.js';
 export { backoffDelay, retry, sleep, type Backoff, type RetryOptions } from './retry.js';
 export { ScheduledLoop, type ScheduledLoopOptions } from './loop.js';
 export { openStore, SqlStore, type Store } from './store/index.js';
-export { TOKEN_COLUMNS, type TokenRow } from './store/store.js';
+export { LISTED_COLUMNS, TOKEN_COLUMNS, type ListedIdentityRow, type TokenRow } from './store/store.js';
 export { openSqliteStore } from './store/sqlite.js';
 export { runMigrations } from './store/migrations/index.js';
 export * from './vault.js';

@@ -1,5 +1,6 @@
 export { buildServer, serverLogger, type BuildServerOptions, type EventListener } from './server.js';
 export { startServer, type RunningServer, type StartServerOptions } from './start.js';
+export { limitHeapGrowth, SERVER_HEAP_GROWING_PERCENT } from './heap-growth.js';
 export { createApiKey, listApiKeys, deleteApiKey, SCOPES, type ApiKeySummary, type Scope } from './api-keys.js';
 export {
   signWebhook,

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
+import fastJson from 'fast-json-stringify';
+import type { IdentityFilter } from '@everyauth/core';
+import { identitySummary } from '../src/schemas.js';
 import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
@@ -153,6 +156,24 @@ describe('hosted flow, identities and tokens', () => {
     const one = await json(await t.request(`/v1/identities/${first.items[0].id}`));
     expect(one).toMatchObject({ id: first.items[0].id, serviceId: 'local', status: 'active' });
     expect(JSON.stringify(one)).not.toMatch(/accessToken|refresh/i);
+  });
+
+  it('writes a page of identities byte for byte as its response schema’s serializer would', async () => {
+    const [alice] = (await json(await t.request('/v1/identities?userId=alice'))).items;
+    await t.broker.updateIdentity(alice.id, { metadata: { crm: 'A "1"\n\u2028' }, tags: { env: 'prod', note: 'é\\' } });
+    const bySchema = fastJson({
+      type: 'object',
+      properties: { items: { type: 'array', items: identitySummary }, next: { type: 'string' } },
+    });
+    const cases: [string, IdentityFilter, { count?: number }][] = [
+      ['?count=2', {}, { count: 2 }],
+      ['?userId=alice', { userId: 'alice' }, {}],
+      ['?tag=env=prod', { tags: { env: 'prod' } }, {}],
+    ];
+    for (const [query, filter, page] of cases) {
+      const body = await (await t.request(`/v1/identities${query}`)).text();
+      expect(body, query).toBe(bySchema(await t.broker.listIdentities(undefined, filter, page)));
+    }
   });
 
   it('hands out the fresh token by identity id and by user, with the tokens:read key', async () => {

@@ -35,7 +35,9 @@ export function registerServe(program: Command, io: CliIo): void {
           'serve',
         );
       }
-      const { createApiKey, listApiKeys, startServer } = await import('@everyauth/server'); // Fastify loads only for this command
+      const { createApiKey, limitHeapGrowth, listApiKeys, startServer } = await import('@everyauth/server'); // Fastify loads only for this command
+      // This process is the server's alone: trade some collector time for a heap that stays near its live size.
+      limitHeapGrowth();
       const store = options.store ?? config.store;
       const adminKey = await firstAdminKey(store, listApiKeys, createApiKey);
       const server = await startServer({

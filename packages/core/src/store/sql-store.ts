@@ -5,6 +5,7 @@ import { migrationProvider, runMigrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 import type { Tags } from '../broker.js';
 import {
+  LISTED_COLUMNS,
   TOKEN_COLUMNS,
   type AuthSessionRow,
   type EventDraft,
@@ -36,34 +37,6 @@ export const SELECT_TOKEN_ROW = `SELECT ${TOKEN_COLUMNS.join(', ')} FROM identit
  */
 const nextVersion = (table: 'providers' | 'services', now: number) =>
   sql<number>`CASE WHEN ${sql.ref(`${table}.updated_at`)} >= ${now} THEN ${sql.ref(`${table}.updated_at`)} + 1 ELSE ${now} END`;
-
-/** Every identity column but the sealed tokens (the type below fails to compile when a column is missing). */
-const LISTED_COLUMNS = [
-  'id',
-  'service_id',
-  'tenant_id',
-  'user_id',
-  'status',
-  'expires_at',
-  'scope',
-  'profile',
-  'tags',
-  'version',
-  'lease_owner',
-  'lease_until',
-  'refresh_failed_at',
-  'refresh_failure',
-  'refresh_retry_at',
-  'refresh_failures',
-  'last_refresh_at',
-  'metadata',
-  'failing_since',
-  'last_checked_at',
-  'healthy',
-  'created_at',
-  'updated_at',
-] as const satisfies readonly (keyof ListedIdentityRow)[];
-const _everyListedColumn: Exclude<keyof ListedIdentityRow, (typeof LISTED_COLUMNS)[number]> extends never ? true : never = true;
 
 /** A claim's UPDATE … RETURNING row; all null (a LEFT JOIN's) when nothing was claimed. */
 export type ClaimedRow = IdentityRow & { service_version: number | null; provider_version: number | null };

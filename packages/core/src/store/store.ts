@@ -5,8 +5,6 @@ import type { AuthSessionTable, Database, EventTable, IdentityTable, ProviderTab
 export type ServiceRow = Selectable<ServiceTable>;
 export type ProviderRow = Selectable<ProviderTable>;
 export type IdentityRow = Selectable<IdentityTable>;
-/** An identity as a listing reads it: without the sealed tokens. */
-export type ListedIdentityRow = Omit<IdentityRow, 'tokens'>;
 export type AuthSessionRow = Selectable<AuthSessionTable>;
 export type EventRow = Selectable<EventTable>;
 
@@ -28,6 +26,32 @@ export const TOKEN_COLUMNS = [
 ] as const;
 /** An identity row as the token read selects it (TOKEN_COLUMNS). */
 export type TokenRow = Pick<IdentityRow, (typeof TOKEN_COLUMNS)[number]>;
+
+/**
+ * The columns a listing reads: those of the summary it answers with (`toSummary`). Not the sealed
+ * tokens, which a listing never returns, nor the refresher's bookkeeping (version, lease, failures),
+ * which a summary does not show: at 100 rows a page, every column is parsed and held 100 times.
+ */
+export const LISTED_COLUMNS = [
+  'id',
+  'service_id',
+  'tenant_id',
+  'user_id',
+  'status',
+  'expires_at',
+  'scope',
+  'profile',
+  'tags',
+  'last_refresh_at',
+  'metadata',
+  'failing_since',
+  'last_checked_at',
+  'healthy',
+  'created_at',
+  'updated_at',
+] as const;
+/** An identity as a listing reads it (LISTED_COLUMNS). */
+export type ListedIdentityRow = Pick<IdentityRow, (typeof LISTED_COLUMNS)[number]>;
 
 /** The fields a new identity, or a new grant on an existing one, writes. */
 export interface IdentityWrite {
