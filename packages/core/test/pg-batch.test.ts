@@ -2,7 +2,9 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AmbiguousIdentity, LocalBroker, Vault, createKeyRing, openStore, type Store } from '../src/index.js';
 import { newIdentityId } from '../src/ids.js';
-import { MAX_IN_FLIGHT } from '../src/store/pg-batch.js';
+import { CoalescedLookup, MAX_IN_FLIGHT } from '../src/store/pg-batch.js';
+import { SELECT_TOKEN_ROW } from '../src/store/sql-store.js';
+import type { TokenRow } from '../src/store/store.js';
 import { createTestDatabase } from './support/broker.js';
 
 /**
@@ -14,6 +16,8 @@ let store: Store;
 let broker: LocalBroker;
 const vault = Vault.fromKeyRing(createKeyRing());
 
+const WEIRD = ['NULL', 'we"ird', 'back\\slash', '{a,b}', ' spaced ', 'ünï ☃', ''];
+
 /** One identity per (user, tenant); its access token names both, so a row handed to the wrong caller shows. */
 const IDENTITIES: [user: string, tenant: string][] = [
   ...Array.from({ length: 40 }, (_, i): [string, string] => [`u${i}`, '']),
@@ -21,6 +25,8 @@ const IDENTITIES: [user: string, tenant: string][] = [
   ['amb', 'y'],
   ['ten', 'a'],
   ['ten', 'b'],
+  // Text that PostgreSQL's array syntax quotes or escapes: the batch sends the keys as text[].
+  ...WEIRD.map((user): [string, string] => [user, '']),
 ];
 /** The identities' ids, in the order of IDENTITIES. */
 const ids: string[] = [];
@@ -162,6 +168,31 @@ describe('coalesced token reads on PostgreSQL', () => {
       expect(rows.map((r) => [r.user_id, r.tenant_id])).toEqual(expected);
     });
     expect(sent.filter((n) => n === 'everyauth_token_by_tenant_user_batch').length).toBeGreaterThan(0);
+  });
+
+  it('user ids that the array syntax quotes reach their own rows', async () => {
+    const users = shuffled([...WEIRD, ...WEIRD.map((u) => `${u}x`), 'u1', 'u2']);
+    const results = await Promise.all(users.map((u) => store.findTokenRows('svc', u, undefined)));
+    results.forEach((rows, i) => expect(rows.map((r) => r.user_id)).toEqual(IDENTITIES.some(([u]) => u === users[i]) ? [users[i]] : []));
+  });
+
+  it('a statement that cannot be sent fails its read alone', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      const lookup = new CoalescedLookup<TokenRow>(
+        { name: 'sync_throw', select: SELECT_TOKEN_ROW, keys: ['service_id', 'user_id'], limit: 2 },
+        (config) => {
+          if ((config.values as unknown[])[1] === 'throws') throw new Error('cannot send');
+          return pool.query(config);
+        },
+      );
+      const users = ['throws', ...Array.from({ length: 10 }, (_, i) => `u${i}`)];
+      const results = await Promise.allSettled(users.map((u) => lookup.read(['svc', u])));
+      expect(results[0]).toMatchObject({ status: 'rejected', reason: { message: 'cannot send' } });
+      results.slice(1).forEach((r, i) => expect(r).toMatchObject({ status: 'fulfilled', value: [{ user_id: `u${i}` }] }));
+    } finally {
+      await pool.end();
+    }
   });
 
   it('a batch that fails rejects every caller in it, and the next reads go on', async () => {

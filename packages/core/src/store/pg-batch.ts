@@ -48,13 +48,12 @@ export class CoalescedLookup<R extends pg.QueryResultRow> {
   private readonly many: { name: string; text: string };
   private queue: Waiter<R>[] = [];
   private inFlight = 0;
-  /** Bound once: the single statement's completion is on every lone read. */
+  /** A statement came back: the reads that queued meanwhile may go. */
   private readonly done = () => {
     this.inFlight--;
     if (this.queue.length > 0) this.flush();
   };
-
-  /** A lone statement's outcome: bound once, as they are on every lone read. */
+  /** A lone statement's outcome; bound once, as they are on every lone read. */
   private readonly answered = (r: pg.QueryResult<R>) => {
     this.done();
     return r.rows;
@@ -86,7 +85,13 @@ export class CoalescedLookup<R extends pg.QueryResultRow> {
   read(values: string[]): Promise<R[]> {
     if (this.inFlight < MAX_IN_FLIGHT) {
       this.inFlight++;
-      return this.run<R>({ name: this.one.name, text: this.one.text, values }).then(this.answered, this.failed);
+      try {
+        return this.run<R>({ name: this.one.name, text: this.one.text, values }).then(this.answered, this.failed);
+      } catch (err) {
+        // No longer in flight, or the reads queued behind it would wait for ever.
+        this.done();
+        return Promise.reject(err);
+      }
     }
     return new Promise<R[]>((resolve, reject) => this.queue.push({ values, resolve, reject }));
   }
