@@ -1,12 +1,10 @@
 import type pg from 'pg';
 
-/**
- * A point lookup by key columns, as a named statement: `<select> WHERE k1 = $1 AND … [LIMIT n]`.
- * `select` is `SELECT <columns> FROM <table>`, and the key columns are among its columns.
- */
+/** A point lookup by key columns, as a named statement: `<select> WHERE k1 = $1 AND … [LIMIT n]`. */
 export interface KeyedLookupSpec {
   /** The statement's name; the batched one is named `<name>_batch`. */
   name: string;
+  /** `SELECT <columns> FROM <table>`, the key columns among the columns (each row is given to the callers of its key). */
   select: string;
   /** The key columns, in parameter order; all of them text. */
   keys: readonly string[];
