@@ -43,8 +43,12 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   if (counting && text && !text.startsWith(BENCH_MARK)) statements.set(text, (statements.get(text) ?? 0) + 1);
   return query.apply(this, args);
 } as typeof pg.Client.prototype.query;
-/** The callers' token reads look their identity up by user: the read path, counted apart. */
-const isCallerLookup = (text: string) => /WHERE "?service_id"? = \$1 AND "?user_id"? = \$2/.test(text) && !/^\s*update/i.test(text);
+/**
+ * The callers' token reads look their identity up by user, alone or coalesced with others
+ * (store/pg-batch.ts: `… = batch.user_id`): the read path, counted apart.
+ */
+const isCallerLookup = (text: string) =>
+  /WHERE "?service_id"? = (\$1|batch\.service_id) AND "?user_id"? = (\$2|batch\.user_id)/.test(text) && !/^\s*update/i.test(text);
 
 /** The stand-in token endpoint: its counters, and a limit of RATE requests in any one-second window. */
 const provider = { requests: 0, limited: 0, inflight: 0, peak: 0, recent: [] as number[] };
@@ -166,7 +170,7 @@ try {
   const refreshPath = byText.filter(([t]) => !isCallerLookup(t));
   const total = refreshPath.reduce((n, [, c]) => n + c, 0);
   console.log(
-    `store round trips:      ${(total / refreshes).toFixed(2)} per refresh (${total} in all; the callers' ${callerReads} lookups by user apart)`,
+    `store round trips:      ${(total / refreshes).toFixed(2)} per refresh (${total} in all; the callers' ${callerReads} statements looking up by user apart)`,
   );
   for (const [text, n] of refreshPath.slice(0, 12)) {
     console.log(`  ${(n / refreshes).toFixed(2).padStart(6)}  ${text.replace(/\s+/g, ' ').slice(0, 130)}`);

@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
+import { CoalescedLookup, type RunStatement } from './pg-batch.js';
 import { SELECT_TOKEN_ROW, leaseClaim, SqlStore, type ClaimedRow } from './sql-store.js';
 import {
   isUserLookup,
@@ -60,7 +61,8 @@ const CLOCK_SKEW_MS = 5_000;
 
 /**
  * The PostgreSQL backend. The token-read lookups are named prepared statements: PostgreSQL parses
- * and plans them once per connection instead of on every request. Everything else is the shared SQL.
+ * and plans them once per connection instead of on every request; concurrent token reads go
+ * together, as one statement (pg-batch.ts). Everything else is the shared SQL.
  * Refresh leases are tied to this process's database session (lease-locks.ts): the holder takes the
  * identity's advisory lock before it claims the row, and gives it back once the row is written.
  */
@@ -73,7 +75,22 @@ class PostgresStore extends SqlStore {
     private readonly locks: LeaseLocks,
   ) {
     super(db, dialect, onClose);
+    const run: RunStatement = (config) => pool.query(config);
+    this.tokenById = new CoalescedLookup({ name: 'everyauth_token_by_id', select: SELECT_TOKEN_ROW, keys: ['id'] }, run);
+    this.tokenByUser = new CoalescedLookup(
+      { name: 'everyauth_token_by_user', select: SELECT_TOKEN_ROW, keys: ['service_id', 'user_id'], limit: 2 },
+      run,
+    );
+    this.tokenByTenantUser = new CoalescedLookup(
+      { name: 'everyauth_token_by_tenant_user', select: SELECT_TOKEN_ROW, keys: ['service_id', 'user_id', 'tenant_id'], limit: 2 },
+      run,
+    );
   }
+
+  /** The token reads, coalesced under concurrency (pg-batch.ts). */
+  private readonly tokenById: CoalescedLookup<TokenRow>;
+  private readonly tokenByUser: CoalescedLookup<TokenRow>;
+  private readonly tokenByTenantUser: CoalescedLookup<TokenRow>;
 
   /**
    * The lock first: a row leased by a holder without its lock would look like a dead holder's. So
@@ -179,11 +196,11 @@ class PostgresStore extends SqlStore {
 
   // The token read's own columns: fewer values to send, and to parse in pg's protocol reader.
   override async getTokenRow(id: string): Promise<TokenRow | undefined> {
-    return (await this.named<TokenRow>('everyauth_token_by_id', `${SELECT_TOKEN_ROW} WHERE id = $1`, [id]))[0];
+    return (await this.tokenById.read([id]))[0];
   }
 
   override findTokenRows(serviceId: string, userId: string, tenantId: string | undefined): Promise<TokenRow[]> {
-    return this.byUser<TokenRow>('everyauth_token', SELECT_TOKEN_ROW, serviceId, userId, tenantId);
+    return tenantId === undefined ? this.tokenByUser.read([serviceId, userId]) : this.tokenByTenantUser.read([serviceId, userId, tenantId]);
   }
 
   /**
