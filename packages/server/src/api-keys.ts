@@ -1,4 +1,4 @@
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { InvalidInput, NotFound, type Store } from '@everyauth/core';
 import { migrateServerTables } from './migrations/index.js';
 import { serverDb } from './tables.js';
@@ -34,8 +34,17 @@ export interface VerifiedKey {
 
 const KEY_FORMAT = /^ea_([a-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
-// One-shot hashing: no Hash object per request (Node ≥ 20.12).
-const hashOf = (key: string) => hash('sha256', key, 'buffer');
+// One-shot hashing, to hex text as the column stores it: no Hash object, and no Buffer (each Buffer
+// the binding returns has its own backing store, which cost about 1.5 µs of a ~37 µs token request
+// in allocation and collection, measured in-process with bench:server-token's load).
+const hashOf = (key: string) => hash('sha256', key, 'hex');
+
+/** Whether two strings of the same length are equal, in time that does not depend on where they differ. */
+function equalInConstantTime(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
 
 function checkScopes(scopes: unknown): Scope[] {
   if (!Array.isArray(scopes) || scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s))) {
@@ -59,7 +68,7 @@ export async function createApiKey(
   await migrateServerTables(store);
   await serverDb(store)
     .insertInto('api_keys')
-    .values({ id, name: input.name, hash: hashOf(key).toString('hex'), scopes: JSON.stringify(scopes), created_at: now })
+    .values({ id, name: input.name, hash: hashOf(key), scopes: JSON.stringify(scopes), created_at: now })
     .execute();
   return { id, key, summary: { id, name: input.name, scopes, createdAt: new Date(now).toISOString() } };
 }
@@ -83,7 +92,8 @@ export async function getApiKey(store: Store, id: string): Promise<ApiKeySummary
 }
 
 interface CachedKey {
-  hash: Buffer;
+  /** SHA-256 of the key, hex. */
+  hash: string;
   scopes: Scope[];
 }
 
@@ -117,7 +127,7 @@ export class ApiKeyVerifier {
   private async load(id: string): Promise<CachedKey | null> {
     const now = Date.now();
     const found = await serverDb(this.store).selectFrom('api_keys').select(['hash', 'scopes']).where('id', '=', id).executeTakeFirst();
-    const row = found ? { hash: Buffer.from(found.hash, 'hex'), scopes: JSON.parse(found.scopes) as Scope[] } : null;
+    const row = found ? { hash: found.hash, scopes: JSON.parse(found.scopes) as Scope[] } : null;
     // Unknown ids are cached too, so guessing ids does not become database load; the map stays bounded.
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(id, { row, until: now + this.cacheMs });
@@ -127,4 +137,4 @@ export class ApiKeyVerifier {
 
 /** The hash comparison, on every request, in constant time. */
 const check = (key: string, id: string, row: CachedKey | null): VerifiedKey | undefined =>
-  row && timingSafeEqual(hashOf(key), row.hash) ? { id, scopes: row.scopes } : undefined;
+  row && equalInConstantTime(hashOf(key), row.hash) ? { id, scopes: row.scopes } : undefined;

@@ -10,7 +10,8 @@ import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from '../sup
 
 /**
  * The server's own rules of the road (issue 16, item 4): answers that carry a token or secret are
- * never cached, scopes mean what they say, the auth scheme is case-insensitive, a slow sender is
+ * never cached, scopes mean what they say, the auth scheme is case-insensitive, an API key is
+ * checked whole, a slow sender is
  * cut off, and a relative finishedUrl (which would land on this server) is refused.
  */
 
@@ -110,6 +111,20 @@ describe('the auth scheme is case-insensitive (RFC 9110 §11.1)', () => {
     expect(basic.status).toBe(401);
     const glued = await t.request('/v1/services', { key: null, headers: { authorization: `bearer${t.readerKey}` } });
     expect(glued.status).toBe(401);
+  });
+});
+
+describe('an API key is its whole secret', () => {
+  it("refuses a key whose id is known but whose secret differs anywhere, while the id's row is cached", async () => {
+    expect((await t.request('/v1/services', { key: t.readerKey })).status).toBe(200); // the row is cached now
+    const secretStart = 'ea_'.length + 16 + 1;
+    for (const at of [secretStart, secretStart + 21, t.readerKey.length - 1]) {
+      const altered = t.readerKey.slice(0, at) + (t.readerKey[at] === 'A' ? 'B' : 'A') + t.readerKey.slice(at + 1);
+      const r = await t.request('/v1/services', { key: altered });
+      expect(r.status, `changed at ${at}`).toBe(401);
+      expect(await json(r)).toMatchObject({ error: 'unauthorized' });
+    }
+    expect((await t.request('/v1/services', { key: t.readerKey })).status).toBe(200);
   });
 });
 
