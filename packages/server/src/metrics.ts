@@ -1,19 +1,19 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BrokerEvent } from '@everyauth/core';
+import { TallyCounter, TallyHistogram, type CounterChild, type HistogramChild } from './tally.js';
 
 /** Prometheus metrics on a registry of this server's own: two servers in one process do not share counters. */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
+  // Counted on every request: kept by tally.ts, not by prom-client's label children.
+  readonly requests = new TallyCounter({
     name: 'everyauth_http_requests_total',
     help: 'HTTP requests by route and status',
-    labelNames: ['method', 'route', 'status'],
     registers: [this.registry],
   });
-  readonly latency = new Histogram({
+  readonly latency = new TallyHistogram({
     name: 'everyauth_http_request_duration_seconds',
     help: 'HTTP request latency by route',
-    labelNames: ['method', 'route'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
@@ -48,16 +48,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly proxyRequests = new Counter({
+  readonly proxyRequests = new TallyCounter({
     name: 'everyauth_proxy_requests_total',
     help: "Requests through /v1/proxy by service and the status class answered (2xx, 4xx, …), the API's or EveryAuth's own",
-    labelNames: ['service', 'class'],
     registers: [this.registry],
   });
-  readonly proxyLatency = new Histogram({
+  readonly proxyLatency = new TallyHistogram({
     name: 'everyauth_proxy_duration_seconds',
     help: 'Time from receiving a /v1/proxy request to the API response header, by service',
-    labelNames: ['service'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
@@ -82,17 +80,11 @@ export class Metrics {
     });
   }
 
-  /** Label children by route, so the hot path skips prom-client's label hashing. */
-  private readonly routes = new Map<
-    string,
-    { latency: ReturnType<Histogram['labels']>; byStatus: Map<number, ReturnType<Counter['labels']>> }
-  >();
+  /** Label children by route, so a request finds its counters with one lookup. */
+  private readonly routes = new Map<string, { latency: HistogramChild; byStatus: Map<number, CounterChild> }>();
 
   /** The same for proxied requests, by service. */
-  private readonly services = new Map<
-    string,
-    { latency: ReturnType<Histogram['labels']>; byClass: Map<number, ReturnType<Counter['labels']>> }
-  >();
+  private readonly services = new Map<string, { latency: HistogramChild; byClass: Map<number, CounterChild> }>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'everyauth_' });
