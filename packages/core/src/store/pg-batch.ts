@@ -116,22 +116,10 @@ export class CoalescedLookup<R extends pg.QueryResultRow> {
   private async send(batch: Waiter<R>[]): Promise<void> {
     try {
       // A key asked for twice is sent once; its waiters share the answer.
-      const byKey = new Map<string, Waiter<R>[]>();
-      for (const w of batch) {
-        const key = w.values.join('\0');
-        const same = byKey.get(key);
-        if (same) same.push(w);
-        else byKey.set(key, [w]);
-      }
+      const byKey = groupBy(batch, (w) => w.values.join('\0'));
       const columns = this.spec.keys.map((_, c) => Array.from(byKey.values(), (ws) => ws[0]!.values[c]!));
       const { rows } = await this.run<R>({ ...this.many, values: columns });
-      const found = new Map<string, R[]>();
-      for (const row of rows) {
-        const key = this.spec.keys.map((k) => row[k] as string).join('\0');
-        const same = found.get(key);
-        if (same) same.push(row);
-        else found.set(key, [row]);
-      }
+      const found = groupBy(rows, (row) => this.spec.keys.map((k) => row[k] as string).join('\0'));
       for (const [key, waiters] of byKey) {
         const rows = found.get(key) ?? [];
         // Each caller its own objects, as from its own statement.
@@ -142,4 +130,16 @@ export class CoalescedLookup<R extends pg.QueryResultRow> {
       for (const w of batch) w.reject(err);
     }
   }
+}
+
+/** `items` by `keyOf` each, in the order first seen (Map.groupBy, which Node 20 lacks). */
+function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
 }
