@@ -37,3 +37,14 @@ export const isIdentityId = (value: string) => value.startsWith(IDENTITY_ID_PREF
 export const randomToken = () => randomBytes(32).toString('base64url');
 
 export const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/**
+ * Whether two strings are equal, in time that depends on their length only, never on where they
+ * differ: for secrets and their hashes. Compares UTF-16 code units, so it needs no Buffer (and
+ * none of the allocation one costs on a hot path), and cannot throw on strings whose UTF-8 lengths differ.
+ */
+export function equalInConstantTime(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}

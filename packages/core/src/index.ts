@@ -19,7 +19,7 @@ export { LISTED_COLUMNS, TOKEN_COLUMNS, type ListedIdentityRow, type TokenRow } 
 export { openSqliteStore } from './store/sqlite.js';
 export { runMigrations } from './store/migrations/index.js';
 export * from './vault.js';
-export { IDENTITY_ID_PREFIX, isIdentityId, randomToken, sha256, sortableId } from './ids.js';
+export { IDENTITY_ID_PREFIX, equalInConstantTime, isIdentityId, randomToken, sha256, sortableId } from './ids.js';
 export { finishedUrl as validateFinishedUrl, withQuery } from './validate.js';
 export { EnvSchema, configVariables, readEnv, type Env, type EnvVariable, type VariableDoc } from './env.js';
 export {

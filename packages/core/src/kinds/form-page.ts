@@ -1,6 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Provider } from '../catalog/schema.js';
-import { randomToken } from '../ids.js';
+import { equalInConstantTime, randomToken } from '../ids.js';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -73,8 +72,7 @@ export const newFormCsrf = () => randomToken();
 
 /** Double-submit check: the posted field equals the cookie the form's page set (constant time). */
 export function sameCsrf(cookie: string | undefined, posted: string | undefined): boolean {
-  if (!cookie || !posted || cookie.length !== posted.length) return false;
-  return timingSafeEqual(Buffer.from(cookie), Buffer.from(posted));
+  return !!cookie && !!posted && equalInConstantTime(cookie, posted);
 }
 
 /** The declared fields of a posted form, nothing else (hidden inputs and unknown names stay out). */
