@@ -7,14 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReauthorizationRequired, sealedLabel, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
+import { LOCAL_CLIENT, CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, startTestBroker, type TestBroker } from './support/broker.js';
 
 const DAY = 24 * 3600_000;
 let server: AuthServer;
 
 beforeAll(async () => {
   server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    clients: [LOCAL_CLIENT],
     accessTokenTtl: 3600,
   });
 });

@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
+import { LOCAL_CLIENT, authorizeUser, startTestBroker, type TestBroker } from './support/broker.js';
 
 const WORKER = fileURLToPath(new URL('./support/refresh-worker.ts', import.meta.url));
 
@@ -11,7 +11,7 @@ let t: TestBroker;
 
 beforeAll(async () => {
   server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    clients: [LOCAL_CLIENT],
     accessTokenTtl: 60,
     rotateRefreshTokens: true,
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
+import { LOCAL_CLIENT, authorizeUser, startTestBroker, type TestBroker } from './support/broker.js';
 
 describe('refresh.maxConcurrentPerProvider', () => {
   let as: AuthServer;
@@ -9,7 +9,7 @@ describe('refresh.maxConcurrentPerProvider', () => {
 
   beforeAll(async () => {
     as = await startAuthServer({
-      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+      clients: [LOCAL_CLIENT],
     });
     t = await startTestBroker(as, { refresh: { maxConcurrentPerProvider: 2 } });
     for (const user of users) await authorizeUser(t.broker, as, user);

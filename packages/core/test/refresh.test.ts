@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ProviderUnavailable, ReauthorizationRequired, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
+import { LOCAL_CLIENT, CLIENT_SECRET, STORES, authorizeUser, startTestBroker, type TestBroker } from './support/broker.js';
 
 let server: AuthServer;
 const ACCESS_TOKEN_TTL = 2;
@@ -17,7 +17,7 @@ const withoutFailure = <T extends object>(row: T): T => ({
 
 beforeAll(async () => {
   server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    clients: [LOCAL_CLIENT],
     accessTokenTtl: ACCESS_TOKEN_TTL,
     rotateRefreshTokens: true,
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ReauthorizationRequired, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from './support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, STORES, authorizeUser, redirectUriFor, startTestBroker, type TestBroker } from './support/broker.js';
+import { LOCAL_CLIENT, STORES, authorizeUser, startTestBroker, type TestBroker } from './support/broker.js';
 
 /**
  * The token read selects the token columns alone (store.findTokenRows / getTokenRow) and reads the
@@ -11,7 +11,7 @@ let server: AuthServer;
 
 beforeAll(async () => {
   server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    clients: [LOCAL_CLIENT],
     rotateRefreshTokens: true,
   });
 });

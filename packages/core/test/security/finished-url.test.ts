@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInput, validateFinishedUrl, withQuery, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, TEST_BASE_URL, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
+import { LOCAL_CLIENT, TEST_BASE_URL, startTestBroker, type TestBroker } from '../support/broker.js';
 
 /**
  * Open redirect through `finishedUrl` (RFC 9700 §4.11): the app's own paths and allow-listed
@@ -172,7 +172,7 @@ describe('through the broker', () => {
   let broker: LocalBroker;
   beforeAll(async () => {
     server = await startAuthServer({
-      clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+      clients: [LOCAL_CLIENT],
       accessTokenTtl: 60,
     });
     t = await startTestBroker(server, { allowedRedirectOrigins: [APP] });

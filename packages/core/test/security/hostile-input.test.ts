@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInput, type IdentityFilter, type LocalBroker } from '@everyauth/core';
 import { startAuthServer, type AuthServer } from '../support/auth-server.js';
-import { CLIENT_ID, CLIENT_SECRET, STORES, redirectUriFor, startTestBroker, type TestBroker } from '../support/broker.js';
+import { LOCAL_CLIENT, STORES, startTestBroker, type TestBroker } from '../support/broker.js';
 import { allIdentityRows, failureOf } from './support.js';
 
 /**
@@ -14,7 +14,7 @@ import { allIdentityRows, failureOf } from './support.js';
 let server: AuthServer;
 beforeAll(async () => {
   server = await startAuthServer({
-    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] }],
+    clients: [LOCAL_CLIENT],
     accessTokenTtl: 600,
   });
 });

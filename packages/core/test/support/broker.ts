@@ -19,6 +19,8 @@ export const TEST_BASE_URL = 'http://127.0.0.1:3999';
 export const CLIENT_ID = 'everyauth-test';
 export const CLIENT_SECRET = 'test-client-secret-0123456789abcdef';
 export const redirectUriFor = (serviceId: string) => `${TEST_BASE_URL}/${serviceId}/callback`;
+/** The authorization server's client for service `local`, as most test brokers configure it. */
+export const LOCAL_CLIENT = { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUriFor('local')] };
 
 /** The stores every core test runs against. */
 export const STORES = ['sqlite', 'postgres'] as const;
