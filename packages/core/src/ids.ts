@@ -48,3 +48,13 @@ export function equalInConstantTime(a: string, b: string): boolean {
   for (let i = 0; i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
   return diff === 0;
 }
+
+/**
+ * 32-bit FNV-1a of the string's UTF-16 code units: cheap and spread enough to pick slots (a lock
+ * session, a cache's doorkeeper bit); not for anything an attacker must not steer.
+ */
+export function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}

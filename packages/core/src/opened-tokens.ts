@@ -14,6 +14,8 @@
  * - The opened values are frozen, so no caller's change can reach the next reader.
  */
 
+import { fnv1a } from './ids.js';
+
 /** How many identities' token sets are kept; at about 1 KB each, a few MiB. */
 const MAX_ENTRIES = 4_096;
 /** Slots of the doorkeeper below, a power of two; cleared after a quarter of them were marked. */
@@ -59,13 +61,6 @@ export class OpenedTokens<T extends object> {
     }
     return false;
   }
-}
-
-/** 32-bit FNV-1a of the string's UTF-16 code units: cheap and spread enough for slot numbers. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { fnv1a } from '../ids.js';
 
 /**
  * Ties this process's refresh leases to PostgreSQL sessions: the holder of an identity's lease
@@ -57,9 +58,7 @@ export class LeaseLocks {
 
   /** The identity's session (FNV-1a of its id picks it), connected on first use and again after it broke. */
   private connection(identityId: string): Promise<pg.Client> {
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < identityId.length; i++) hash = Math.imul(hash ^ identityId.charCodeAt(i), 0x01000193);
-    const slot = (hash >>> 0) % this.sessions.length;
+    const slot = fnv1a(identityId) % this.sessions.length;
     const existing = this.sessions[slot];
     if (existing) return existing;
     const connected: Promise<pg.Client> = (async () => {
