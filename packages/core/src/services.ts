@@ -230,7 +230,7 @@ export class Services {
 
   private build(service: ServiceRow, unresolved: Provider, tenantId: string): ClientContext {
     const variables = JSON.parse(service.variables) as Record<string, string>;
-    if (tenantId && unresolved.kind === 'oauth2_client_credentials' && 'tenant' in unresolved.variables) variables.tenant = tenantId;
+    if (tenantInUrls(unresolved, tenantId)) variables.tenant = tenantId;
     const provider = resolveProviderUrls(unresolved, variables);
     const secret = service.client_secret === null ? undefined : this.credentials.openClientSecret(service.id, service.client_secret);
     return clientContext(provider, service.client_id, secret, this.options.providerTimeoutMs);
@@ -260,8 +260,7 @@ export class Services {
       this.contexts.set(serviceId, cached);
     }
     // A client-credentials identity's tenant is part of its provider's URLs: built for it (no I/O).
-    if (tenantId && cached.provider.kind === 'oauth2_client_credentials' && 'tenant' in cached.provider.variables)
-      return this.build(cached.service, cached.provider, tenantId);
+    if (tenantInUrls(cached.provider, tenantId)) return this.build(cached.service, cached.provider, tenantId);
     return cached.context;
   }
 
@@ -369,3 +368,7 @@ export class Services {
     };
   }
 }
+
+/** Whether a client-credentials identity's tenant fills the provider's `{tenant}` (Microsoft's per-tenant token URL). */
+const tenantInUrls = (provider: Provider, tenantId: string) =>
+  tenantId !== '' && provider.kind === 'oauth2_client_credentials' && 'tenant' in provider.variables;
