@@ -55,6 +55,26 @@ describe('lease locks on PostgreSQL sessions', () => {
     }
   });
 
+  it('runs one statement at a time on a session, in the order they came, without pg queueing them', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const mine = new LeaseLocks(db.url, undefined, 1);
+    try {
+      // All on one session, all at once: pg (8.23) warns when query() is called on a client still busy.
+      const ids = Array.from({ length: 8 }, (_, i) => `ident_queue_${i}`);
+      expect(await Promise.all(ids.map((id) => mine.tryLock(id)))).toEqual(ids.map(() => true));
+      const seen = await Promise.all(ids.map((id) => mine.query<{ id: string }>(id, { text: 'SELECT $1::text AS id', values: [id] })));
+      expect(seen.map((rows) => rows[0]!.id)).toEqual(ids);
+      await Promise.all(ids.map((id) => mine.unlock(id)));
+      for (const id of ids) expect((await leaseLockState(pool, id)).held).toBe(false);
+    } finally {
+      await mine.close();
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
+  });
+
   it('reports when the server started, which frees every lock', async () => {
     const { serverStartedAt } = await leaseLockState(pool, 'x');
     expect(serverStartedAt).toBeGreaterThan(Date.UTC(2000, 0));

@@ -10,9 +10,15 @@ import { fnv1a } from '../ids.js';
  * identity's lock is always taken and given back on the same session: the one its id hashes to,
  * among a few. The claims and writes run on these sessions (`query`), each waiting for its commit:
  * on one connection they would queue behind one another's.
+ *
+ * A session runs one statement at a time: each waits for the one before it on its session (`turn`).
+ * `pg` queued them itself, but calling `query` on a client that is still busy is deprecated (pg 8.23
+ * warns so; the queue goes in pg 9).
  */
 export class LeaseLocks {
   private readonly sessions: (Promise<pg.Client> | undefined)[];
+  /** Settles when each session's last statement does. */
+  private readonly tails: Promise<unknown>[];
 
   /**
    * `types`: the store pool's type parsers, so that rows read on these sessions (lease claims) parse
@@ -24,19 +30,22 @@ export class LeaseLocks {
     sessions = 4,
   ) {
     this.sessions = new Array<undefined>(sessions).fill(undefined);
+    this.tails = this.sessions.map(() => Promise.resolve());
   }
 
   /** Takes the identity's lock, unless another session holds it. */
   async tryLock(identityId: string): Promise<boolean> {
-    const client = await this.connection(identityId);
-    const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [identityId]);
+    const r = await this.turn(identityId, (client) =>
+      client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [identityId]),
+    );
     return r.rows[0]!.ok;
   }
 
   /** Gives the lock back; a session that died meanwhile has freed it already. */
   async unlock(identityId: string): Promise<void> {
-    const client = await this.connection(identityId).catch(() => undefined);
-    await client?.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [identityId]).catch(() => undefined);
+    await this.turn(identityId, (client) => client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [identityId])).catch(
+      () => undefined,
+    );
   }
 
   /**
@@ -47,8 +56,7 @@ export class LeaseLocks {
     identityId: string,
     statement: { name?: string; text: string; values: unknown[] },
   ): Promise<R[]> {
-    const client = await this.connection(identityId);
-    return (await client.query<R>(statement)).rows;
+    return (await this.turn(identityId, (client) => client.query<R>(statement))).rows;
   }
 
   async close(): Promise<void> {
@@ -56,9 +64,16 @@ export class LeaseLocks {
     await Promise.all(sessions.map(async (session) => (await session?.catch(() => undefined))?.end()));
   }
 
-  /** The identity's session (FNV-1a of its id picks it), connected on first use and again after it broke. */
-  private connection(identityId: string): Promise<pg.Client> {
+  /** Runs `statement` on the identity's session once the statements before it there have settled. */
+  private turn<T>(identityId: string, statement: (client: pg.Client) => Promise<T>): Promise<T> {
     const slot = fnv1a(identityId) % this.sessions.length;
+    const result = this.tails[slot]!.then(() => this.connection(slot)).then(statement);
+    this.tails[slot] = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A session (FNV-1a of an identity's id picks its slot), connected on first use and again after it broke. */
+  private connection(slot: number): Promise<pg.Client> {
     const existing = this.sessions[slot];
     if (existing) return existing;
     const connected: Promise<pg.Client> = (async () => {
