@@ -5,6 +5,12 @@
  * The baseline selects the whole row (`SELECT *`), as an application reading the table would; a
  * second baseline selects only the columns getIdentity reads (TOKEN_COLUMNS), to show what the
  * broker's own work costs on top of the same SQL (`ratio, same columns: X`).
+ *
+ * Each round runs twice: reads back to back, all in one event-loop turn (a loop of awaits that
+ * never waits for I/O), and one read per turn (each read waits for `setImmediate`), as requests
+ * arriving apart would. On SQLite, getIdentity's reads of one turn share a read transaction
+ * (store/turn-snapshot.ts), which a read with the baseline's own statement does not: the second
+ * regime's ratios (`… one read per turn`) show the broker's work without that.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,32 +45,38 @@ try {
   const viaBroker = async (userId: string) => (await broker.getIdentity('github', userId))!.accessToken;
 
   const users = Array.from({ length: READS_PER_ROUND }, () => `user-${Math.floor(Math.random() * IDENTITIES)}`);
-  const measure = async (read: (u: string) => Promise<string>) => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+  const measure = async (read: (u: string) => Promise<string>, perTurn = false) => {
     const start = process.hrtime.bigint();
-    for (const u of users) await read(u);
+    if (perTurn)
+      for (const u of users) {
+        await read(u);
+        await nextTurn();
+      }
+    else for (const u of users) await read(u);
     return READS_PER_ROUND / (Number(process.hrtime.bigint() - start) / 1e9);
   };
+  const paths = { baseline, sameColumns, broker: viaBroker };
 
-  // Warm up both paths (JIT, page cache), then alternate rounds.
-  await measure(baseline);
-  await measure(sameColumns);
-  await measure(viaBroker);
-  const results = { baseline: [] as number[], sameColumns: [] as number[], broker: [] as number[] };
-  for (let r = 0; r < ROUNDS; r++) {
-    results.baseline.push(await measure(baseline));
-    results.sameColumns.push(await measure(sameColumns));
-    results.broker.push(await measure(viaBroker));
-  }
+  // Warm up every path (JIT, page cache), then alternate rounds.
+  for (const read of Object.values(paths)) await measure(read);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const b = median(results.baseline);
-  const c = median(results.sameColumns);
-  const g = median(results.broker);
   console.log(`identities: ${IDENTITIES}, reads per round: ${READS_PER_ROUND}, rounds: ${ROUNDS} (medians)`);
-  console.log(`baseline (prepared SELECT + decrypt): ${Math.round(b)} reads/s`);
-  console.log(`baseline, getIdentity's columns only: ${Math.round(c)} reads/s`);
-  console.log(`getIdentity (LocalBroker, SQLite):    ${Math.round(g)} reads/s`);
-  console.log(`ratio: ${(g / b).toFixed(2)}`);
-  console.log(`ratio, same columns: ${(g / c).toFixed(2)}`);
+  for (const perTurn of [false, true]) {
+    const results = { baseline: [] as number[], sameColumns: [] as number[], broker: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++)
+      for (const [name, read] of Object.entries(paths)) results[name as keyof typeof paths].push(await measure(read, perTurn));
+    const b = median(results.baseline);
+    const c = median(results.sameColumns);
+    const g = median(results.broker);
+    const regime = perTurn ? ', one read per turn' : '';
+    console.log(`\n${perTurn ? 'one read per event-loop turn' : 'reads back to back, in one event-loop turn'}`);
+    console.log(`baseline (prepared SELECT + decrypt): ${Math.round(b)} reads/s`);
+    console.log(`baseline, getIdentity's columns only: ${Math.round(c)} reads/s`);
+    console.log(`getIdentity (LocalBroker, SQLite):    ${Math.round(g)} reads/s`);
+    console.log(`ratio${regime}: ${(g / b).toFixed(2)}`);
+    console.log(`ratio, same columns${regime}: ${(g / c).toFixed(2)}`);
+  }
   raw.close();
   await broker.close();
 } finally {
