@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { setImmediate } from 'node:timers';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openSqliteStore, type Store } from '@everyauth/core';
 
 /**
@@ -72,6 +73,21 @@ describe('reads in one event-loop turn (SQLite)', () => {
       elsewhere.prepare("UPDATE providers SET definition = 'v2' WHERE id = 'p'").run();
       expect(await definition(store)).toBe('v2');
     } finally {
+      elsewhere.close();
+    }
+  });
+
+  it("ends with the turn while a test's fake timers hold the global setImmediate", async () => {
+    const elsewhere = new BetterSqlite3(join(dir, 'everyauth.db'));
+    vi.useFakeTimers({ toFake: ['setImmediate', 'setTimeout'] });
+    try {
+      expect(await definition(store)).toBe('v1');
+      expect(await definition(store)).toBe('v1');
+      elsewhere.prepare("UPDATE providers SET definition = 'v2' WHERE id = 'p'").run();
+      await nextTurn(); // Node's own setImmediate (imported from node:timers above), which the fakes leave alone
+      expect(await definition(store)).toBe('v2');
+    } finally {
+      vi.useRealTimers();
       elsewhere.close();
     }
   });

@@ -1,3 +1,6 @@
+// Node's own, not the global: a test's fake timers replace the global one, and would then hold a
+// snapshot open for as long as they do not advance.
+import { setImmediate } from 'node:timers';
 import type BetterSqlite3 from 'better-sqlite3';
 
 /** The snapshots open in this process now: a statement through any SQLite store's writer ends them all. */
