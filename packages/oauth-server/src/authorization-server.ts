@@ -17,7 +17,7 @@
  *   insufficient_scope). Scopes beyond the OIDC ones (e.g. `tasks:read`) come back in `scope`.
  * - The authorization response carries `iss` (RFC 9207).
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { isUnder, listenOnLoopback, sendHtml } from './http.js';
@@ -223,7 +223,19 @@ function configuration(options: AuthorizationServerOptions, store: GrantStore, b
   return { ...base, ...options.configuration };
 }
 
+/**
+ * A new RS256 signing key as a JWK. The key is exported as DER from the generator and read back into
+ * a key object of its own before its JWK is made: on Node 20, the key object `generateKeyPairSync`
+ * returns shares its lock with the generator's job, and a JWK export of it, which allocates while it
+ * holds that lock, could start a garbage collection that destroys the job, whose destructor then waits
+ * for the same lock for ever (seen in CI: the main thread in `~KeyGenJob` under `ExportJWK`).
+ */
 function signingKey(): Record<string, unknown> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: `sandbox-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+  });
+  const jwk = createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
+  return { ...jwk, kid: `sandbox-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
 }
