@@ -184,13 +184,18 @@ class PostgresStore extends SqlStore {
 
   override async findIdentities(filter: IdentityListFilter, limit: number): Promise<IdentityRow[]> {
     if (!isUserLookup(filter, limit)) return super.findIdentities(filter, limit);
-    const rows = await this.byUser<IdentityRow>(
-      'everyauth_identities',
-      'SELECT * FROM identities',
-      filter.serviceId!,
-      filter.userId!,
-      filter.tenantId,
-    );
+    const rows =
+      filter.tenantId === undefined
+        ? await this.named<IdentityRow>(
+            'everyauth_identities_by_user',
+            'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 LIMIT 2',
+            [filter.serviceId!, filter.userId!],
+          )
+        : await this.named<IdentityRow>(
+            'everyauth_identities_by_tenant_user',
+            'SELECT * FROM identities WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2',
+            [filter.serviceId!, filter.userId!, filter.tenantId],
+          );
     return rows.slice(0, limit);
   }
 
@@ -209,22 +214,5 @@ class PostgresStore extends SqlStore {
    */
   private async named<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> {
     return (await this.pool.query<R>({ name, text, values })).rows;
-  }
-
-  /** Up to two rows of `select` by (service, user) or (service, user, tenant): the token read's lookups, two named statements per `name`. */
-  private byUser<R extends pg.QueryResultRow>(
-    name: string,
-    select: string,
-    serviceId: string,
-    userId: string,
-    tenantId: string | undefined,
-  ): Promise<R[]> {
-    return tenantId === undefined
-      ? this.named<R>(`${name}_by_user`, `${select} WHERE service_id = $1 AND user_id = $2 LIMIT 2`, [serviceId, userId])
-      : this.named<R>(`${name}_by_tenant_user`, `${select} WHERE service_id = $1 AND user_id = $2 AND tenant_id = $3 LIMIT 2`, [
-          serviceId,
-          userId,
-          tenantId,
-        ]);
   }
 }
