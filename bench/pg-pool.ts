@@ -11,6 +11,7 @@
 import pg from 'pg';
 import { CoalescedLookup } from '../packages/core/src/store/pg-batch.js';
 import { copyRows } from './pg-copy.js';
+import { median } from './median.js';
 
 const SIZES = (process.env.BENCH_POOL_SIZES ?? '2,4,8,16,32').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_POOL_SECONDS ?? 3);
@@ -81,7 +82,6 @@ try {
     }
   }
   console.log(`${CALLERS} callers, ${ROWS} rows, ${ROUNDS} × ${SECONDS} s per pool size and way (medians)`);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const way of WAYS) {
     const of = (size: number, f: (r: Result) => number) => median(results.get(`${way} ${size}`)!.map(f));
     const best = Math.max(...SIZES.map((s) => of(s, (r) => r.rps)));

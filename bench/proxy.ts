@@ -32,6 +32,7 @@ import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
 import { buildServer, createApiKey, serverLogger } from '@everyauth/server';
 import { jsonFromChild } from './child.js';
 import { seedTokenBench } from './seed.js';
+import { medianBy } from './median.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -188,8 +189,7 @@ async function compare<K extends string>(targets: Record<K, () => Promise<Figure
   for (const name of names) await targets[name]();
   const runs = Object.fromEntries(names.map((name) => [name, [] as Figures[]])) as Record<K, Figures[]>;
   for (let r = 0; r < ROUNDS; r++) for (const name of names) runs[name].push(await targets[name]());
-  const median = (xs: Figures[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)]!;
-  return Object.fromEntries(names.map((name) => [name, median(runs[name])])) as Record<K, Figures>;
+  return Object.fromEntries(names.map((name) => [name, medianBy(runs[name], (x) => x.rps)])) as Record<K, Figures>;
 }
 
 function sum(cpu: Record<string, number>): number {

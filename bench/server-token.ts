@@ -25,6 +25,7 @@ import { LocalBroker, Vault, createKeyRing, openStore } from '@everyauth/core';
 import { buildServer, createApiKey, serverLogger } from '@everyauth/server';
 import { jsonFromChild } from './child.js';
 import { seedTokenBench } from './seed.js';
+import { median, medianBy } from './median.js';
 
 interface LoadResult {
   rps: number;
@@ -188,19 +189,17 @@ async function benchStore(kind: string): Promise<void> {
         ),
       );
     }
-    const median = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)]!;
-    const middle = (xs: number[]) => [...xs].sort((m, n) => m - n)[Math.floor(xs.length / 2)]!;
     // Each round's own ratio: the rounds of one target are seconds apart from the other's, the medians of each target are not.
-    const ratioOf = (xs: LoadResult[]) => middle(xs.map((x, r) => x.rps / results.bare[r]!.rps));
-    const cpuRatioOf = (xs: LoadResult[]) => middle(xs.map((x, r) => results.bare[r]!.cpuUs! / x.cpuUs!));
-    const b = median(results.bare);
-    const s = median(results.server);
-    const f = median(results.floor);
+    const ratioOf = (xs: LoadResult[]) => median(xs.map((x, r) => x.rps / results.bare[r]!.rps));
+    const cpuRatioOf = (xs: LoadResult[]) => median(xs.map((x, r) => results.bare[r]!.cpuUs! / x.cpuUs!));
+    const b = medianBy(results.bare, (x) => x.rps);
+    const s = medianBy(results.server, (x) => x.rps);
+    const f = medianBy(results.floor, (x) => x.rps);
     const bad = results.server.reduce((n, x) => n + x.errors + x.non2xx, 0);
     console.log(
       `\n== ${kind} (${IDENTITIES} identities, ${CONNECTIONS} connections × ${PIPELINING} pipelined, ${ROUNDS} × ${SECONDS} s rounds, medians)`,
     );
-    const cpu = (xs: LoadResult[]) => middle(xs.map((x) => x.cpuUs!));
+    const cpu = (xs: LoadResult[]) => median(xs.map((x) => x.cpuUs!));
     console.log(
       `bare Fastify constant route: ${Math.round(b.rps)} req/s, p50 ${b.p50} ms, p99 ${b.p99} ms, ${cpu(results.bare).toFixed(0)} µs CPU per request`,
     );

@@ -19,6 +19,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { LocalBroker, TOKEN_COLUMNS, Vault, createKeyRing, openSqliteStore } from '@everyauth/core';
 import { seedTokenBench } from './seed.js';
+import { median } from './median.js';
 
 const IDENTITIES = Number(process.env.BENCH_IDENTITIES ?? 10_000);
 const READS_PER_ROUND = Number(process.env.BENCH_READS ?? 20_000);
@@ -60,7 +61,6 @@ try {
 
   // Warm up every path (JIT, page cache), then alternate rounds.
   for (const read of Object.values(paths)) await measure(read);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   console.log(`identities: ${IDENTITIES}, reads per round: ${READS_PER_ROUND}, rounds: ${ROUNDS} (medians)`);
   for (const perTurn of [false, true]) {
     const results = { baseline: [] as number[], sameColumns: [] as number[], broker: [] as number[] };
