@@ -30,7 +30,8 @@
  * every query the server ran (recorded in its process) to artifacts/scale-explain.txt.
  *
  *   npm run bench:scale     # BENCH_SCALE_IDENTITIES, BENCH_SCALE_LOOKUPS, BENCH_SCALE_CONCURRENCY, BENCH_PG,
- *                           # BENCH_SCALE_DB, BENCH_SCALE_RESEED, BENCH_SCALE_DROP
+ *                           # BENCH_SCALE_DB, BENCH_SCALE_RESEED, BENCH_SCALE_DROP,
+ *                           # BENCH_SCALE_ONLY=<text> (only the lookups whose name holds it, e.g. "token")
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -49,6 +50,8 @@ const PG_ADMIN = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/tes
 const TEAMS = Math.max(1, Math.floor(IDENTITIES / 100)); // tag team=team-N: 100 identities per team
 /** The second service's identities, created after the first's. */
 const SMALL = Math.max(1, Math.floor(IDENTITIES / 100));
+/** Only the lookups whose name holds this text (case-insensitive), to look at one of them quickly. */
+const ONLY = process.env.BENCH_SCALE_ONLY?.toLowerCase();
 const DB_NAME = process.env.BENCH_SCALE_DB ?? `everyauth_scale_${IDENTITIES}`;
 /** The issue's targets, judged on the server's in-process p99 (the client's includes the machine's queueing). */
 const GOALS: Record<string, number> = { 'token by user (decrypting)': 5, 'identities by tag (100 per page)': 15 };
@@ -177,7 +180,10 @@ async function main(): Promise<void> {
     };
 
     // Warm-up: JIT, connection pools, prepared statements on both sides.
-    for (const [n, lookup] of LOOKUP_LIST.entries()) {
+    // Indexed by each lookup's place in the full list: the baseline process numbers its routes by it.
+    const lookups = [...LOOKUP_LIST.entries()].filter(([, l]) => !ONLY || l.name.toLowerCase().includes(ONLY));
+    if (lookups.length === 0) throw new Error(`BENCH_SCALE_ONLY=${ONLY}: no lookup's name holds it`);
+    for (const [n, lookup] of lookups) {
       await http(server.url, () => lookup.path(lookup.args()), headers, 200);
       await http(baseline.url, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {}, 200);
     }
@@ -192,7 +198,7 @@ async function main(): Promise<void> {
     console.log(`\nbare Fastify route (HTTP alone, no query), ${CONCURRENCY} clients`);
     console.log(columns);
     console.log(`  bare route:               ${withInside(floor)}`);
-    for (const [n, lookup] of LOOKUP_LIST.entries()) {
+    for (const [n, lookup] of lookups) {
       const direct = await direct_(sql, n, lookup, vault);
       const route = await phase(baseline, () => `/raw/${n}?p=${encodeURIComponent(JSON.stringify(lookup.params(lookup.args())))}`, {});
       const served = await phase(server, () => lookup.path(lookup.args()), headers);
