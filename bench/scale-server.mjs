@@ -18,6 +18,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 const role = process.argv[2];
 
@@ -56,7 +57,14 @@ const answers = {
     recording = on;
     peakRss = 0;
   },
-  stats: () => ({ rss: process.memoryUsage.rss(), peakRss, memory: process.memoryUsage(), queries: [...seen] }),
+  stats: () => ({
+    rss: process.memoryUsage.rss(),
+    peakRss,
+    memory: process.memoryUsage(),
+    // Both semi-spaces: V8 grows them under load (to 16 MB each by default on 64-bit) and keeps them until idle.
+    youngGeneration: getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0,
+    queries: [...seen],
+  }),
 };
 process.on('message', (message) => process.send({ ...answers[message.op](message), op: message.op }));
 

@@ -167,8 +167,7 @@ async function main(): Promise<void> {
     children.push(baseline.child);
     const headers = { authorization: `Bearer ${key}` };
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-    const stats = () =>
-      ask<{ rss: number; peakRss: number; memory: NodeJS.MemoryUsage; queries: [string, unknown[]][] }>(server.child, { op: 'stats' });
+    const stats = () => ask<ServerStats>(server.child, { op: 'stats' });
     /** The JavaScript heap beside the RSS: what the collector lets grow under load, apart from the code and Node's own. */
     const heap = (m: NodeJS.MemoryUsage) => `JavaScript heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)}`;
     /** Runs one phase of HTTP load and adds the figures of the process that served it, measured by that process. */
@@ -189,7 +188,7 @@ async function main(): Promise<void> {
     }
     const idle = await stats();
     console.log(
-      `server memory at idle: rss ${mib(idle.rss)}, ${heap(idle.memory)} (the baseline routes' process: rss ${mib((await ask<{ rss: number }>(baseline.child, { op: 'stats' })).rss)})`,
+      `server memory at idle: rss ${mib(idle.rss)}, ${heap(idle.memory)}, young generation ${mib(idle.youngGeneration)} (the baseline routes' process: rss ${mib((await ask<{ rss: number }>(baseline.child, { op: 'stats' })).rss)})`,
     );
     await ask(server.child, { op: 'recording', on: true });
 
@@ -224,7 +223,9 @@ async function main(): Promise<void> {
 
     const after = await stats();
     await ask(server.child, { op: 'recording', on: false });
-    console.log(`\nserver memory under the load: peak rss ${mib(after.peakRss)} (now ${mib(after.rss)}, ${heap(after.memory)})`);
+    console.log(
+      `\nserver memory under the load: peak rss ${mib(after.peakRss)} (now ${mib(after.rss)}, ${heap(after.memory)}, young generation ${mib(after.youngGeneration)})`,
+    );
     await explain(sql, after.queries);
   } finally {
     await sql?.end();
@@ -430,6 +431,17 @@ async function explain(pool: pg.Pool, queries: [string, unknown[]][]): Promise<v
   }
   writeFileSync(`${ARTIFACTS}scale-explain.txt`, out);
   console.log(`plans saved to artifacts/scale-explain.txt`);
+}
+
+/** What bench/scale-server.mjs's server process answers to `stats`. */
+interface ServerStats {
+  rss: number;
+  peakRss: number;
+  memory: NodeJS.MemoryUsage;
+  /** V8's new space, both semi-spaces. */
+  youngGeneration: number;
+  /** The SQL texts the server ran while recording, each with the parameters it first ran with. */
+  queries: [string, unknown[]][];
 }
 
 interface Spawned {
