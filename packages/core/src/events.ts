@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { BrokerEvent, EventType } from './broker.js';
 import { newEventId } from './ids.js';
+import { isoTime } from './iso-time.js';
 import { eventRow, type EventDraft, type EventRow, type IdentityRow, type Store } from './store/store.js';
 import * as validate from './validate.js';
 
@@ -65,7 +66,7 @@ function toEvent(row: EventRow): BrokerEvent {
     userId: row.user_id,
     tenantId: row.tenant_id || undefined,
     tags: row.tags === '{}' ? {} : JSON.parse(row.tags),
-    at: new Date(row.at).toISOString(),
+    at: isoTime(row.at),
     data: JSON.parse(row.data),
   };
 }

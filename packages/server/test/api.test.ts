@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAuthServer, type AuthServer } from '../../core/test/support/auth-server.js';
 import fastJson from 'fast-json-stringify';
 import type { IdentityFilter } from '@everyauth/core';
-import { identitySummary } from '../src/schemas.js';
+import { brokerEvent, identitySummary } from '../src/schemas.js';
 import { APP_ORIGIN, hostedFlow, startTestServer, type TestServer } from './support/server.js';
 
 let as: AuthServer;
@@ -173,6 +173,19 @@ describe('hosted flow, identities and tokens', () => {
     for (const [query, filter, page] of cases) {
       const body = await (await t.request(`/v1/identities${query}`)).text();
       expect(body, query).toBe(bySchema(await t.broker.listIdentities(undefined, filter, page)));
+    }
+  });
+
+  it('writes a page of events byte for byte as its response schema’s serializer would', async () => {
+    const [alice] = (await json(await t.request('/v1/identities?userId=alice'))).items;
+    await t.broker.updateIdentity(alice.id, { tags: { env: 'prod', note: 'a "q" é\\' } });
+    const bySchema = fastJson({ type: 'array', items: brokerEvent });
+    for (const query of ['', `?identityId=${alice.id}`, '?count=2']) {
+      const body = await (await t.request(`/v1/events${query}`)).text();
+      const options = Object.fromEntries(new URLSearchParams(query));
+      const events = await t.broker.listEvents({ ...options, count: options.count ? Number(options.count) : undefined });
+      expect(events.length, query).toBeGreaterThan(0);
+      expect(body, query).toBe(bySchema(events));
     }
   });
 
