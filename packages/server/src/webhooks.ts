@@ -31,6 +31,12 @@ export interface WebhookOptions {
   timeoutMs?: number;
   /** Days a delivered or failed delivery is kept, for the log and replays (default 14). */
   retentionDays?: number;
+  /**
+   * How long the list of webhooks that events are matched against is kept (default 1 s; 0 reads it
+   * for every event). A webhook created or deleted through this replica applies at once; through
+   * another replica, within this long.
+   */
+  subscriptionsCacheMs?: number;
 }
 
 /**
@@ -95,6 +101,9 @@ export class Webhooks {
   private readonly owner = randomBytes(8).toString('hex');
   private readonly poller: ScheduledLoop;
   private readonly retentionMs: number;
+  private readonly subscriptionsCacheMs: number;
+  /** The webhooks as last read for matching events, and when that read started. */
+  private subscriptions?: { readAt: number; webhooks: Promise<Webhook[]> };
   private lastPrune = 0;
 
   constructor(
@@ -109,6 +118,7 @@ export class Webhooks {
     this.maxDelayMs = options.maxDelayMs ?? 10 * 60_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retentionMs = (options.retentionDays ?? 14) * 24 * 3600_000;
+    this.subscriptionsCacheMs = options.subscriptionsCacheMs ?? 1_000;
     this.poller = new ScheduledLoop({
       intervalMs: options.pollMs ?? 1_000,
       run: () => this.runDue(),
@@ -133,6 +143,7 @@ export class Webhooks {
       .insertInto('webhooks')
       .values({ id, url, secret: this.vault.seal(secret, sealedLabel.webhook(id)), events: JSON.stringify(events), created_at: now })
       .execute();
+    this.subscriptions = undefined;
     return { webhook: { id, url, events, createdAt: new Date(now).toISOString() }, secret };
   }
 
@@ -148,11 +159,13 @@ export class Webhooks {
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    const deleted = await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();
       const r = await trx.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
     });
+    this.subscriptions = undefined;
+    return deleted;
   }
 
   async deliveries(webhookId: string, options: { after?: string; count?: number } = {}): Promise<WebhookDelivery[]> {
@@ -169,7 +182,7 @@ export class Webhooks {
 
   /** Records one delivery per webhook subscribed to the event; the poller sends them. */
   async enqueue(event: BrokerEvent): Promise<void> {
-    const hooks = (await this.list()).filter((w) => w.events.includes(event.type));
+    const hooks = (await this.subscribed()).filter((w) => w.events.includes(event.type));
     if (hooks.length === 0) return;
     const now = Date.now();
     await this.db
@@ -224,12 +237,38 @@ export class Webhooks {
     return toDelivery(row);
   }
 
-  /** Deletes delivered and failed deliveries older than the retention; returns how many. */
+  /**
+   * The webhooks events are matched against: read at most once per `subscriptionsCacheMs`, so a
+   * burst of events (a refresh storm: hundreds a second) costs no statement each. Events arriving
+   * while it is read wait for the same read; a failed read is not kept.
+   */
+  private subscribed(): Promise<Webhook[]> {
+    const now = Date.now();
+    if (this.subscriptions === undefined || now - this.subscriptions.readAt >= this.subscriptionsCacheMs) {
+      const webhooks = this.list();
+      const read = { readAt: now, webhooks };
+      this.subscriptions = read;
+      webhooks.catch(() => {
+        if (this.subscriptions === read) this.subscriptions = undefined;
+      });
+    }
+    return this.subscriptions.webhooks;
+  }
+
+  /**
+   * Deletes delivered and failed deliveries older than the retention, and deliveries whose webhook
+   * is gone (another replica may still have matched an event to it in the moment after the delete,
+   * within `subscriptionsCacheMs`; such a delivery is never sent); returns how many.
+   */
   async prune(now = Date.now()): Promise<number> {
     const r = await this.db
       .deleteFrom('webhook_deliveries')
-      .where('status', '!=', 'pending')
-      .where('created_at', '<', now - this.retentionMs)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('status', '!=', 'pending'), eb('created_at', '<', now - this.retentionMs)]),
+          eb.not(eb.exists(eb.selectFrom('webhooks').select('webhooks.id').whereRef('webhooks.id', '=', 'webhook_deliveries.webhook_id'))),
+        ]),
+      )
       .executeTakeFirst();
     return Number(r.numDeletedRows);
   }
