@@ -102,7 +102,7 @@ export class Webhooks {
   private readonly poller: ScheduledLoop;
   private readonly retentionMs: number;
   private readonly subscriptionsCacheMs: number;
-  /** The webhooks as last read for matching events, and when that read started. */
+  /** The webhooks as last read for matching events, and when that read started (`performance.now()`). */
   private subscriptions?: { readAt: number; webhooks: Promise<Webhook[]> };
   private lastPrune = 0;
 
@@ -240,10 +240,11 @@ export class Webhooks {
   /**
    * The webhooks events are matched against: read at most once per `subscriptionsCacheMs`, so a
    * burst of events (a refresh storm: hundreds a second) costs no statement each. Events arriving
-   * while it is read wait for the same read; a failed read is not kept.
+   * while it is read wait for the same read; a failed read is not kept. Timed on the monotonic
+   * clock: a wall clock set back would keep the list until it caught up.
    */
   private subscribed(): Promise<Webhook[]> {
-    const now = Date.now();
+    const now = performance.now();
     if (this.subscriptions === undefined || now - this.subscriptions.readAt >= this.subscriptionsCacheMs) {
       const webhooks = this.list();
       const read = { readAt: now, webhooks };
