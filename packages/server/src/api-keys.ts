@@ -114,7 +114,7 @@ export class ApiKeyVerifier {
     if (!match) return undefined;
     const id = match[1]!;
     const cached = this.cache.get(id);
-    if (cached && cached.until > Date.now()) return check(key, cached.row);
+    if (cached && cached.until > performance.now()) return check(key, cached.row);
     return this.load(id).then((row) => check(key, row));
   }
 
@@ -124,7 +124,9 @@ export class ApiKeyVerifier {
   }
 
   private async load(id: string): Promise<CachedKey | null> {
-    const now = Date.now();
+    // The monotonic clock: were the wall clock set back an hour, a key deleted through another
+    // replica would go on working here for that hour.
+    const now = performance.now();
     const found = await serverDb(this.store).selectFrom('api_keys').select(['hash', 'scopes']).where('id', '=', id).executeTakeFirst();
     const row = found ? { hash: found.hash, verified: Object.freeze({ id, scopes: JSON.parse(found.scopes) as Scope[] }) } : null;
     // Unknown ids are cached too, so guessing ids does not become database load; the map stays bounded.

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { openStore, type Store } from '@everyauth/core';
 import { ApiKeyVerifier, createApiKey, deleteApiKey } from '../src/api-keys.js';
 
@@ -21,6 +21,7 @@ afterAll(async () => {
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
+afterEach(() => vi.useRealTimers());
 
 /** The same key id with another secret of the right form. */
 const forged = (key: string) => key.slice(0, -43) + (key.endsWith('A') ? 'B' : 'A').repeat(43);
@@ -51,5 +52,18 @@ it('stops letting a deleted key in once its row is forgotten', async () => {
   expect(await verifier.verify(key)).toEqual({ id, scopes: ['connect'] });
   expect(await deleteApiKey(store, id)).toBe(true);
   verifier.forget(id);
+  expect(await verifier.verify(key)).toBeUndefined();
+});
+
+it('stops letting a key deleted elsewhere in after cacheMs, even with the wall clock set back', async () => {
+  vi.useFakeTimers({ toFake: ['performance', 'Date'] });
+  const { id, key } = await createApiKey(store, { name: 'revoked', scopes: ['admin'] });
+  const verifier = new ApiKeyVerifier(store, 5_000);
+  expect(await verifier.verify(key)).toEqual({ id, scopes: ['admin'] });
+  expect(await deleteApiKey(store, id)).toBe(true); // through another replica: this one is not told
+  vi.setSystemTime(Date.now() - 3_600_000);
+  vi.advanceTimersByTime(4_999);
+  expect(verifier.verify(key)).toEqual({ id, scopes: ['admin'] }); // still cached
+  vi.advanceTimersByTime(1);
   expect(await verifier.verify(key)).toBeUndefined();
 });
