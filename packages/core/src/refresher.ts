@@ -220,7 +220,7 @@ export class Refresher {
       // Nothing to refresh with: serve the token while it lasts, without taking a lease for it.
       if (!isRenewable(this.credentials.openTokens(row))) {
         if (stillValid(row, this.now())) return row;
-        return this.fail(row, reauthError(row), true);
+        return this.markNeedsReauth(row, reauthError(row));
       }
       const failure = recordedFailure(row);
       // A failure recorded by whoever refreshed, still cooling down: its answer, shared by every caller.
@@ -267,7 +267,7 @@ export class Refresher {
     try {
       return { row: claim.row, ctx: await this.services.clientContext(row.service_id, row.tenant_id, claim) };
     } catch (err) {
-      await this.store.releaseLease(row.id, this.owner, this.now());
+      await this.store.releaseLease(row.id, this.owner);
       throw err;
     }
   }
@@ -293,7 +293,7 @@ export class Refresher {
     try {
       tokens = this.credentials.openTokens(row);
     } catch (err) {
-      await this.store.releaseLease(row.id, this.owner, this.now());
+      await this.store.releaseLease(row.id, this.owner);
       throw err;
     }
     let fresh: TokenSet;
@@ -339,13 +339,19 @@ export class Refresher {
       // A retryable failure is recorded for every caller and replica to share until its cool-down ends.
       const recorded =
         failure?.kind === 'retryable' ? failureRecord(row, causeOf(failure), this.now(), this.policy, failure.retryAfterMs) : undefined;
-      await this.store.releaseLease(row.id, this.owner, this.now(), {
-        status: needsReauth ? 'needs_reauth' : undefined,
-        failure: recorded,
-      });
       const answer = recorded
         ? unavailable(ctx.provider.id, recorded.refresh_failure as FailureCause, recorded.refresh_retry_at - this.now())
         : error;
+      // The lease back, the failure recorded and its event, in one write fenced on the lease: a
+      // holder that lost it records nothing, so a new holder's outcome (new tokens, say, when ours
+      // failed on a refresh token it had just rotated) is not overwritten.
+      const event = this.events.draft(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', failureData(answer));
+      const written = await this.store.failRefresh(row.id, this.owner, this.now(), {
+        status: needsReauth ? 'needs_reauth' : undefined,
+        failure: recorded,
+        event,
+      });
+      if (written) await this.events.announce(eventRow(event, written));
       // A provider outage is not the caller's problem while the token it has still works, unless
       // the caller forced the refresh: then the old token is not what was asked for.
       if (!force && !needsReauth && stillValid(row, this.now())) {
@@ -353,10 +359,9 @@ export class Refresher {
           { identityId: row.id, serviceId: row.service_id, error: error.message },
           'refresh failed, current token still valid',
         );
-        await this.emitFailure(row, answer, false);
         return row;
       }
-      return this.fail(row, answer, needsReauth);
+      throw answer;
     }
 
     // A provider that does not rotate keeps the old refresh token; one that does replaces it in this same write.
@@ -385,7 +390,7 @@ export class Refresher {
       );
     } catch (err) {
       // The store stayed down: give the lease (and its database lock) back for whoever can write later.
-      await this.store.releaseLease(row.id, this.owner, this.now()).catch(() => undefined);
+      await this.store.releaseLease(row.id, this.owner).catch(() => undefined);
       throw err;
     }
     if (!updated) {
@@ -421,22 +426,21 @@ export class Refresher {
     });
   }
 
-  /** Records the start of a run of failures (the dead-state clock), then tells listeners. */
-  private async emitFailure(row: IdentityRow, error: Error, needsReauth: boolean): Promise<void> {
+  /** An expired token with nothing to renew it by: the identity needs the user again (no lease is held for this). */
+  private async markNeedsReauth(row: IdentityRow, error: Error): Promise<never> {
+    await this.store.setStatus(row.id, 'needs_reauth', this.now());
     await this.store.markFailing(row.id, this.now());
-    return this.events.emit(needsReauth ? 'identity.needs_reauth' : 'identity.refresh_failed', row, {
-      error: (error as EveryAuthError).code ?? 'error',
-      message: error.message,
-      ...(error instanceof ProviderUnavailable && error.reason ? { reason: error.reason } : {}),
-    });
-  }
-
-  private async fail(row: IdentityRow, error: Error, needsReauth: boolean): Promise<never> {
-    if (needsReauth) await this.store.setStatus(row.id, 'needs_reauth', this.now());
-    await this.emitFailure(row, error, needsReauth);
+    await this.events.emit('identity.needs_reauth', row, failureData(error));
     throw error;
   }
 }
+
+/** A failure event's data: the error's code, its message, and the provider's reason when it is an outage. */
+const failureData = (error: Error) => ({
+  error: (error as EveryAuthError).code ?? 'error',
+  message: error.message,
+  ...(error instanceof ProviderUnavailable && error.reason ? { reason: error.reason } : {}),
+});
 
 const stillValid = (row: IdentityRow, now: number) => row.expires_at === null || row.expires_at > now;
 

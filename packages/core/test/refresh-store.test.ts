@@ -123,7 +123,7 @@ describe.each(STORES)('refresh statements on %s', (kind) => {
 
   it('an expired lease, or one whose holder is gone (takeOver), may be claimed', async () => {
     await theirs.claimLease(ID, 3, 'them', T, T + 30_000);
-    if (kind === 'postgres') await theirs.releaseLease(ID, 'nobody', T); // their lock is given back, their lease stays
+    if (kind === 'postgres') await theirs.releaseLease(ID, 'nobody'); // their lock is given back, their lease stays
     expect(await mine.claimLease(ID, 3, 'me', T + 1, T + 30_001)).toBeUndefined();
     expect((await mine.claimLease(ID, 3, 'me', T + 1, T + 30_001, 'them'))?.row.lease_owner).toBe('me');
     expect((await theirs.claimLease(ID, 3, 'them', T + 30_001, T + 60_000))?.row.lease_owner).toBe(
@@ -169,6 +169,47 @@ describe.each(STORES)('refresh statements on %s', (kind) => {
     expect((await mine.listEvents({ limit: 10 })).map((e) => e.id)).toEqual(['evt_taken']);
     // Retried, fenced as before, it lands.
     expect((await mine.completeRefresh(ID, 3, 'me', write, T + 11, draft('evt_0002')))?.tokens).toBe('sealed-new');
+  });
+
+  const failureDraft = (id = 'evt_fail'): EventDraft => ({ id, type: 'identity.refresh_failed', data: '{"error":"x"}', at: T + 10 });
+  const failure = { refresh_failed_at: T + 10, refresh_failure: '5xx', refresh_retry_at: T + 60_010, refresh_failures: 1 };
+
+  it('a failed refresh gives the lease back with the failure, the start of the failures and its event, in one go', async () => {
+    await mine.claimLease(ID, 3, 'me', T, T + 30_000);
+    const written = await mine.failRefresh(ID, 'me', T + 10, { failure, event: failureDraft() });
+    expect(written).toEqual(await row());
+    expect(written).toMatchObject({
+      ...failure,
+      tokens: 'sealed-old',
+      version: 3,
+      status: 'active',
+      lease_owner: null,
+      failing_since: T + 10,
+    });
+    expect(written!.updated_at).toBe(T); // no new status: the row's version and updated_at stay
+    expect((await mine.listEvents({ limit: 10 })).map((e) => [e.id, e.type, e.identity_id, e.tags])).toEqual([
+      ['evt_fail', 'identity.refresh_failed', ID, '{"team":"a"}'],
+    ]);
+    if (kind === 'postgres') expect(await lockHeld()).toBe(false);
+    // A second failure keeps the start of the run; a new status is written with its time.
+    await mine.claimLease(ID, 3, 'me', T + 70_000, T + 100_000);
+    const again = await mine.failRefresh(ID, 'me', T + 70_010, { status: 'needs_reauth', event: failureDraft('evt_fail2') });
+    expect(again).toMatchObject({ status: 'needs_reauth', updated_at: T + 70_010, failing_since: T + 10, lease_owner: null });
+  });
+
+  it('a failed refresh whose lease was lost writes nothing: no status, no failure, no event', async () => {
+    await mine.claimLease(ID, 3, 'me', T, T + 30_000);
+    expect(await theirs.failRefresh(ID, 'them', T + 10, { status: 'needs_reauth', failure, event: failureDraft() })).toBeUndefined();
+    expect(await row()).toMatchObject({ status: 'active', refresh_failure: null, failing_since: null, lease_owner: 'me' });
+    expect(await mine.listEvents({ limit: 10 })).toEqual([]);
+  });
+
+  it('a failed refresh whose write fails keeps the lease and records nothing, and gives the lock back', async () => {
+    await mine.insertEvent({ ...failureDraft('evt_taken'), service_id: 'crm', identity_id: ID, user_id: 'u1', tenant_id: '', tags: '{}' });
+    await mine.claimLease(ID, 3, 'me', T, T + 30_000);
+    await expect(mine.failRefresh(ID, 'me', T + 10, { failure, event: failureDraft('evt_taken') })).rejects.toThrow();
+    expect(await row()).toMatchObject({ refresh_failure: null, failing_since: null, lease_owner: 'me' });
+    if (kind === 'postgres') expect(await lockHeld()).toBe(false);
   });
 
   it('every write of a service or provider changes its version, even within one millisecond', async () => {

@@ -138,6 +138,28 @@ describe.each(STORES)('on %s', (kind) => {
       expect((await broker.findIdentity('local', 'tom'))!.status).toBe('active');
     });
 
+    it("a failure that comes back after the lease was lost records nothing: the new holder's tokens stand", async () => {
+      await authorizeUser(broker, server, 'tina');
+      const summary = await broker.findIdentity('local', 'tina');
+      await expire('tina');
+      const expired = (await broker.store.getIdentity(summary!.id))!;
+      // invalid_grant, but only after another holder took the lease over and wrote new tokens (as it
+      // would have, had it rotated the refresh token this request still carries).
+      server.failNextTokenRequests(1, { status: 400, body: { error: 'invalid_grant' }, delayMs: 300 });
+      const read = broker.getIdentity('local', 'tina').catch((e: unknown) => e);
+      await sleep(100);
+      await broker.store.db
+        .updateTable('identities')
+        .set({ lease_owner: 'another-holder', version: expired.version + 1, expires_at: Date.now() + 3_600_000 })
+        .where('id', '=', summary!.id)
+        .execute();
+      expect(await read).toBeInstanceOf(ReauthorizationRequired); // this caller's own answer
+      const after = await broker.store.getIdentity(summary!.id);
+      expect(after).toMatchObject({ status: 'active', version: expired.version + 1, failing_since: null, refresh_failure: null });
+      const types = (await broker.listEvents({ identityId: summary!.id })).map((e) => e.type);
+      expect(types).not.toContain('identity.needs_reauth');
+    });
+
     it('provider 500s are retried, then a retryable error; nothing is overwritten', async () => {
       await authorizeUser(broker, server, 'uma');
       await expire('uma');

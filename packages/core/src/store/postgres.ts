@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { LeaseLocks, leaseLockState } from './lease-locks.js';
@@ -11,7 +11,7 @@ import {
   type IdentityRow,
   type LeaseClaim,
   type ProviderRow,
-  type RefreshFailureWrite,
+  type RefreshFailed,
   type RefreshWrite,
   type ServiceRow,
   type Store,
@@ -125,7 +125,7 @@ class PostgresStore extends SqlStore {
    * The write, its event and the unlock in one statement on the lock session: one round trip.
    * The lock is given back however the write was decided; a write that threw is retried, fenced as ever.
    */
-  override async completeRefresh(
+  override completeRefresh(
     id: string,
     version: number,
     owner: string,
@@ -134,9 +134,35 @@ class PostgresStore extends SqlStore {
     event: EventDraft,
   ): Promise<IdentityRow | undefined> {
     const update = this.refreshQuery(this.db, id, version, owner, write, now).compile();
+    return this.writeLoggedAndUnlock(id, update, event, 'everyauth_complete_refresh');
+  }
+
+  /** As completeRefresh: the failure, its event and the unlock in one statement; a failure that threw still unlocks. */
+  override async failRefresh(id: string, owner: string, now: number, failed: RefreshFailed): Promise<IdentityRow | undefined> {
+    // Unnamed: which columns it sets depends on the failure.
+    const update = this.failQuery(this.db, id, owner, now, failed).compile();
+    try {
+      return await this.writeLoggedAndUnlock(id, update, failed.event);
+    } catch (err) {
+      await this.locks.unlock(id);
+      throw err;
+    }
+  }
+
+  /**
+   * A fenced `UPDATE … RETURNING *` of a lease holder, the event about the row it wrote (none when
+   * it wrote none), and the identity's lock given back, on the lock session: the row written, or
+   * undefined when the lease was lost.
+   */
+  private async writeLoggedAndUnlock(
+    id: string,
+    update: CompiledQuery,
+    event: EventDraft,
+    name?: string,
+  ): Promise<IdentityRow | undefined> {
     const n = update.parameters.length;
     const [r] = await this.locks.query<IdentityRow & { unlocked: boolean }>(id, {
-      name: 'everyauth_complete_refresh',
+      name,
       text:
         `WITH done AS (${update.sql}), logged AS (INSERT INTO events (id, type, service_id, identity_id, user_id, tenant_id, tags, data, at) ` +
         `SELECT $${n + 1}::text, $${n + 2}::text, service_id, id, user_id, tenant_id, tags, $${n + 3}::text, $${n + 4}::bigint FROM done) ` +
@@ -147,14 +173,9 @@ class PostgresStore extends SqlStore {
     return row.id ? row : undefined;
   }
 
-  override async releaseLease(
-    id: string,
-    owner: string,
-    now: number,
-    change: { status?: IdentityRow['status']; failure?: RefreshFailureWrite } = {},
-  ): Promise<void> {
+  override async releaseLease(id: string, owner: string): Promise<void> {
     try {
-      await super.releaseLease(id, owner, now, change);
+      await super.releaseLease(id, owner);
     } finally {
       await this.locks.unlock(id);
     }

@@ -16,7 +16,7 @@ import {
   type LeaseClaim,
   type ListedIdentityRow,
   type ProviderRow,
-  type RefreshFailureWrite,
+  type RefreshFailed,
   type RefreshWrite,
   type ServiceRow,
   type SessionTake,
@@ -480,27 +480,38 @@ export class SqlStore implements Store {
     return Number(r.numUpdatedRows) === 1;
   }
 
-  /**
-   * Gives the lease back without touching the tokens; in the same write, optionally a new status, or
-   * a retryable failure for every caller to share until its cool-down ends.
-   */
-  async releaseLease(
-    id: string,
-    owner: string,
-    now: number,
-    change: { status?: IdentityRow['status']; failure?: RefreshFailureWrite } = {},
-  ): Promise<void> {
+  async releaseLease(id: string, owner: string): Promise<void> {
     await this.db
       .updateTable('identities')
-      .set({
-        lease_owner: null,
-        lease_until: null,
-        ...(change.status ? { status: change.status, updated_at: now } : {}),
-        ...change.failure,
-      })
+      .set({ lease_owner: null, lease_until: null })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
       .execute();
+  }
+
+  /** The failure's fenced UPDATE and its event in one transaction (PostgreSQL: one statement). */
+  async failRefresh(id: string, owner: string, now: number, failed: RefreshFailed): Promise<IdentityRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await this.failQuery(trx, id, owner, now, failed).executeTakeFirst();
+      if (row) await trx.insertInto('events').values(eventRow(failed.event, row)).execute();
+      return row;
+    });
+  }
+
+  /** A failed refresh's fenced UPDATE … RETURNING the row written. */
+  protected failQuery(db: Kysely<Database>, id: string, owner: string, now: number, failed: RefreshFailed) {
+    return db
+      .updateTable('identities')
+      .set((eb) => ({
+        lease_owner: null,
+        lease_until: null,
+        ...(failed.status ? { status: failed.status, updated_at: now } : {}),
+        ...failed.failure,
+        failing_since: eb.fn.coalesce('failing_since', eb.val(now)),
+      }))
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .returningAll();
   }
 
   /**

@@ -84,6 +84,16 @@ export interface RefreshFailureWrite {
   refresh_failures: number;
 }
 
+/** What a failed refresh records as it gives its lease back (Store.failRefresh). */
+export interface RefreshFailed {
+  /** `needs_reauth` when the grant is gone (invalid_grant). */
+  status?: IdentityRow['status'];
+  /** A retryable failure, shared until its cool-down ends. */
+  failure?: RefreshFailureWrite;
+  /** `identity.refresh_failed` or `identity.needs_reauth`. */
+  event: EventDraft;
+}
+
 /**
  * A refresh lease claimed: the row as the claim left it, and the versions (`updated_at`) of its
  * service and of its custom provider (null for a built-in one, or a service that is gone), read in
@@ -214,16 +224,17 @@ export interface Store {
   ): Promise<IdentityRow | undefined>;
   /** Extends a lease this owner still holds. */
   extendLease(id: string, owner: string, until: number): Promise<boolean>;
+  /** Gives the lease back without touching the row otherwise (a refresh that could not start, or whose write failed). */
+  releaseLease(id: string, owner: string): Promise<void>;
   /**
-   * Gives the lease back without touching the tokens; in the same write, optionally a new status, or
-   * a retryable failure for every caller to share until its cool-down ends.
+   * Gives the lease back after a failed refresh, fenced like completeRefresh (only while this owner
+   * holds it), and records in the same write what the failure means for everyone: the new status
+   * (`needs_reauth` after invalid_grant), a retryable failure to share until its cool-down ends, and
+   * the start of the run of failures (`failing_since`, kept when already set). The event is stored in
+   * the same transaction. Returns the row written, or undefined when the lease was lost: nothing is
+   * written, and whatever its new holder does stands.
    */
-  releaseLease(
-    id: string,
-    owner: string,
-    now: number,
-    change?: { status?: IdentityRow['status']; failure?: RefreshFailureWrite },
-  ): Promise<void>;
+  failRefresh(id: string, owner: string, now: number, failed: RefreshFailed): Promise<IdentityRow | undefined>;
   /** Active identities whose token expires before `before`, whose lease is free and who are not cooling down after a failure: the background refresh's work list. */
   listExpiring(before: number, now: number, limit: number): Promise<IdentityRow[]>;
 
