@@ -1,19 +1,29 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 
 const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
 
+/** The random part of the last id made, and its millisecond: the next id in that millisecond counts up from it. */
+const last = { time: -1, random: new Uint8Array(10) };
+
 /**
  * A time-ordered id (48-bit millisecond time, 80 random bits, Crockford base32): sorting by id
- * sorts by creation, which makes ids usable as paging cursors.
+ * sorts by creation, which makes ids usable as paging cursors. Ids made in the same millisecond by
+ * this process take the last one's random part plus one (ULID's monotonic mode), so they sort in
+ * the order they were made too: an event feed read `after` an id misses none of its millisecond.
  */
 export function sortableId(prefix: string, now = Date.now()): string {
+  if (now === last.time) countUp(last.random);
+  else {
+    last.time = now;
+    randomFillSync(last.random);
+  }
   let time = '';
   let t = now;
   for (let i = 0; i < 10; i++) {
     time = CROCKFORD[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  const bytes = randomBytes(10);
+  const bytes = last.random;
   let rand = '';
   for (let i = 0; i < 16; i++) {
     // 5 bits from the 80 random bits, in order.
@@ -23,6 +33,14 @@ export function sortableId(prefix: string, now = Date.now()): string {
     rand += CROCKFORD[(word >> (11 - (bit & 7))) & 31];
   }
   return `${prefix}${time}${rand}`;
+}
+
+/** Adds one to a big-endian number (80 random bits start it, so it does not wrap in practice). */
+function countUp(bytes: Uint8Array): void {
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = (bytes[i]! + 1) & 0xff;
+    if (bytes[i] !== 0) return;
+  }
 }
 
 /** Identity ids carry this prefix; user ids may not start with it, so the two are never confused. */
