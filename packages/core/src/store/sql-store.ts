@@ -451,8 +451,20 @@ export class SqlStore implements Store {
     now: number,
     event: EventDraft,
   ): Promise<IdentityRow | undefined> {
+    return this.writeLogged(event, (trx) => this.refreshQuery(trx, id, version, owner, write, now).executeTakeFirst());
+  }
+
+  /**
+   * A lease holder's fenced write and the event about the row it wrote (none when it wrote none), in
+   * one transaction: the row written, or undefined when the lease was lost. PostgreSQL overrides
+   * its callers with one statement that also unlocks (postgres.ts, writeLoggedAndUnlock).
+   */
+  private writeLogged(
+    event: EventDraft,
+    write: (trx: Kysely<Database>) => Promise<IdentityRow | undefined>,
+  ): Promise<IdentityRow | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await this.refreshQuery(trx, id, version, owner, write, now).executeTakeFirst();
+      const row = await write(trx);
       if (row) await trx.insertInto('events').values(eventRow(event, row)).execute();
       return row;
     });
@@ -491,11 +503,7 @@ export class SqlStore implements Store {
 
   /** The failure's fenced UPDATE and its event in one transaction (PostgreSQL: one statement). */
   async failRefresh(id: string, owner: string, now: number, failed: RefreshFailed): Promise<IdentityRow | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const row = await this.failQuery(trx, id, owner, now, failed).executeTakeFirst();
-      if (row) await trx.insertInto('events').values(eventRow(failed.event, row)).execute();
-      return row;
-    });
+    return this.writeLogged(failed.event, (trx) => this.failQuery(trx, id, owner, now, failed).executeTakeFirst());
   }
 
   /** A failed refresh's fenced UPDATE … RETURNING the row written. */
